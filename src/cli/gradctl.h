@@ -1,0 +1,40 @@
+// gradctl: the command-line client of gradientd, as library code so that it
+// can be tested without a process. tools/gradctl/main.cc only calls
+// RunGradctl.
+//
+//   gradctl [GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]
+//
+// Commands: produce, gradient, fit, step, configure, reset, list (see
+// `gradctl --help` and `gradctl COMMAND --help`). Global options, accepted
+// anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
+// 127.0.0.1:7878), --series NAME (default "default"), --json, --help/-h.
+#pragma once
+
+#include <istream>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace gradientd::cli {
+
+// Exit codes.
+inline constexpr int kExitOk = 0;
+// The server answered with an error, could not be reached, or the input data
+// is bad.
+inline constexpr int kExitFailure = 1;
+// The command line is wrong (unknown command or option, bad value).
+inline constexpr int kExitUsage = 2;
+
+// Runs gradctl on argv (argv[0] is the program's name): results go to `out`,
+// diagnostics to `err`; `produce` reads std::cin for stdin. The default
+// server comes from the environment variable GRADIENTD_SERVER when set.
+// Returns the exit code.
+int RunGradctl(int argc, char** argv, std::ostream& out, std::ostream& err);
+
+// The same with every input explicit: `args` excludes the program name;
+// `in` stands for stdin; `default_server` is the server used without
+// --server.
+int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
+               std::ostream& err, const std::string& default_server);
+
+}  // namespace gradientd::cli

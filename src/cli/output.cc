@@ -1,0 +1,157 @@
+#include "cli/output.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cstdio>
+
+namespace gradientd::cli {
+
+std::string FormatNumber(double value) {
+  if (value == 0) return "0";  // never "-0"
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.12g", value);
+  return buf;
+}
+
+std::size_t DisplayWidth(std::string_view text) {
+  // Count every byte that does not continue a UTF-8 sequence.
+  return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {
+    return (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+  }));
+}
+
+namespace {
+
+void Pad(std::ostream& out, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) out << ' ';
+}
+
+}  // namespace
+
+void KeyValueBlock::Add(std::string key, std::string value) {
+  rows_.emplace_back(std::move(key), std::move(value));
+}
+
+void KeyValueBlock::Print(std::ostream& out) const {
+  std::size_t width = 0;
+  for (const auto& [key, value] : rows_) width = std::max(width, DisplayWidth(key));
+  for (const auto& [key, value] : rows_) {
+    out << key << ':';
+    Pad(out, width - DisplayWidth(key) + 1);
+    out << value << '\n';
+  }
+}
+
+Table::Table(std::vector<std::string> header, std::vector<bool> right_aligned)
+    : header_(std::move(header)), right_aligned_(std::move(right_aligned)) {
+  right_aligned_.resize(header_.size(), false);
+}
+
+void Table::AddRow(std::vector<std::string> row) {
+  row.resize(header_.size());
+  rows_.push_back(std::move(row));
+}
+
+void Table::Print(std::ostream& out) const {
+  std::vector<std::size_t> widths(header_.size());
+  for (std::size_t i = 0; i < header_.size(); ++i) widths[i] = DisplayWidth(header_[i]);
+  for (const auto& row : rows_) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      widths[i] = std::max(widths[i], DisplayWidth(row[i]));
+    }
+  }
+  const auto print_row = [&](const std::vector<std::string>& row) {
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      const std::size_t pad = widths[i] - DisplayWidth(row[i]);
+      const bool last = i + 1 == row.size();
+      if (i > 0) out << "  ";
+      if (right_aligned_[i]) Pad(out, pad);
+      out << row[i];
+      if (!right_aligned_[i] && !last) Pad(out, pad);
+    }
+    out << '\n';
+  };
+  print_row(header_);
+  for (const auto& row : rows_) print_row(row);
+}
+
+std::string ToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = false;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  const auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) {
+    // Cannot happen for our messages; say so in JSON rather than print nothing.
+    return "{\"gradctl_error\":\"cannot print a reply as JSON\"}";
+  }
+  return json;
+}
+
+void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block) {
+  block->Add("series", gradient.series());
+  block->Add("n", std::to_string(gradient.n()));
+  block->Add("m", gradient.m());
+  block->Add("b", gradient.b());
+  block->Add("dL/db", gradient.intercept_gradient());
+  block->Add("dL/dm", gradient.slope_gradient());
+  block->Add("loss", gradient.loss());
+}
+
+void AddFit(const v1::FitReply& fit, KeyValueBlock* block) {
+  block->Add("series", fit.series());
+  block->Add("n", std::to_string(fit.n()));
+  block->Add("descent m", fit.descent().m());
+  block->Add("descent b", fit.descent().b());
+  block->Add("descent loss", fit.descent().has_loss() ? FormatNumber(fit.descent().loss())
+                                                      : std::string("n/a (no points)"));
+  block->Add("descent steps", std::to_string(fit.steps()));
+  std::string rate;
+  if (fit.learning_rate_auto() && fit.n() == 0) {
+    rate = "auto (derived once there are points)";
+  } else {
+    rate = FormatNumber(fit.learning_rate()) + (fit.learning_rate_auto() ? " (auto)" : "");
+  }
+  block->Add("learning rate", rate);
+  block->Add("steps per batch", std::to_string(fit.steps_per_batch()));
+  if (fit.has_least_squares()) {
+    block->Add("least-squares m", fit.least_squares().m());
+    block->Add("least-squares b", fit.least_squares().b());
+    if (fit.least_squares().has_loss()) {
+      block->Add("least-squares loss", fit.least_squares().loss());
+    }
+  } else {
+    block->Add("least squares", fit.n() == 0 ? "no least-squares line: no points"
+                                             : "no least-squares line: x has no spread");
+  }
+  if (fit.has_r_squared()) {
+    block->Add("R²", fit.r_squared());
+  } else {
+    block->Add("R²", fit.has_least_squares() ? "n/a (y has no spread)" : "n/a");
+  }
+  if (fit.n() > 0) {
+    block->Add("mean x", fit.mean_x());
+    block->Add("mean y", fit.mean_y());
+  }
+}
+
+void PrintSeriesList(const v1::SeriesList& list, std::ostream& out) {
+  if (list.series_size() == 0) {
+    out << "no series\n";
+    return;
+  }
+  Table table({"SERIES", "N", "DESCENT M", "DESCENT B", "LEAST-SQUARES M", "LEAST-SQUARES B", "R²"},
+              {false, true, true, true, true, true, true});
+  for (const v1::FitReply& fit : list.series()) {
+    const bool ls = fit.has_least_squares();
+    table.AddRow({fit.series(), std::to_string(fit.n()), FormatNumber(fit.descent().m()),
+                  FormatNumber(fit.descent().b()), ls ? FormatNumber(fit.least_squares().m()) : "-",
+                  ls ? FormatNumber(fit.least_squares().b()) : "-",
+                  fit.has_r_squared() ? FormatNumber(fit.r_squared()) : "-"});
+  }
+  table.Print(out);
+}
+
+}  // namespace gradientd::cli

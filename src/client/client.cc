@@ -1,0 +1,141 @@
+#include "client/client.h"
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <vector>
+
+#include "protocol/frame_codec.h"
+
+namespace gradientd::client {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+namespace {
+
+// Replies are small, but a list of many series can be large.
+constexpr std::size_t kMaxResponseBytes = 1u << 30;
+
+Status Broken(const std::string& server, const boost::system::error_code& ec) {
+  if (ec == asio::error::eof) {
+    return Status::Unavailable("connection to " + server + " closed by the server");
+  }
+  return Status::Unavailable("connection to " + server + " failed: " + ec.message());
+}
+
+}  // namespace
+
+struct Client::Impl {
+  asio::io_context io;
+  tcp::socket socket{io};
+  std::string out;          // framed requests not yet written
+  std::vector<uint8_t> in;  // received bytes
+  std::size_t in_begin = 0, in_end = 0;
+};
+
+Status ResponseStatus(const v1::Response& response) {
+  if (!response.has_error()) return Status::Ok();
+  StatusCode code = StatusCode::kInternal;
+  switch (response.error().code()) {
+    case v1::Error::INVALID_ARGUMENT:
+      code = StatusCode::kInvalidArgument;
+      break;
+    case v1::Error::NOT_FOUND:
+      code = StatusCode::kNotFound;
+      break;
+    case v1::Error::FAILED_PRECONDITION:
+      code = StatusCode::kFailedPrecondition;
+      break;
+    case v1::Error::RESOURCE_EXHAUSTED:
+      code = StatusCode::kResourceExhausted;
+      break;
+    default:
+      break;
+  }
+  return Status(code,
+                v1::Error::Code_Name(response.error().code()) + ": " + response.error().message());
+}
+
+Client::Client(std::unique_ptr<Impl> impl, std::string server)
+    : impl_(std::move(impl)), server_(std::move(server)) {}
+
+Client::~Client() = default;
+
+Status Client::Connect(std::string_view server, std::unique_ptr<Client>* client) {
+  Endpoint endpoint;
+  if (Status s = ParseEndpoint(server, &endpoint); !s.ok()) return s;
+  auto impl = std::make_unique<Impl>();
+  const std::string name = std::string(server);
+  boost::system::error_code ec;
+  tcp::resolver resolver(impl->io);
+  const auto endpoints = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
+  if (ec) return Status::Unavailable("cannot resolve " + name + ": " + ec.message());
+  asio::connect(impl->socket, endpoints, ec);
+  if (ec) return Status::Unavailable("cannot connect to " + name + ": " + ec.message());
+  impl->socket.set_option(tcp::no_delay(true), ec);
+  client->reset(new Client(std::move(impl), name));
+  return Status::Ok();
+}
+
+Status Client::Send(v1::Request& request) {
+  request.set_id(sent_ + 1);
+  impl_->out.clear();
+  protocol::AppendFrame(request, &impl_->out);
+  boost::system::error_code ec;
+  asio::write(impl_->socket, asio::buffer(impl_->out), ec);
+  if (ec) return Broken(server_, ec);
+  ++sent_;
+  return Status::Ok();
+}
+
+Status Client::Receive(v1::Response* response) {
+  Impl& io = *impl_;
+  while (true) {
+    const std::span<const uint8_t> pending(io.in.data() + io.in_begin, io.in_end - io.in_begin);
+    const protocol::FrameHeader h = protocol::DecodeFrameHeader(pending, kMaxResponseBytes);
+    if (h.kind == protocol::FrameHeader::Kind::kError) {
+      return Status::Internal("bad response frame from " + server_ + ": " + h.error);
+    }
+    if (h.kind == protocol::FrameHeader::Kind::kFrame) {
+      const uint8_t* body = pending.data() + h.header_bytes;
+      io.in_begin += h.header_bytes + h.body_bytes;
+      if (!response->ParseFromArray(body, static_cast<int>(h.body_bytes))) {
+        return Status::Internal("cannot decode a response from " + server_);
+      }
+      ++received_;
+      return Status::Ok();
+    }
+    // Need more: compact, grow, read what is there.
+    if (io.in_begin > 0) {
+      std::copy(io.in.begin() + static_cast<std::ptrdiff_t>(io.in_begin),
+                io.in.begin() + static_cast<std::ptrdiff_t>(io.in_end), io.in.begin());
+      io.in_end -= io.in_begin;
+      io.in_begin = 0;
+    }
+    const std::size_t want = io.in_end + std::max<std::size_t>(h.missing, 64 * 1024);
+    if (io.in.size() < want) io.in.resize(want);
+    boost::system::error_code ec;
+    const std::size_t n =
+        io.socket.read_some(asio::buffer(io.in.data() + io.in_end, io.in.size() - io.in_end), ec);
+    if (ec) return Broken(server_, ec);
+    io.in_end += n;
+  }
+}
+
+Status Client::Call(v1::Request& request, v1::Response* response) {
+  if (Status s = Send(request); !s.ok()) return s;
+  // Responses to earlier pipelined requests come first.
+  while (true) {
+    if (Status s = Receive(response); !s.ok()) return s;
+    if (in_flight() == 0) break;
+  }
+  if (response->id() != request.id() && !response->has_error()) {
+    return Status::Internal("response id " + std::to_string(response->id()) +
+                            " does not match request id " + std::to_string(request.id()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace gradientd::client

@@ -1,0 +1,61 @@
+// Server: the Asio shell. Accepts TCP connections and moves bytes between
+// each socket and a protocol::Connection; all protocol work happens there and
+// in the RequestHandler. One io_context, run by a pool of threads; each
+// connection is a coroutine on its own strand.
+//
+// Thread-safe: Stop may be called from any thread (or a signal handler set
+// up with StopOnSignals).
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <cstddef>
+#include <memory>
+#include <string>
+
+#include "core/status.h"
+#include "protocol/connection.h"
+
+namespace gradientd::server {
+
+struct ServerOptions {
+  std::string listen = "127.0.0.1:7878";  // HOST:PORT; port 0 picks a free one
+  unsigned threads = 0;                   // 0 = one per core
+  std::size_t max_frame_bytes = 16u << 20;
+};
+
+class Server {
+ public:
+  Server(ServerOptions options, protocol::RequestHandler& handler);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds and listens; connections queue from here on. The error names the
+  // address.
+  Status Start();
+
+  // The address actually bound (the chosen port when listening on port 0).
+  // REQUIRES: Start() succeeded.
+  boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // Stops on SIGINT or SIGTERM. Call before Run.
+  void StopOnSignals();
+
+  // Serves until Stop, on `threads` threads (the caller's among them), then
+  // returns once every connection has finished.
+  void Run();
+
+  // Stops accepting, lets every connection finish the requests it has
+  // received and send their responses, then closes them (forcibly after a
+  // short grace period, for clients that do not read).
+  void Stop();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// "HOST:PORT" for an endpoint, with IPv6 addresses in brackets.
+std::string FormatEndpoint(const boost::asio::ip::tcp::endpoint& endpoint);
+
+}  // namespace gradientd::server

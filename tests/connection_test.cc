@@ -1,0 +1,365 @@
+// Tests of protocol::Connection, the sans-I/O per-connection state machine,
+// with a fake handler that records requests and echoes them.
+#include "protocol/connection.h"
+
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/delimited_message_util.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "gradientd/v1/gradientd.pb.h"
+#include "protocol/frame_codec.h"
+
+namespace gradientd::protocol {
+namespace {
+
+using google::protobuf::util::MessageDifferencer;
+
+constexpr std::size_t kCap = 1 << 20;
+// Anything near this would mean the connection trusted a declared size.
+constexpr std::size_t kSmallBuffer = 256 * 1024;
+
+// What the echo handler puts in its reply, from the request alone.
+std::string EchoOf(const v1::Request& r) {
+  return std::to_string(static_cast<int>(r.body_case())) + ":" + std::to_string(r.ByteSizeLong());
+}
+
+class EchoHandler : public RequestHandler {
+ public:
+  void Handle(const v1::Request& request, v1::Response* response) override {
+    EXPECT_EQ(response->ByteSizeLong(), 0u) << "the response must start empty";
+    requests.push_back(request);
+    response->mutable_ack()->set_series(EchoOf(request));
+    response->mutable_ack()->set_total(requests.size());
+  }
+  std::vector<v1::Request> requests;
+};
+
+std::vector<v1::Request> PipelinedRequests() {
+  std::vector<v1::Request> out;
+  v1::Request r;
+  r.set_id(10);
+  auto* b = r.mutable_ingest();
+  b->set_series("a");
+  for (int i = 0; i < 20; ++i) {
+    b->add_x(i);
+    b->add_y(2.0 * i + 1);
+  }
+  out.push_back(r);
+  r.Clear();
+  r.set_id(11);
+  r.mutable_gradient()->set_series("a");
+  r.mutable_gradient()->set_m(0.5);
+  out.push_back(r);
+  r.Clear();
+  r.set_id(12);
+  r.mutable_step()->set_iterations(100);
+  out.push_back(r);
+  out.emplace_back();  // empty body, id 0
+  r.Clear();
+  r.set_id(uint64_t{1} << 40);
+  r.mutable_fit()->set_series(std::string(200, 'f'));  // 2-byte header
+  out.push_back(r);
+  r.Clear();
+  r.set_id(14);
+  r.mutable_list();
+  out.push_back(r);
+  r.Clear();
+  r.set_id(10);  // ids need not be unique; they are echoed as given
+  r.mutable_reset()->set_series("a");
+  out.push_back(r);
+  return out;
+}
+
+std::string Frames(const std::vector<v1::Request>& requests) {
+  std::string out;
+  for (const auto& r : requests) AppendFrame(r, &out);
+  return out;
+}
+
+std::string Frame(std::string_view body) {
+  std::string out;
+  uint64_t n = body.size();
+  do {
+    auto byte = static_cast<uint8_t>(n & 0x7f);
+    n >>= 7;
+    if (n != 0) byte |= 0x80;
+    out.push_back(static_cast<char>(byte));
+  } while (n != 0);
+  out.append(body);
+  return out;
+}
+
+// Feeds `bytes` to the connection as a transport would: into the space
+// ReceiveBuffer offers, then Received and Process. Stops at the first
+// Process that returns false, and returns false then.
+bool Feed(Connection& c, std::string_view bytes, std::string* out) {
+  do {
+    const std::span<uint8_t> buf = c.ReceiveBuffer();
+    EXPECT_GE(buf.size(), 1u);
+    const std::size_t n = std::min(buf.size(), bytes.size());
+    if (n > 0) std::memcpy(buf.data(), bytes.data(), n);
+    c.Received(n);
+    bytes.remove_prefix(n);
+    if (!c.Process(out)) return false;
+  } while (!bytes.empty());
+  return true;
+}
+
+// Parses a stream of framed responses with protobuf's own delimited reader.
+std::vector<v1::Response> ParseResponses(const std::string& out) {
+  google::protobuf::io::ArrayInputStream input(out.data(), static_cast<int>(out.size()));
+  std::vector<v1::Response> responses;
+  while (true) {
+    v1::Response r;
+    bool clean_eof = false;
+    if (!google::protobuf::util::ParseDelimitedFromZeroCopyStream(&r, &input, &clean_eof)) {
+      EXPECT_TRUE(clean_eof) << "undecodable response " << responses.size();
+      break;
+    }
+    responses.push_back(r);
+  }
+  return responses;
+}
+
+void ExpectEchoed(const std::vector<v1::Request>& requests, const EchoHandler& handler,
+                  const std::string& out) {
+  ASSERT_EQ(handler.requests.size(), requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_TRUE(MessageDifferencer::Equals(handler.requests[i], requests[i]))
+        << "request " << i << ": " << handler.requests[i].ShortDebugString();
+  }
+  const auto responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(responses[i].id(), requests[i].id()) << "response " << i;
+    ASSERT_EQ(responses[i].body_case(), v1::Response::kAck) << "response " << i;
+    EXPECT_EQ(responses[i].ack().series(), EchoOf(requests[i])) << "response " << i;
+    EXPECT_EQ(responses[i].ack().total(), i + 1) << "response " << i;
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Pipelining.
+
+TEST(Connection, PipelinedFramesSplitAtEveryOffsetAnswerInOrder) {
+  const auto requests = PipelinedRequests();
+  const std::string stream = Frames(requests);
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    EchoHandler handler;
+    Connection c(handler, kCap);
+    std::string out;
+    ASSERT_TRUE(Feed(c, std::string_view(stream).substr(0, cut), &out));
+    ASSERT_TRUE(Feed(c, std::string_view(stream).substr(cut), &out));
+    EXPECT_EQ(c.buffered(), 0u);
+    ExpectEchoed(requests, handler, out);
+  }
+}
+
+TEST(Connection, PipelinedFramesByteByByteAndInRandomChunks) {
+  const auto requests = PipelinedRequests();
+  const std::string stream = Frames(requests);
+  {
+    EchoHandler handler;
+    Connection c(handler, kCap);
+    std::string out;
+    for (std::size_t i = 0; i < stream.size(); ++i) {
+      ASSERT_TRUE(Feed(c, std::string_view(stream).substr(i, 1), &out));
+    }
+    ExpectEchoed(requests, handler, out);
+  }
+  std::mt19937_64 rng(3);
+  for (int trial = 0; trial < 200; ++trial) {
+    EchoHandler handler;
+    Connection c(handler, kCap);
+    std::string out;
+    std::size_t at = 0;
+    while (at < stream.size()) {
+      const std::size_t len = std::uniform_int_distribution<std::size_t>(1, 40)(rng);
+      ASSERT_TRUE(Feed(c, std::string_view(stream).substr(at, len), &out));
+      at += len;
+    }
+    ExpectEchoed(requests, handler, out);
+  }
+}
+
+TEST(Connection, ResponsesComeOnlyForWholeFrames) {
+  const auto requests = PipelinedRequests();
+  std::string first;
+  AppendFrame(requests[0], &first);
+  EchoHandler handler;
+  Connection c(handler, kCap);
+  std::string out;
+  ASSERT_TRUE(Feed(c, std::string_view(first).substr(0, first.size() - 1), &out));
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(handler.requests.empty());
+  EXPECT_EQ(c.buffered(), first.size() - 1);
+  ASSERT_TRUE(Feed(c, std::string_view(first).substr(first.size() - 1), &out));
+  EXPECT_EQ(c.buffered(), 0u);
+  ExpectEchoed({requests[0]}, handler, out);
+}
+
+TEST(Connection, ReceiveBufferHasRoomForTheWholeFrame) {
+  v1::Request big;
+  big.set_id(77);
+  for (int i = 0; i < 40000; ++i) {
+    big.mutable_ingest()->add_x(i);
+    big.mutable_ingest()->add_y(-i);
+  }
+  std::string frame;
+  AppendFrame(big, &frame);
+  ASSERT_GT(frame.size(), 500'000u);
+  ASSERT_LT(frame.size(), kCap);
+  EchoHandler handler;
+  Connection c(handler, kCap);
+  std::string out;
+  // Header and a little of the body: the buffer then offers at least the rest.
+  ASSERT_TRUE(Feed(c, std::string_view(frame).substr(0, 10), &out));
+  EXPECT_GE(c.ReceiveBuffer().size(), frame.size() - 10);
+  ASSERT_TRUE(Feed(c, std::string_view(frame).substr(10), &out));
+  ExpectEchoed({big}, handler, out);
+}
+
+// ---------------------------------------------------------------------------
+// Fatal frames.
+
+// A valid request, then `bad`, then another valid request that must never
+// be handled.
+void ExpectFatal(const std::string& bad, v1::Error::Code code, std::size_t cap) {
+  v1::Request before, after;
+  before.set_id(1);
+  before.mutable_fit()->set_series("before");
+  after.set_id(2);
+  after.mutable_fit()->set_series("after");
+  std::string stream;
+  AppendFrame(before, &stream);
+  const std::size_t bad_start = stream.size();
+  stream += bad;
+  AppendFrame(after, &stream);
+
+  // Every split point, including inside the bad frame.
+  for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
+    SCOPED_TRACE("cut at " + std::to_string(cut));
+    EchoHandler handler;
+    Connection c(handler, cap);
+    std::string out;
+    bool open = Feed(c, std::string_view(stream).substr(0, cut), &out);
+    if (open) open = Feed(c, std::string_view(stream).substr(cut), &out);
+    EXPECT_FALSE(open);
+    // The request before is answered, the bad frame gets one error, and
+    // nothing after it is looked at.
+    ASSERT_EQ(handler.requests.size(), 1u);
+    EXPECT_EQ(handler.requests[0].fit().series(), "before");
+    const auto responses = ParseResponses(out);
+    ASSERT_EQ(responses.size(), 2u);
+    EXPECT_EQ(responses[0].id(), 1u);
+    EXPECT_EQ(responses[0].body_case(), v1::Response::kAck);
+    ASSERT_EQ(responses[1].body_case(), v1::Response::kError);
+    EXPECT_EQ(responses[1].error().code(), code);
+    EXPECT_FALSE(responses[1].error().message().empty());
+    EXPECT_LE(c.ReceiveBuffer().size(), kSmallBuffer);
+  }
+  // Byte by byte: the connection stays open exactly until the bad frame is
+  // decided.
+  EchoHandler handler;
+  Connection c(handler, cap);
+  std::string out;
+  std::size_t closed_at = stream.size();
+  for (std::size_t i = 0; i < stream.size(); ++i) {
+    if (!Feed(c, std::string_view(stream).substr(i, 1), &out)) {
+      closed_at = i;
+      break;
+    }
+    EXPECT_LE(c.ReceiveBuffer().size(), kSmallBuffer) << "after byte " << i;
+  }
+  EXPECT_GE(closed_at, bad_start);
+  EXPECT_LT(closed_at, bad_start + bad.size());
+  EXPECT_EQ(handler.requests.size(), 1u);
+}
+
+TEST(Connection, GarbageFrameGetsInvalidArgumentAndCloses) {
+  const std::string body(4, '\xFF');
+  ASSERT_FALSE(v1::Request().ParseFromString(body)) << "the body must not be a Request";
+  ExpectFatal(Frame(body), v1::Error::INVALID_ARGUMENT, kCap);
+}
+
+TEST(Connection, TruncatedFieldInsideFrameGetsInvalidArgument) {
+  // Field 2 (ingest), length 5, but only 1 byte of it inside the frame.
+  const std::string body("\x12\x05\x0a", 3);
+  ASSERT_FALSE(v1::Request().ParseFromString(body));
+  ExpectFatal(Frame(body), v1::Error::INVALID_ARGUMENT, kCap);
+}
+
+TEST(Connection, MalformedHeaderGetsInvalidArgument) {
+  ExpectFatal(std::string(11, '\x80'), v1::Error::INVALID_ARGUMENT, kCap);
+}
+
+TEST(Connection, OversizeFrameGetsResourceExhaustedWithoutAllocatingIt) {
+  // 1 GiB declared (5-byte varint: 80 80 80 80 04), a 1 KiB cap, and some
+  // body bytes that would follow.
+  std::string bad("\x80\x80\x80\x80\x04", 5);
+  bad += std::string(100, 'z');
+  ExpectFatal(bad, v1::Error::RESOURCE_EXHAUSTED, 1024);
+  // Just over the cap, declared in one byte.
+  ExpectFatal(Frame(std::string(101, '\0')), v1::Error::RESOURCE_EXHAUSTED, 100);
+}
+
+TEST(Connection, FrameAtTheCapIsAccepted) {
+  v1::Request r;
+  r.set_id(4);
+  r.mutable_fit()->set_series(std::string(90, 's'));
+  const std::size_t cap = r.ByteSizeLong();
+  std::string frame;
+  AppendFrame(r, &frame);
+  EchoHandler handler;
+  Connection c(handler, cap);
+  std::string out;
+  ASSERT_TRUE(Feed(c, frame, &out));
+  ExpectEchoed({r}, handler, out);
+}
+
+// ---------------------------------------------------------------------------
+// Empty frames.
+
+TEST(Connection, EmptyBodyCallsHandlerWithEmptyRequest) {
+  EchoHandler handler;
+  Connection c(handler, kCap);
+  std::string out;
+  ASSERT_TRUE(Feed(c, std::string(1, '\0'), &out));
+  ASSERT_EQ(handler.requests.size(), 1u);
+  EXPECT_EQ(handler.requests[0].body_case(), v1::Request::BODY_NOT_SET);
+  EXPECT_EQ(handler.requests[0].id(), 0u);
+  const auto responses = ParseResponses(out);
+  ASSERT_EQ(responses.size(), 1u);
+  EXPECT_EQ(responses[0].id(), 0u);
+  // A request after a fuller one does not inherit its fields (the request
+  // is cleared between frames).
+  v1::Request full;
+  full.set_id(9);
+  full.mutable_step()->set_iterations(3);
+  std::string stream;
+  AppendFrame(full, &stream);
+  stream.push_back('\0');
+  ASSERT_TRUE(Feed(c, stream, &out));
+  ASSERT_EQ(handler.requests.size(), 3u);
+  EXPECT_EQ(handler.requests[1].id(), 9u);
+  EXPECT_EQ(handler.requests[2].body_case(), v1::Request::BODY_NOT_SET);
+  EXPECT_EQ(handler.requests[2].id(), 0u);
+  const auto all = ParseResponses(out);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[1].id(), 9u);
+  EXPECT_EQ(all[2].id(), 0u);
+}
+
+}  // namespace
+}  // namespace gradientd::protocol

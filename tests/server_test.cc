@@ -1,0 +1,289 @@
+// The real Asio server on port 0, driven through the client library and raw
+// sockets.
+#include "server/server.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+#include <cmath>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include "client/client.h"
+#include "core/point_stats.h"
+#include "protocol/frame_codec.h"
+#include "service/series_store.h"
+#include "service/service.h"
+
+namespace gradientd {
+namespace {
+namespace asio = boost::asio;
+using asio::ip::tcp;
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    server::ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.threads = 2;
+    options.max_frame_bytes = 1 << 20;
+    server_ = std::make_unique<server::Server>(options, service_);
+    ASSERT_TRUE(server_->Start().ok());
+    address_ = server::FormatEndpoint(server_->local_endpoint());
+    runner_ = std::thread([this] { server_->Run(); });
+  }
+
+  void TearDown() override {
+    server_->Stop();
+    runner_.join();
+  }
+
+  std::unique_ptr<client::Client> Connect() {
+    std::unique_ptr<client::Client> c;
+    const Status s = client::Client::Connect(address_, &c);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return c;
+  }
+
+  v1::Response Call(client::Client& c, v1::Request request) {
+    v1::Response response;
+    const Status s = c.Call(request, &response);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return response;
+  }
+
+  v1::Response Fit(client::Client& c, const std::string& series) {
+    v1::Request r;
+    r.mutable_fit()->set_series(series);
+    return Call(c, r);
+  }
+
+  // A raw socket, for bytes no well-behaved client would send.
+  tcp::socket RawConnect() {
+    tcp::socket socket(raw_io_);
+    socket.connect(server_->local_endpoint());
+    return socket;
+  }
+
+  service::SeriesStore store_;
+  service::Service service_{store_};
+  std::unique_ptr<server::Server> server_;
+  std::string address_;
+  std::thread runner_;
+  asio::io_context raw_io_;
+};
+
+// Reads one framed Response from a raw socket; false at end of stream.
+bool ReadResponse(tcp::socket& socket, v1::Response* response) {
+  std::vector<uint8_t> buffer;
+  while (true) {
+    const auto h = protocol::DecodeFrameHeader(buffer, 1 << 20);
+    if (h.kind == protocol::FrameHeader::Kind::kFrame) {
+      return response->ParseFromArray(buffer.data() + h.header_bytes,
+                                      static_cast<int>(h.body_bytes));
+    }
+    if (h.kind == protocol::FrameHeader::Kind::kError) return false;
+    uint8_t byte;
+    boost::system::error_code ec;
+    asio::read(socket, asio::buffer(&byte, 1), ec);
+    if (ec) return false;
+    buffer.push_back(byte);
+  }
+}
+
+bool ClosedByServer(tcp::socket& socket) {
+  uint8_t byte;
+  boost::system::error_code ec;
+  asio::read(socket, asio::buffer(&byte, 1), ec);
+  return ec == asio::error::eof || ec == asio::error::connection_reset;
+}
+
+TEST_F(ServerTest, ManyPipeliningProducersAreCountedExactly) {
+  constexpr int kProducers = 6, kBatches = 40, kPoints = 500, kWindow = 8;
+  std::vector<std::vector<double>> xs(kProducers), ys(kProducers);
+  std::vector<std::thread> producers;
+  std::atomic<int> failures{0};
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      std::mt19937_64 rng(static_cast<uint64_t>(p) + 1);
+      std::normal_distribution<double> noise(0, 3);
+      std::unique_ptr<client::Client> c = Connect();
+      if (!c) return failures++, void();
+      for (int batch = 0; batch < kBatches; ++batch) {
+        v1::Request r;
+        v1::PointBatch* b = r.mutable_ingest();
+        b->set_series("shared");
+        for (int i = 0; i < kPoints; ++i) {
+          const double x = 1.7e9 + (batch * kPoints + i) * 0.5 + p;
+          const double y = 2.5 * (x - 1.7e9) - 40 + noise(rng);
+          b->add_x(x);
+          b->add_y(y);
+          xs[static_cast<std::size_t>(p)].push_back(x);
+          ys[static_cast<std::size_t>(p)].push_back(y);
+        }
+        if (!c->Send(r).ok()) return failures++, void();
+        while (c->in_flight() >= kWindow) {
+          v1::Response ack;
+          if (!c->Receive(&ack).ok() || !ack.has_ack()) return failures++, void();
+        }
+      }
+      while (c->in_flight() > 0) {
+        v1::Response ack;
+        if (!c->Receive(&ack).ok() || !ack.has_ack()) return failures++, void();
+      }
+    });
+  }
+  for (auto& t : producers) t.join();
+  ASSERT_EQ(failures.load(), 0);
+
+  core::PointStats expected;
+  for (int p = 0; p < kProducers; ++p) {
+    expected.Merge(core::PointStats::FromPoints(xs[static_cast<std::size_t>(p)],
+                                                ys[static_cast<std::size_t>(p)]));
+  }
+  auto c = Connect();
+  const v1::Response fit = Fit(*c, "shared");
+  ASSERT_TRUE(fit.has_fit()) << fit.DebugString();
+  EXPECT_EQ(fit.fit().n(), static_cast<uint64_t>(kProducers * kBatches * kPoints));
+  const auto line = expected.LeastSquares();
+  ASSERT_TRUE(line && fit.fit().has_least_squares());
+  EXPECT_NEAR(fit.fit().least_squares().m(), line->m, 1e-12 * std::fabs(line->m));
+  EXPECT_NEAR(fit.fit().mean_x(), expected.mean_x(), 1e-12 * expected.mean_x());
+  EXPECT_NEAR(fit.fit().mean_y(), expected.mean_y(), 1e-9 * std::fabs(expected.mean_y()));
+}
+
+TEST_F(ServerTest, PipelinedResponsesComeInRequestOrderWithTheirIds) {
+  auto c = Connect();
+  std::vector<uint64_t> ids;
+  for (int i = 0; i < 50; ++i) {
+    v1::Request r;
+    if (i % 3 == 0) {
+      r.mutable_ingest()->add_x(i);
+      r.mutable_ingest()->add_y(2 * i);
+    } else if (i % 3 == 1) {
+      r.mutable_fit();
+    } else {
+      r.mutable_gradient()->set_series("missing");
+    }
+    ASSERT_TRUE(c->Send(r).ok());
+    ids.push_back(r.id());
+  }
+  for (int i = 0; i < 50; ++i) {
+    v1::Response response;
+    ASSERT_TRUE(c->Receive(&response).ok());
+    EXPECT_EQ(response.id(), ids[static_cast<std::size_t>(i)]);
+    switch (i % 3) {
+      case 0:
+        EXPECT_EQ(response.ack().total(), static_cast<uint64_t>(i / 3 + 1));
+        break;
+      case 1:
+        EXPECT_TRUE(response.has_fit());
+        break;
+      default:
+        EXPECT_EQ(response.error().code(), v1::Error::NOT_FOUND);
+    }
+  }
+}
+
+TEST_F(ServerTest, InvalidRequestGetsAnErrorAndTheConnectionStaysUsable) {
+  auto c = Connect();
+  v1::Request good;
+  good.mutable_ingest()->set_series("s");
+  good.mutable_ingest()->add_x(1);
+  good.mutable_ingest()->add_y(2);
+  good.mutable_ingest()->add_x(3);
+  good.mutable_ingest()->add_y(5);
+  ASSERT_TRUE(Call(*c, good).has_ack());
+  const std::string before = Fit(*c, "s").SerializeAsString();
+
+  v1::Request bad = good;
+  bad.mutable_ingest()->add_x(std::nan(""));
+  bad.mutable_ingest()->add_y(1);
+  const v1::Response error = Call(*c, bad);
+  ASSERT_TRUE(error.has_error());
+  EXPECT_EQ(error.error().code(), v1::Error::INVALID_ARGUMENT);
+  EXPECT_NE(error.error().message().find("x[2]"), std::string::npos) << error.error().message();
+
+  v1::Request step;
+  step.mutable_step()->set_series("s");
+  step.mutable_step()->set_iterations(1);
+  step.mutable_step()->set_learning_rate(-1);
+  EXPECT_EQ(Call(*c, step).error().code(), v1::Error::INVALID_ARGUMENT);
+
+  // Same connection, state exactly as before.
+  const v1::Response after = Fit(*c, "s");
+  v1::Response normalized = after;
+  normalized.set_id(0);
+  v1::Response expected;
+  ASSERT_TRUE(expected.ParseFromString(before));
+  expected.set_id(0);
+  EXPECT_EQ(normalized.SerializeAsString(), expected.SerializeAsString());
+}
+
+TEST_F(ServerTest, UndecodableFrameGetsAnErrorThenTheConnectionCloses) {
+  auto bystander = Connect();
+  v1::Request ingest;
+  ingest.mutable_ingest()->add_x(1);
+  ingest.mutable_ingest()->add_y(1);
+  ASSERT_TRUE(Call(*bystander, ingest).has_ack());
+
+  tcp::socket raw = RawConnect();
+  const uint8_t garbage[] = {5, 0xff, 0xff, 0xff, 0xff, 0xff};
+  asio::write(raw, asio::buffer(garbage));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponse(raw, &response));
+  EXPECT_EQ(response.error().code(), v1::Error::INVALID_ARGUMENT);
+  EXPECT_TRUE(ClosedByServer(raw));
+
+  // Another client is unaffected.
+  const v1::Response fit = Fit(*bystander, "default");
+  EXPECT_EQ(fit.fit().n(), 1u);
+}
+
+TEST_F(ServerTest, OversizeFrameIsRefusedBeforeItsBodyArrives) {
+  tcp::socket raw = RawConnect();
+  // Declares 2 MiB (the limit here is 1 MiB) and sends none of it.
+  std::string header;
+  v1::Request big;
+  big.mutable_ingest()->mutable_x()->Resize(1 << 18, 0.0);
+  big.mutable_ingest()->mutable_y()->Resize(1 << 18, 0.0);
+  protocol::AppendFrame(big, &header);
+  asio::write(raw, asio::buffer(header.data(), 4));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponse(raw, &response));
+  EXPECT_EQ(response.error().code(), v1::Error::RESOURCE_EXHAUSTED);
+  EXPECT_NE(response.error().message().find("limit"), std::string::npos);
+  EXPECT_TRUE(ClosedByServer(raw));
+  EXPECT_EQ(store_.size(), 0u);
+}
+
+TEST_F(ServerTest, ConnectionDroppedMidFrameChangesNothing) {
+  {
+    tcp::socket raw = RawConnect();
+    std::string frame;
+    v1::Request r;
+    r.mutable_ingest()->set_series("half");
+    r.mutable_ingest()->add_x(1);
+    r.mutable_ingest()->add_y(1);
+    protocol::AppendFrame(r, &frame);
+    asio::write(raw, asio::buffer(frame.data(), frame.size() - 3));
+  }  // closed mid-frame
+  auto c = Connect();
+  EXPECT_EQ(Fit(*c, "half").error().code(), v1::Error::NOT_FOUND);
+}
+
+TEST_F(ServerTest, StopEndsIdleConnections) {
+  auto idle = Connect();
+  auto also_idle = Connect();
+  ASSERT_TRUE(Fit(*idle, "x").has_error());
+  // TearDown's Stop() and join() must return although these stay open.
+}
+
+}  // namespace
+}  // namespace gradientd

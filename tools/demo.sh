@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The quick-start demo: installs what is missing, builds, starts gradientd on a
+# free port, streams the lesson's revenue data and then a million synthetic
+# points into it, and shows the gradient and fit as they evolve.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD_DIR:-$root/build}
+bash "$root/tools/build.sh"
+gradientd=$build/tools/gradientd
+gradctl=$build/tools/gradctl
+
+log=$(mktemp)
+"$gradientd" --listen 127.0.0.1:0 >"$log" 2>&1 &
+server_pid=$!
+trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 100); do
+  grep -q "listening on" "$log" && break
+  kill -0 "$server_pid" 2>/dev/null || { cat "$log"; exit 1; }
+  sleep 0.1
+done
+address=$(sed -n 's/^gradientd listening on //p' "$log")
+[ -n "$address" ] || { echo "demo: gradientd did not start" >&2; cat "$log"; exit 1; }
+export GRADIENTD_SERVER=$address
+step() { printf '\n\033[1m$ gradctl %s\033[0m\n' "$*"; "$gradctl" "$@"; }
+
+echo "gradientd is listening on $address"
+echo
+echo "== 1. The lesson's data: monthly revenue, months 1..12"
+step configure --series revenue --learning-rate 0.01 --steps-per-batch 0
+step produce "$root/tools/demo/revenue.csv" --series revenue --x-column month --y-column revenue
+step gradient --series revenue --m 0 --b 0
+step step --series revenue --iterations 1 --learning-rate 0.01
+step step --series revenue --iterations 100000 --tolerance 1e-9
+step fit --series revenue
+
+echo
+echo "== 2. A million synthetic points, y = 2.5*x + 40 + noise, in batches of 8192;"
+echo "   one auto-rate descent step runs after every batch, so the model follows the data"
+step produce --series synthetic --synthetic --count 1000000 --x-min 0 --x-max 10 \
+  --slope 2.5 --intercept 40 --noise 3 --seed 7 --progress-every 20
+step step --series synthetic --iterations 1000000 --tolerance 1e-9
+step fit --series synthetic
+
+echo
+echo "== 3. Offset data: Unix-timestamp x (10 hours from 1.7e9), slope 2.5 per hour."
+echo "   The least-squares line stays exact; raw power sums would have lost every digit."
+step produce --series sensor --synthetic --count 200000 --x-min 1700000000 --x-max 1700036000 \
+  --slope 0.000694444444444444 --intercept -1180515.5555555555 --noise 0.01 --seed 7
+
+echo
+echo "== 4. Every series"
+step list
