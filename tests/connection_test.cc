@@ -35,11 +35,13 @@ std::string EchoOf(const v1::Request& r) {
 
 class EchoHandler : public RequestHandler {
  public:
-  void Handle(const v1::Request& request, v1::Response* response) override {
+  // Ingests wait on the change log: their token is their request count.
+  uint64_t Handle(const v1::Request& request, v1::Response* response) override {
     EXPECT_EQ(response->ByteSizeLong(), 0u) << "the response must start empty";
     requests.push_back(request);
     response->mutable_ack()->set_series(EchoOf(request));
     response->mutable_ack()->set_total(requests.size());
+    return request.has_ingest() ? requests.size() : 0;
   }
   std::vector<v1::Request> requests;
 };
@@ -359,6 +361,63 @@ TEST(Connection, EmptyBodyCallsHandlerWithEmptyRequest) {
   ASSERT_EQ(all.size(), 3u);
   EXPECT_EQ(all[1].id(), 9u);
   EXPECT_EQ(all[2].id(), 0u);
+}
+
+TEST(Connection, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
+  EchoHandler handler;
+  Connection connection(handler, 1 << 20);
+  std::string input;
+  for (int i = 0; i < 4; ++i) {
+    v1::Request r;
+    r.set_id(static_cast<uint64_t>(i) + 1);
+    if (i % 2 == 0) {
+      r.mutable_ingest()->add_x(i);
+      r.mutable_ingest()->add_y(i);
+    } else {
+      r.mutable_fit();
+    }
+    AppendFrame(r, &input);
+  }
+  const std::span<uint8_t> space = connection.ReceiveBuffer();
+  ASSERT_GE(space.size(), input.size());
+  std::memcpy(space.data(), input.data(), input.size());
+  connection.Received(input.size());
+  std::string out;
+  ASSERT_TRUE(connection.Process(&out));
+  EXPECT_EQ(connection.durability_token(), 3u);  // the second ingest was request 3
+
+  connection.FailUndurable(Status::ResourceExhausted("disk full"), &out);
+  std::vector<v1::Response> responses;
+  std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(out.data()), out.size());
+  while (!rest.empty()) {
+    const FrameHeader h = DecodeFrameHeader(rest, 1 << 20);
+    ASSERT_EQ(h.kind, FrameHeader::Kind::kFrame);
+    ASSERT_TRUE(responses.emplace_back().ParseFromArray(rest.data() + h.header_bytes,
+                                                        static_cast<int>(h.body_bytes)));
+    rest = rest.subspan(h.header_bytes + h.body_bytes);
+  }
+  ASSERT_EQ(responses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(responses[i].id(), i + 1);
+    if (i % 2 == 0) {
+      EXPECT_EQ(responses[i].error().code(), v1::Error::RESOURCE_EXHAUSTED);
+      EXPECT_EQ(responses[i].error().message(), "disk full");
+    } else {
+      EXPECT_TRUE(responses[i].has_ack()) << "a query's response stays as it was";
+    }
+  }
+
+  // A cycle without changes waits for nothing.
+  v1::Request fit;
+  fit.mutable_fit();
+  std::string more;
+  AppendFrame(fit, &more);
+  const std::span<uint8_t> again = connection.ReceiveBuffer();
+  std::memcpy(again.data(), more.data(), more.size());
+  connection.Received(more.size());
+  out.clear();
+  ASSERT_TRUE(connection.Process(&out));
+  EXPECT_EQ(connection.durability_token(), 0u);
 }
 
 }  // namespace

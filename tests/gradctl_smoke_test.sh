@@ -97,7 +97,7 @@ near() {
 [[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
 
 # --- Start the server on a free port and read the port it reports. ---------
-"$GRADIENTD" --listen 127.0.0.1:0 >"$tmp/server.out" 2>"$tmp/server.err" &
+"$GRADIENTD" --listen 127.0.0.1:0 --in-memory >"$tmp/server.out" 2>"$tmp/server.err" &
 server_pid=$!
 server=""
 for _ in $(seq 1 300); do  # at most ~30 s

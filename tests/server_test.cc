@@ -10,7 +10,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <random>
 #include <thread>
 #include <vector>
@@ -20,6 +22,7 @@
 #include "protocol/frame_codec.h"
 #include "service/series_store.h"
 #include "service/service.h"
+#include "storage/data_directory.h"
 
 namespace gradientd {
 namespace {
@@ -33,6 +36,7 @@ class ServerTest : public ::testing::Test {
     options.listen = "127.0.0.1:0";
     options.threads = 2;
     options.max_frame_bytes = 1 << 20;
+    Configure(&options);
     server_ = std::make_unique<server::Server>(options, service_);
     ASSERT_TRUE(server_->Start().ok());
     address_ = server::FormatEndpoint(server_->local_endpoint());
@@ -43,6 +47,9 @@ class ServerTest : public ::testing::Test {
     server_->Stop();
     runner_.join();
   }
+
+  // Tests with other limits override this.
+  virtual void Configure(server::ServerOptions*) {}
 
   std::unique_ptr<client::Client> Connect() {
     std::unique_ptr<client::Client> c;
@@ -283,6 +290,143 @@ TEST_F(ServerTest, StopEndsIdleConnections) {
   auto also_idle = Connect();
   ASSERT_TRUE(Fit(*idle, "x").has_error());
   // TearDown's Stop() and join() must return although these stay open.
+}
+
+class LimitedServerTest : public ServerTest {
+ protected:
+  void Configure(server::ServerOptions* options) override {
+    options->max_connections = 3;
+    options->max_queued_bytes = 64 * 1024;
+    options->idle_timeout = std::chrono::milliseconds(300);
+    options->request_timeout = std::chrono::milliseconds(300);
+  }
+};
+
+TEST_F(LimitedServerTest, ConnectionsBeyondTheLimitGetAnErrorAndAreClosed) {
+  auto a = Connect();
+  auto b = Connect();
+  auto c = Connect();
+  ASSERT_TRUE(Fit(*a, "x").has_error());  // all three are being served
+  ASSERT_TRUE(Fit(*c, "x").has_error());
+  tcp::socket extra = RawConnect();
+  v1::Response response;
+  ASSERT_TRUE(ReadResponse(extra, &response));
+  EXPECT_EQ(response.error().code(), v1::Error::RESOURCE_EXHAUSTED);
+  EXPECT_NE(response.error().message().find("too many connections"), std::string::npos);
+  EXPECT_TRUE(ClosedByServer(extra));
+  EXPECT_TRUE(Fit(*b, "x").has_error());  // the others go on
+}
+
+TEST_F(LimitedServerTest, StalledPartialFrameAndIdleConnectionsAreClosed) {
+  tcp::socket stalled = RawConnect();
+  std::string frame;
+  v1::Request r;
+  r.mutable_fit()->set_series("s");
+  protocol::AppendFrame(r, &frame);
+  asio::write(stalled, asio::buffer(frame.data(), frame.size() - 1));
+  tcp::socket idle = RawConnect();
+  // Both are closed by the server (the reads return once it does).
+  EXPECT_TRUE(ClosedByServer(stalled));
+  EXPECT_TRUE(ClosedByServer(idle));
+}
+
+TEST_F(LimitedServerTest, ClientThatDoesNotReadStopsBeingReadAndOthersAreServed) {
+  // A client pipelines requests and never reads a response.
+  tcp::socket greedy = RawConnect();
+  greedy.non_blocking(true);
+  std::string frames;
+  v1::Request list;
+  list.mutable_list();
+  for (int i = 0; i < 1000; ++i) protocol::AppendFrame(list, &frames);
+  std::size_t sent = 0;
+  for (int round = 0; round < 2000; ++round) {
+    boost::system::error_code ec;
+    const std::size_t n = greedy.write_some(asio::buffer(frames), ec);
+    if (ec == asio::error::would_block) break;  // the server stopped reading
+    ASSERT_FALSE(ec) << ec.message();
+    sent += n;
+  }
+  // It filled the socket buffers and the server's bounded queue; it was
+  // not read without bound (2000 rounds would be megabytes more).
+  EXPECT_LT(sent, frames.size() * 2000);
+  // Meanwhile a well-behaved producer is served, every point counted.
+  auto c = Connect();
+  for (int i = 0; i < 20; ++i) {
+    v1::Request ingest;
+    ingest.mutable_ingest()->set_series("good");
+    ingest.mutable_ingest()->add_x(i);
+    ingest.mutable_ingest()->add_y(i);
+    ASSERT_TRUE(Call(*c, ingest).has_ack());
+  }
+  EXPECT_EQ(Fit(*c, "good").fit().n(), 20u);
+}
+
+TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
+  const std::string dir =
+      ::testing::TempDir() + "durable_server_test_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  storage::DataDirectoryOptions data_options;
+  data_options.path = dir;
+  uint64_t acknowledged = 0;
+  {
+    service::SeriesStore store;
+    service::Service service(store);
+    std::unique_ptr<storage::DataDirectory> data;
+    storage::RecoveryReport report;
+    ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+    server::ServerOptions options;
+    options.listen = "127.0.0.1:0";
+    options.threads = 2;
+    server::Server server(options, service, data->change_log());
+    ASSERT_TRUE(server.Start().ok());
+    std::thread runner([&] { server.Run(); });
+    std::vector<std::thread> producers;
+    std::atomic<uint64_t> acked{0};
+    for (int p = 0; p < 3; ++p) {
+      producers.emplace_back([&, p] {
+        std::unique_ptr<client::Client> c;
+        ASSERT_TRUE(
+            client::Client::Connect(server::FormatEndpoint(server.local_endpoint()), &c).ok());
+        for (int batch = 0; batch < 30; ++batch) {
+          v1::Request r;
+          r.mutable_ingest()->set_series("s");
+          r.mutable_ingest()->set_producer_id("producer-" + std::to_string(p));
+          r.mutable_ingest()->set_sequence(static_cast<uint64_t>(batch) + 1);
+          for (int i = 0; i < 100; ++i) {
+            r.mutable_ingest()->add_x(i);
+            r.mutable_ingest()->add_y(p + i * 0.5);
+          }
+          ASSERT_TRUE(c->Send(r).ok());
+          while (c->in_flight() >= 4) {
+            v1::Response ack;
+            ASSERT_TRUE(c->Receive(&ack).ok());
+            ASSERT_TRUE(ack.has_ack()) << ack.DebugString();
+            acked += ack.ack().accepted();
+          }
+        }
+        while (c->in_flight() > 0) {
+          v1::Response ack;
+          ASSERT_TRUE(c->Receive(&ack).ok());
+          acked += ack.ack().accepted();
+        }
+      });
+    }
+    for (auto& t : producers) t.join();
+    server.Stop();
+    runner.join();
+    acknowledged = acked.load();
+    // No Close(): recovery must come from the journal alone.
+  }
+  EXPECT_EQ(acknowledged, 9000u);
+  service::SeriesStore store;
+  service::Service service(store);
+  std::unique_ptr<storage::DataDirectory> data;
+  storage::RecoveryReport report;
+  ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+  EXPECT_EQ(report.points, acknowledged);
+  EXPECT_EQ(report.records_replayed, 90u);
+  data.reset();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

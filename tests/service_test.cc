@@ -269,5 +269,45 @@ TEST_F(ServiceTest, DivergingAutoStepsStillApplyThePointsAndReportWhy) {
   EXPECT_EQ(fit.fit().descent().b(), 0);
 }
 
+TEST(ServiceLimitsTest, LimitsRefuseWithClearErrorsAndChangeNothing) {
+  SeriesStore store;
+  Service service(store, {.max_series = 2, .max_series_name_bytes = 8, .max_batch_points = 3});
+  auto call = [&](const v1::Request& r) {
+    v1::Response response;
+    service.Handle(r, &response);
+    return response;
+  };
+  auto ingest = [&](const std::string& series, int points) {
+    v1::Request r;
+    r.mutable_ingest()->set_series(series);
+    for (int i = 0; i < points; ++i) {
+      r.mutable_ingest()->add_x(i);
+      r.mutable_ingest()->add_y(i);
+    }
+    return call(r);
+  };
+  EXPECT_TRUE(ingest("a", 3).has_ack());
+  EXPECT_TRUE(ingest("b", 1).has_ack());
+  const v1::Response third = ingest("c", 1);
+  EXPECT_EQ(third.error().code(), v1::Error::RESOURCE_EXHAUSTED);
+  EXPECT_NE(third.error().message().find("limit of 2 series"), std::string::npos);
+  v1::Request configure;
+  configure.mutable_configure()->set_series("c");
+  EXPECT_EQ(call(configure).error().code(), v1::Error::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(store.size(), 2u);
+  EXPECT_EQ(ingest("a", 2).ack().total(), 5u);  // existing series keep working
+
+  const v1::Response big = ingest("a", 4);
+  EXPECT_EQ(big.error().code(), v1::Error::INVALID_ARGUMENT);
+  EXPECT_NE(big.error().message().find("limit is 3"), std::string::npos);
+  EXPECT_EQ(ingest("longer-than-8", 1).error().code(), v1::Error::INVALID_ARGUMENT);
+  const v1::Response control = ingest(std::string("a\nb"), 1);
+  EXPECT_EQ(control.error().code(), v1::Error::INVALID_ARGUMENT);
+  EXPECT_NE(control.error().message().find("control character"), std::string::npos);
+  v1::Request fit;
+  fit.mutable_fit()->set_series("a");
+  EXPECT_EQ(call(fit).fit().n(), 5u);
+}
+
 }  // namespace
 }  // namespace gradientd::service

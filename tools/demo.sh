@@ -9,18 +9,30 @@ bash "$root/tools/build.sh"
 gradientd=$build/tools/gradientd
 gradctl=$build/tools/gradctl
 
-log=$(mktemp)
-"$gradientd" --listen 127.0.0.1:0 >"$log" 2>&1 &
-server_pid=$!
-trap 'kill "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; rm -f "$log"' EXIT
-for _ in $(seq 100); do
-  grep -q "listening on" "$log" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$log"; exit 1; }
-  sleep 0.1
-done
-address=$(sed -n 's/^gradientd listening on //p' "$log")
-[ -n "$address" ] || { echo "demo: gradientd did not start" >&2; cat "$log"; exit 1; }
-export GRADIENTD_SERVER=$address
+work=$(mktemp -d)
+server_pid=
+trap 'stop_server; rm -rf "$work"' EXIT
+
+# Starts gradientd on a free port with its data in $work/data.
+start_server() {
+  "$gradientd" --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
+  server_pid=$!
+  for _ in $(seq 100); do
+    grep -q "listening on" "$work/out" && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/err"; exit 1; }
+    sleep 0.1
+  done
+  address=$(sed -n 's/^gradientd listening on //p' "$work/out")
+  [ -n "$address" ] || { echo "demo: gradientd did not start" >&2; cat "$work/err"; exit 1; }
+  export GRADIENTD_SERVER=$address
+}
+stop_server() {
+  [ -n "$server_pid" ] || return 0
+  kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  server_pid=
+}
+
+start_server
 step() { printf '\n\033[1m$ gradctl %s\033[0m\n' "$*"; "$gradctl" "$@"; }
 
 echo "gradientd is listening on $address"
@@ -49,4 +61,11 @@ step produce --series sensor --synthetic --count 200000 --x-min 1700000000 --x-m
 
 echo
 echo "== 4. Every series"
+step list
+
+echo
+echo "== 5. Durable: kill -9 the server, start it again on the same data directory"
+kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+start_server
+sed 's/^/   /' "$work/err"
 step list

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages gradientd needs to build and test, if any
 # is missing. Run as root (or with sudo available).
+#   --fuzz   also the fuzzing toolchain (only tools/fuzz.sh needs it)
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,16 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
 )
+
+# Optional, for tools/fuzz.sh only; the normal build uses g++. clang-14 does
+# not depend on libclang-rt-14-dev, which holds libFuzzer and clang's
+# sanitizer runtimes; llvm gives llvm-symbolizer for readable crash stacks.
+fuzz_packages=(
+  clang libclang-rt-14-dev llvm
+)
+if [ "${1:-}" = "--fuzz" ]; then
+  packages+=("${fuzz_packages[@]}")
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -23,8 +23,12 @@
 #include <system_error>
 #include <utility>
 
+#include "cli/bench.h"
+#include "cli/csv_flags.h"
 #include "cli/csv_reader.h"
 #include "cli/output.h"
+#include "cli/producer.h"
+#include "cli/replay.h"
 #include "client/client.h"
 #include "core/point_stats.h"
 #include "core/status.h"
@@ -69,18 +73,9 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
 }
 
 void ProduceOptions(po::options_description* d) {
+  AddCsvOptions(d);  // --x-column, --y-column, --header, --no-header, --delimiter
   // clang-format off
   d->add_options()
-      ("x-column", po::value<std::string>()->default_value("0")->value_name("NAME|INDEX"),
-       "CSV: the x column, a header name or a 0-based index")
-      ("y-column", po::value<std::string>()->default_value("1")->value_name("NAME|INDEX"),
-       "CSV: the y column, a header name or a 0-based index")
-      ("header", po::bool_switch(),
-       "CSV: the first line is a header (default: auto-detect: it is one when none of its "
-       "selected fields is a number, or when a column is selected by name)")
-      ("no-header", po::bool_switch(), "CSV: the first line is data")
-      ("delimiter", po::value<std::string>()->default_value(",")->value_name("C"),
-       "CSV: the field separator, one character ('tab' or '\\t' for a tab)")
       ("synthetic", po::bool_switch(),
        "generate points instead of reading CSV: x uniform in [x-min, x-max], "
        "y = slope*x + intercept + normal noise")
@@ -102,6 +97,8 @@ void ProduceOptions(po::options_description* d) {
       ("progress-every", po::value<int64_t>()->default_value(0)->value_name("K"),
        "every K batches, print the series' gradient and fit (0 = never)");
   // clang-format on
+  AddExactlyOnceOptions(d);  // --producer-id, --first-sequence, --retry-for
+  AddProduceSaveOption(d);   // --save
 }
 
 void GradientOptions(po::options_description* d) {
@@ -162,14 +159,7 @@ constexpr auto kStyle =
     po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
 
 // ---------------------------------------------------------------------------
-// Point sources for produce.
-
-class PointSource {
- public:
-  virtual ~PointSource() = default;
-  // As CsvPointReader::Next: OK with no points at the end.
-  virtual Status Next(std::vector<double>* x, std::vector<double>* y, std::size_t max) = 0;
-};
+// Point sources for produce (PointSource is in cli/producer.h).
 
 class CsvSource : public PointSource {
  public:
@@ -224,12 +214,6 @@ class SyntheticSource : public PointSource {
   uint64_t produced_ = 0;
 };
 
-std::string Hex64(uint64_t v) {
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return buf;
-}
-
 uint64_t RandomU64() {
   std::random_device device;
   return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
@@ -238,24 +222,6 @@ uint64_t RandomU64() {
 std::string ErrorCodeName(const v1::Error& error) {
   const std::string& name = v1::Error::Code_Name(error.code());
   return name.empty() ? "ERROR " + std::to_string(error.code()) : name;
-}
-
-std::string Plural(uint64_t n, std::string_view noun) {
-  std::string text = std::to_string(n) + " " + std::string(noun);
-  if (n != 1) text += noun.ends_with("ch") ? "es" : "s";
-  return text;
-}
-
-std::string FormatSeconds(double seconds) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.3f", seconds);
-  return buf;
-}
-
-std::string FormatRate(double per_second) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.0f", per_second);
-  return buf;
 }
 
 // ---------------------------------------------------------------------------
@@ -274,6 +240,9 @@ class Gradctl {
   int Configure(const po::variables_map& vm);
   int Reset(const po::variables_map& vm);
   int List(const po::variables_map& vm);
+  int Bench(const po::variables_map& vm);
+  int Replay(const po::variables_map& vm);
+  int Inspect(const po::variables_map& vm);
 
  private:
   using Printer = void (Gradctl::*)(const v1::Response&);
@@ -430,19 +399,35 @@ int Gradctl::List(const po::variables_map&) {
   return Unary(request, v1::Response::kSeriesList, &Gradctl::PrintList);
 }
 
+int Gradctl::Bench(const po::variables_map& vm) {
+  BenchConfig config;
+  if (Status s = ParseBenchConfig(vm, &config); !s.ok()) return Usage(s.message());
+  return RunBench(config, out_, err_);
+}
+
+int Gradctl::Replay(const po::variables_map& vm) {
+  ReplayConfig config;
+  if (Status s = ParseReplayConfig(vm, &config); !s.ok()) return Usage(s.message());
+  return RunReplay(config, out_, err_);
+}
+
+int Gradctl::Inspect(const po::variables_map& vm) {
+  InspectConfig config;
+  if (Status s = ParseInspectConfig(vm, &config); !s.ok()) return Usage(s.message());
+  return RunInspect(config, out_, err_);
+}
+
 // Builds the point source from the produce flags. A returned error with
 // *usage_error is a command-line mistake; otherwise an input problem.
 Status Gradctl::MakeSource(const po::variables_map& vm, std::unique_ptr<PointSource>* source,
                            std::string* description, bool* usage_error) {
   *usage_error = true;
-  static constexpr const char* kCsvFlags[] = {"x-column", "y-column", "header", "no-header",
-                                              "delimiter"};
   static constexpr const char* kSyntheticFlags[] = {"slope", "intercept", "noise", "count",
                                                     "x-min", "x-max",     "seed"};
   const auto given = [&](const char* name) { return vm.count(name) && !vm[name].defaulted(); };
   if (vm["synthetic"].as<bool>()) {
     if (vm.count("file")) return Status::InvalidArgument("--synthetic reads no FILE");
-    for (const char* flag : kCsvFlags) {
+    for (const char* flag : kCsvFlagNames) {
       if (given(flag)) {
         return Status::InvalidArgument(std::string("--") + flag +
                                        " is for CSV input, not --synthetic");
@@ -476,28 +461,7 @@ Status Gradctl::MakeSource(const po::variables_map& vm, std::unique_ptr<PointSou
     }
   }
   CsvOptions options;
-  options.max_abs_value = core::kMaxAbsValue;
-  if (Status s = ColumnSpec::Parse(vm["x-column"].as<std::string>(), &options.x_column); !s.ok()) {
-    return Status::InvalidArgument("--x-column: " + s.message());
-  }
-  if (Status s = ColumnSpec::Parse(vm["y-column"].as<std::string>(), &options.y_column); !s.ok()) {
-    return Status::InvalidArgument("--y-column: " + s.message());
-  }
-  const bool header = vm["header"].as<bool>();
-  const bool no_header = vm["no-header"].as<bool>();
-  if (header && no_header) return Status::InvalidArgument("--header and --no-header conflict");
-  options.header = header      ? HeaderMode::kPresent
-                   : no_header ? HeaderMode::kAbsent
-                               : HeaderMode::kAuto;
-  const std::string delimiter = vm["delimiter"].as<std::string>();
-  if (delimiter == "tab" || delimiter == "\\t") {
-    options.delimiter = '\t';
-  } else if (delimiter.size() == 1 && delimiter != "\"" && delimiter != "\n" && delimiter != "\r") {
-    options.delimiter = delimiter[0];
-  } else {
-    return Status::InvalidArgument("--delimiter must be one character (or 'tab'), got '" +
-                                   delimiter + "'");
-  }
+  if (Status s = CsvOptionsFromFlags(vm, &options); !s.ok()) return s;
   const std::string file = vm.count("file") ? vm["file"].as<std::string>() : "-";
   *usage_error = false;
   if (file == "-") {
@@ -531,230 +495,52 @@ int Gradctl::Produce(const po::variables_map& vm) {
   }
   if (progress_every < 0) return Usage("--progress-every must be >= 0");
 
+  ProduceConfig config;
+  config.server = flags_.server;
+  config.series = flags_.series;
+  config.json = flags_.json;
+  config.batch = static_cast<std::size_t>(batch_size);
+  config.window = static_cast<std::size_t>(window);
+  config.progress_every = static_cast<uint64_t>(progress_every);
+  if (Status s = ExactlyOnceFlagsFromVm(vm, &config.exactly_once); !s.ok()) {
+    return Usage(s.message());
+  }
+  if (vm.count("save")) {
+    config.save_path = vm["save"].as<std::string>();
+    if (config.save_path.empty()) return Usage("--save needs a FILE");
+    std::error_code ec;
+    if (vm.count("file") &&
+        std::filesystem::equivalent(vm["file"].as<std::string>(), config.save_path, ec)) {
+      return Usage("--save " + config.save_path + " would overwrite the input FILE");
+    }
+  }
+
   std::unique_ptr<PointSource> source;
-  std::string source_description;
   bool usage_error = false;
-  if (Status s = MakeSource(vm, &source, &source_description, &usage_error); !s.ok()) {
+  if (Status s = MakeSource(vm, &source, &config.source_description, &usage_error); !s.ok()) {
     return usage_error ? Usage(s.message()) : Fail(s);
   }
-  std::unique_ptr<client::Client> client;
-  if (int rc = Connect(&client); rc != kExitOk) return rc;
-
-  const std::string producer_id = "gradctl-" + Hex64(RandomU64());
-  const auto start = std::chrono::steady_clock::now();
-
-  // Replies come in request order; this is what each outstanding one is.
-  struct Pending {
-    enum class Kind { kBatch, kGradient, kFit } kind;
-    uint64_t batch = 0;  // the batch's sequence number, or the batch a query follows
-  };
-  std::deque<Pending> pending;
-  uint64_t batches_sent = 0;
-  uint64_t batches_in_flight = 0;
-  uint64_t batches_acked = 0;
-  uint64_t points_acked = 0;
-  uint64_t series_total = 0;
-  uint64_t descent_errors = 0;
-  bool input_done = false;
-  Status input_error;
-  std::optional<v1::Response> server_error;
-  uint64_t server_error_batch = 0;
-  Status transport_error;
-  v1::GradientReply progress_gradient;
-  bool have_progress_gradient = false;
-
-  v1::Request ingest;
-  v1::PointBatch* batch = ingest.mutable_ingest();
-  batch->set_series(flags_.series);
-  batch->set_producer_id(producer_id);
-  v1::Request gradient_query;
-  gradient_query.mutable_gradient()->set_series(flags_.series);
-  v1::Request fit_query;
-  fit_query.mutable_fit()->set_series(flags_.series);
-
-  std::vector<double> x;
-  std::vector<double> y;
-  v1::Response response;
-  while (true) {
-    if (!input_done && batches_in_flight < static_cast<uint64_t>(window)) {
-      const Status s = source->Next(&x, &y, static_cast<std::size_t>(batch_size));
-      if (!s.ok()) {
-        input_error = s;
-        input_done = true;
-      } else if (x.empty()) {
-        input_done = true;
-      }
-      if (x.empty()) continue;
-      // The valid points before a bad CSV line are sent too.
-      batch->mutable_x()->Assign(x.begin(), x.end());
-      batch->mutable_y()->Assign(y.begin(), y.end());
-      batch->set_sequence(++batches_sent);
-      if (Status t = client->Send(ingest); !t.ok()) {
-        // Collect the replies already sent: the server's reason for closing
-        // the connection, if it gave one, is among them.
-        transport_error = t;
-        input_done = true;
-        continue;
-      }
-      pending.push_back({Pending::Kind::kBatch, batches_sent});
-      ++batches_in_flight;
-      if (progress_every > 0 && batches_sent % static_cast<uint64_t>(progress_every) == 0) {
-        Status t = client->Send(gradient_query);
-        if (t.ok()) t = client->Send(fit_query);
-        if (!t.ok()) {
-          transport_error = t;
-          input_done = true;
-          continue;
-        }
-        pending.push_back({Pending::Kind::kGradient, batches_sent});
-        pending.push_back({Pending::Kind::kFit, batches_sent});
-      }
-      continue;
-    }
-    if (pending.empty()) break;
-    response.Clear();
-    if (Status t = client->Receive(&response); !t.ok()) {
-      if (transport_error.ok()) transport_error = t;
-      break;
-    }
-    const Pending p = pending.front();
-    pending.pop_front();
-    switch (p.kind) {
-      case Pending::Kind::kBatch:
-        --batches_in_flight;
-        if (response.has_error()) {
-          if (!server_error) {
-            server_error = response;
-            server_error_batch = p.batch;
-          }
-          input_done = true;  // send no more; collect the replies in flight
-        } else if (response.has_ack()) {
-          const v1::IngestAck& ack = response.ack();
-          ++batches_acked;
-          points_acked += ack.accepted();
-          series_total = ack.total();
-          if (!ack.descent_error().empty() && descent_errors++ == 0) {
-            err_ << "gradctl: warning: batch " << p.batch
-                 << ": the points were applied but the descent steps were refused: "
-                 << ack.descent_error() << '\n';
-          }
-        } else {
-          transport_error =
-              Status::Internal("unexpected reply to a point batch: " + ToJson(response));
-          pending.clear();  // the replies cannot be matched to requests any more
-          input_done = true;
-        }
-        break;
-      case Pending::Kind::kGradient:
-      case Pending::Kind::kFit:
-        if (flags_.json) {
-          out_ << ToJson(response) << std::endl;
-          break;
-        }
-        if (response.has_error()) {
-          err_ << "gradctl: warning: progress query after batch " << p.batch
-               << " failed: " << ErrorCodeName(response.error()) << ": "
-               << response.error().message() << '\n';
-          break;
-        }
-        if (p.kind == Pending::Kind::kGradient) {
-          progress_gradient = response.gradient();
-          have_progress_gradient = response.has_gradient();
-          break;
-        }
-        if (response.has_fit()) {
-          const v1::FitReply& fit = response.fit();
-          const double seconds =
-              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-          out_ << "batch " << p.batch << ": " << points_acked << " points acknowledged, "
-               << FormatSeconds(seconds) << " s; n " << fit.n() << "; descent m "
-               << FormatNumber(fit.descent().m()) << " b " << FormatNumber(fit.descent().b());
-          if (have_progress_gradient) {
-            out_ << " loss " << FormatNumber(progress_gradient.loss()) << " dL/dm "
-                 << FormatNumber(progress_gradient.slope_gradient()) << " dL/db "
-                 << FormatNumber(progress_gradient.intercept_gradient());
-          }
-          if (fit.has_least_squares()) {
-            out_ << "; least squares m " << FormatNumber(fit.least_squares().m()) << " b "
-                 << FormatNumber(fit.least_squares().b());
-          }
-          out_ << std::endl;
-        }
-        have_progress_gradient = false;
-        break;
-    }
-  }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const std::string acknowledged =
-      Plural(points_acked, "point") + " in " + Plural(batches_acked, "batch") +
-      (points_acked == 1 ? " was" : " were") + " sent and acknowledged";
-  if (descent_errors > 1) {
-    err_ << "gradctl: warning: the descent steps were refused after " << descent_errors
-         << " batches\n";
-  }
-  if (server_error) {
-    ServerError(*server_error, "server error ");
-    err_ << "gradctl: batch " << server_error_batch << " was rejected; " << acknowledged << '\n';
-    if (!transport_error.ok()) err_ << "gradctl: then: " << transport_error.message() << '\n';
-    return kExitFailure;
-  }
-  if (!transport_error.ok()) {
-    Fail(transport_error);
-    err_ << "gradctl: " << acknowledged << " before that\n";
-    return kExitFailure;
-  }
-  if (!input_error.ok()) {
-    Fail(input_error);
-    err_ << "gradctl: stopped at that line: " << acknowledged << " before it (series '"
-         << flags_.series << "' has " << series_total << " points)\n";
-    return kExitFailure;
-  }
-
-  // The final fit, for the summary (there is no series without points).
-  v1::Response fit;
-  if (points_acked == 0) {
-    err_ << "gradctl: warning: the input has no points; nothing was sent\n";
-  } else {
-    if (Status s = client->Call(fit_query, &fit); !s.ok()) return Fail(s);
-    if (fit.has_error()) return ServerError(fit);
-  }
-  const double rate = seconds > 0 ? static_cast<double>(points_acked) / seconds : 0.0;
-  if (flags_.json) {
-    google::protobuf::Struct summary;
-    auto& fields = *summary.mutable_fields();
-    auto& inner = *fields["summary"].mutable_struct_value()->mutable_fields();
-    inner["series"].set_string_value(flags_.series);
-    inner["source"].set_string_value(source_description);
-    inner["producer_id"].set_string_value(producer_id);
-    inner["points_sent"].set_number_value(static_cast<double>(points_acked));
-    inner["batches"].set_number_value(static_cast<double>(batches_acked));
-    inner["series_total"].set_number_value(static_cast<double>(series_total));
-    inner["elapsed_seconds"].set_number_value(seconds);
-    inner["points_per_second"].set_number_value(rate);
-    if (fit.has_fit()) out_ << ToJson(fit) << '\n';
-    out_ << ToJson(summary) << std::endl;
-    return kExitOk;
-  }
-  KeyValueBlock block;
-  block.Add("source", source_description);
-  block.Add("points sent", std::to_string(points_acked));
-  block.Add("batches", std::to_string(batches_acked));
-  block.Add("series total", std::to_string(series_total));
-  block.Add("elapsed", FormatSeconds(seconds) + " s");
-  block.Add("throughput", FormatRate(rate) + " points/s");
-  if (fit.has_fit()) AddFit(fit.fit(), &block);
-  block.Print(out_);
-  out_.flush();
-  return kExitOk;
+  // Sends through an exactly-once Producer (cli/producer.h), prints the summary.
+  return RunProduce(config, *source, out_, err_);
 }
 
-const Command kCommands[7] = {
+const Command kCommands[] = {
     {"produce", "[FILE]", "send points from a CSV file, stdin, or a synthetic line",
      "Sends (x, y) points to the series in pipelined batches: from the CSV FILE, from stdin\n"
      "when FILE is '-' or absent, or generated with --synthetic. Then prints what was sent\n"
      "and the series' fit. A bad CSV line stops it after the points before that line were\n"
-     "sent (exit 1, with the line number).",
+     "sent (exit 1, with the line number).\n"
+     "\n"
+     "Exactly once: every batch carries a producer id (--producer-id, or a new random one,\n"
+     "printed at the start) and a sequence number (--first-sequence, 1, 2, ...). The server\n"
+     "applies each (producer id, sequence) at most once and acknowledges a repeat as a\n"
+     "duplicate. When the connection is lost (the server killed or restarting, the\n"
+     "connection reset), produce reconnects with backoff (50ms doubling to 2s) for up to\n"
+     "--retry-for and resends every unacknowledged batch (at most --window) with its\n"
+     "original sequence and content, then goes on; the summary reports reconnects and\n"
+     "duplicates. If it gives up (exit 1), sending the same input again with the same\n"
+     "--producer-id and --batch skips what the server already applied.\n"
+     "--save FILE records every batch sent, once, for `gradctl replay` and `gradctl inspect`.",
      &ProduceOptions, &Gradctl::Produce},
     {"gradient", "[--m M] [--b B]", "the loss gradient at (m, b)",
      "Prints the gradient of the mean-squared-error loss over every point of the series at\n"
@@ -781,6 +567,19 @@ const Command kCommands[7] = {
     {"list", "", "every series with its lines",
      "Prints a table of every series: n, the descent line, the least-squares line and R².",
      &NoOptions, &Gradctl::List},
+    {"bench", "[--spawn-server] [--producers P] [--batch B] [--seconds S] ...",
+     "measure ingest throughput and query latency",
+     "Runs P producer connections sending B-point batches for S seconds (pipelined, at most\n"
+     "W unacknowledged each) while another connection sends gradient queries at a steady\n"
+     "rate, then reports ingest points/s and MB/s of payload (16 bytes a point), batches/s,\n"
+     "and query round-trip p50/p99/p99.9 idle and under ingest. --spawn-server starts a\n"
+     "private gradientd and reports its CPU time and peak RSS; the baselines (a discard\n"
+     "server fed by the same producers, a TCP echo round trip) run in-process. --json\n"
+     "prints one JSON object. Writes to the series 'bench' unless --series is given.",
+     &AddBenchOptions, &Gradctl::Bench},
+    {"replay", "FILE...", kReplaySummary, kReplayDescription, &AddReplayOptions, &Gradctl::Replay},
+    {"inspect", "FILE...", kInspectSummary, kInspectDescription, &AddInspectOptions,
+     &Gradctl::Inspect},
 };
 
 const Command* FindCommand(std::string_view name) {
@@ -903,6 +702,9 @@ int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostr
   if (command->name == "produce") {
     all.add_options()("file", po::value<std::string>());
     positional.add("file", 1);
+  } else if (command->name == "replay" || command->name == "inspect") {
+    all.add_options()("files", po::value<std::vector<std::string>>());  // FILE...
+    positional.add("files", -1);
   }
   po::variables_map vm;
   try {

@@ -4,8 +4,10 @@
 //
 //   gradctl [GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]
 //
-// Commands: produce, gradient, fit, step, configure, reset, list (see
-// `gradctl --help` and `gradctl COMMAND --help`). Global options, accepted
+// Commands: produce, gradient, fit, step, configure, reset, list, bench,
+// replay, inspect (see `gradctl --help` and `gradctl COMMAND --help`;
+// produce's exactly-once sending is cli/producer.h, replay and inspect are
+// cli/replay.h). Global options, accepted
 // anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
 // 127.0.0.1:7878), --series NAME (default "default"), --json, --help/-h.
 #pragma once

@@ -7,6 +7,7 @@
 #include <boost/asio/write.hpp>
 #include <vector>
 
+#include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
 
 namespace gradientd::client {
@@ -37,24 +38,7 @@ struct Client::Impl {
 
 Status ResponseStatus(const v1::Response& response) {
   if (!response.has_error()) return Status::Ok();
-  StatusCode code = StatusCode::kInternal;
-  switch (response.error().code()) {
-    case v1::Error::INVALID_ARGUMENT:
-      code = StatusCode::kInvalidArgument;
-      break;
-    case v1::Error::NOT_FOUND:
-      code = StatusCode::kNotFound;
-      break;
-    case v1::Error::FAILED_PRECONDITION:
-      code = StatusCode::kFailedPrecondition;
-      break;
-    case v1::Error::RESOURCE_EXHAUSTED:
-      code = StatusCode::kResourceExhausted;
-      break;
-    default:
-      break;
-  }
-  return Status(code,
+  return Status(protocol::FromWireCode(response.error().code()),
                 v1::Error::Code_Name(response.error().code()) + ": " + response.error().message());
 }
 

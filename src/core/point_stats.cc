@@ -132,7 +132,11 @@ void PointStats::Merge(const PointStats& other) {
 double PointStats::MeanResidual(double m, double b) const {
   // ybar - m*xbar - b, split at the pivot: the large parts cancel exactly
   // where they can, and the small centred parts keep their digits.
-  return (mean_dy_ - m * mean_dx_) + (pivot_y_ - std::fma(m, pivot_x_, b));
+  const double r = (mean_dy_ - m * mean_dx_) + (pivot_y_ - std::fma(m, pivot_x_, b));
+  if (std::isfinite(r)) return r;
+  // For a huge m both parts can overflow, with opposite signs (inf - inf is
+  // NaN); unsplit, the residual is finite or overflows with its true sign.
+  return (mean_y() - m * mean_x()) - b;
 }
 
 Gradient PointStats::GradientAt(double m, double b) const {
@@ -147,10 +151,13 @@ double PointStats::LossAt(double m, double b) const {
   // var(r) = var(y) - 2*m*cov + m^2*var(x), written as two non-negative
   // terms around the least-squares slope so nothing large cancels twice.
   double var_r;
-  if (var_x_ > 0) {
-    const double slope = cov_xy_ / var_x_;
+  const double slope = var_x_ > 0 ? cov_xy_ / var_x_ : 0;
+  if (var_x_ > 0 && std::isfinite(slope)) {
     const double dm = m - slope;
     var_r = std::max(0.0, var_y_ - slope * cov_xy_) + var_x_ * dm * dm;
+  } else if (var_x_ > 0) {
+    // A subnormal var(x): the slope overflows, but the terms do not.
+    var_r = std::max(0.0, var_y_ - 2.0 * m * cov_xy_ + m * (m * var_x_));
   } else {
     var_r = var_y_;
   }
@@ -161,11 +168,13 @@ std::optional<LeastSquaresLine> PointStats::LeastSquares() const {
   if (n_ == 0 || !(var_x_ > 0)) return std::nullopt;
   const double m = cov_xy_ / var_x_;
   const double b = (mean_dy_ - m * mean_dx_) + (pivot_y_ - m * pivot_x_);
+  // x spread too small to divide by (a subnormal var(x)): no line either.
+  if (!std::isfinite(m) || !std::isfinite(b)) return std::nullopt;
   return LeastSquaresLine{.m = m, .b = b, .loss = std::max(0.0, var_y_ - m * cov_xy_)};
 }
 
 std::optional<double> PointStats::RSquared() const {
-  if (n_ == 0 || !(var_x_ > 0) || !(var_y_ > 0)) return std::nullopt;
+  if (!LeastSquares() || !(var_y_ > 0)) return std::nullopt;
   return std::min(1.0, (cov_xy_ / var_x_) * (cov_xy_ / var_y_));
 }
 

@@ -42,7 +42,32 @@ struct LeastSquaresLine {
 
 class PointStats {
  public:
+  // The complete state, for snapshots and journals. Restoring a Raw taken
+  // from a PointStats gives back the same statistics, bit for bit.
+  struct Raw {
+    uint64_t n = 0;
+    double pivot_x = 0, pivot_y = 0;
+    double mean_dx = 0, mean_dy = 0;
+    double var_x = 0, var_y = 0, cov_xy = 0;
+  };
+
   PointStats() = default;
+
+  Raw raw() const { return {n_, pivot_x_, pivot_y_, mean_dx_, mean_dy_, var_x_, var_y_, cov_xy_}; }
+  // REQUIRES: `raw` came from raw() (possibly through a file that was
+  // checksummed); it is not validated.
+  static PointStats FromRaw(const Raw& raw) {
+    PointStats s;
+    s.n_ = raw.n;
+    s.pivot_x_ = raw.pivot_x;
+    s.pivot_y_ = raw.pivot_y;
+    s.mean_dx_ = raw.mean_dx;
+    s.mean_dy_ = raw.mean_dy;
+    s.var_x_ = raw.var_x;
+    s.var_y_ = raw.var_y;
+    s.cov_xy_ = raw.cov_xy;
+    return s;
+  }
 
   // The statistics of the points (x[i], y[i]).
   // REQUIRES: x.size() == y.size(); every value finite with magnitude at

@@ -80,6 +80,16 @@ Status Series::Step(uint64_t iterations, std::optional<double> learning_rate,
     model = next;
     ++done;
   }
+  // The reply reports the gradient and loss at the new model: refuse to end
+  // where they overflow (a gradient query there is refused too).
+  const Gradient end = stats_.GradientAt(model.m, model.b);
+  if (!std::isfinite(end.intercept) || !std::isfinite(end.slope) ||
+      !std::isfinite(stats_.LossAt(model.m, model.b))) {
+    return Status::InvalidArgument(
+        "descent at learning rate " + Num(rate) +
+        " would end where the loss or its gradient is non-finite; the model is unchanged (try "
+        "a smaller learning rate, or 0 for auto)");
+  }
   model_ = model;
   steps_ += done;
   *result = StepResult{.iterations = done, .converged = converged, .learning_rate = rate};
@@ -111,6 +121,18 @@ Status ValidateSeriesChange(const SeriesChange& change) {
     }
   }
   return Status::Ok();
+}
+
+void Series::Restore(const PointStats& stats, const Model& model, const DescentConfig& config,
+                     uint64_t steps) {
+  stats_ = stats;
+  config_ = config;
+  RestoreModel(model, steps);
+}
+
+void Series::RestoreModel(const Model& model, uint64_t steps) {
+  model_ = model;
+  steps_ = steps;
 }
 
 void Series::Reset() {

@@ -69,6 +69,12 @@ class Series {
   // Drops the points and the model; keeps the configuration.
   void Reset();
 
+  // Restores a state saved from stats(), model(), config() and steps(), or
+  // the model and step count after a replayed step (for recovery).
+  void Restore(const PointStats& stats, const Model& model, const DescentConfig& config,
+               uint64_t steps);
+  void RestoreModel(const Model& model, uint64_t steps);
+
  private:
   PointStats stats_;
   Model model_;

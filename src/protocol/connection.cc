@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
 
 namespace gradientd::protocol {
@@ -37,8 +38,15 @@ std::span<uint8_t> Connection::ReceiveBuffer() {
 
 void Connection::Received(std::size_t bytes) { end_ += bytes; }
 
-bool Connection::Process(std::string* out) {
-  while (true) {
+bool Connection::HasFrame() const {
+  const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
+  return DecodeFrameHeader(pending, max_frame_bytes_).kind != FrameHeader::Kind::kNeedMore;
+}
+
+bool Connection::Process(std::string* out, std::size_t max_output) {
+  waiting_.clear();
+  durability_token_ = 0;
+  while (out->size() < max_output) {
     const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
     const FrameHeader h = DecodeFrameHeader(pending, max_frame_bytes_);
     switch (h.kind) {
@@ -66,10 +74,32 @@ bool Connection::Process(std::string* out) {
       return false;
     }
     response_.Clear();
-    handler_.Handle(request_, &response_);
+    const uint64_t token = handler_.Handle(request_, &response_);
     response_.set_id(request_.id());
+    const std::size_t start = out->size();
     AppendFrame(response_, out);
+    if (token > 0) {
+      waiting_.push_back({start, out->size(), request_.id()});
+      durability_token_ = std::max(durability_token_, token);
+    }
   }
+  return true;
+}
+
+void Connection::FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
+                               std::string* out) {
+  std::string rewritten;
+  std::size_t copied = 0;
+  for (const Waiting& w : waiting) {
+    rewritten.append(*out, copied, w.begin - copied);
+    v1::Response error;
+    error.set_id(w.id);
+    SetError(status, &error);
+    AppendFrame(error, &rewritten);
+    copied = w.end;
+  }
+  rewritten.append(*out, copied);
+  out->swap(rewritten);
 }
 
 }  // namespace gradientd::protocol

@@ -7,10 +7,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/status.h"
 #include "gradientd/v1/gradientd.pb.h"
 
 namespace gradientd::protocol {
@@ -20,8 +22,10 @@ namespace gradientd::protocol {
 class RequestHandler {
  public:
   virtual ~RequestHandler() = default;
+  // Fills `response` and returns its durability token: the response may be
+  // sent only once the change log reports that token durable (0: at once).
   // REQUIRES: response is empty.
-  virtual void Handle(const v1::Request& request, v1::Response* response) = 0;
+  virtual uint64_t Handle(const v1::Request& request, v1::Response* response) = 0;
 };
 
 class Connection {
@@ -33,11 +37,37 @@ class Connection {
   std::span<uint8_t> ReceiveBuffer();
   void Received(std::size_t bytes);
 
-  // Handles every whole frame received so far, appending one framed
-  // response per request to `out`. Returns false when the connection must
-  // be closed once `out` has been sent (a frame could not be decoded, or was
-  // over the size limit); bytes after such a frame are never looked at.
-  bool Process(std::string* out);
+  // A response of the last Process call that waits on the change log: where
+  // it is in `out`, and its request's id.
+  struct Waiting {
+    std::size_t begin, end;
+    uint64_t id;
+  };
+
+  // Handles the whole frames received so far, appending one framed response
+  // per request to `out`, until `out` holds at least `max_output` bytes (the
+  // rest stay buffered: see HasFrame). Returns false when the connection
+  // must be closed once `out` has been sent (a frame could not be decoded,
+  // or was over the size limit); bytes after such a frame are never looked
+  // at.
+  bool Process(std::string* out, std::size_t max_output = std::numeric_limits<std::size_t>::max());
+
+  // A whole frame is buffered: call Process before receiving more.
+  bool HasFrame() const;
+
+  // The durability token the responses appended by the last Process call
+  // wait for (0: none): send them only once it is durable.
+  uint64_t durability_token() const { return durability_token_; }
+  // Those responses; taking them leaves none.
+  std::vector<Waiting> TakeWaiting() { return std::move(waiting_); }
+
+  // The change log failed before the token became durable: replaces, in
+  // `out`, every waiting response with an Error carrying `status`.
+  static void FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
+                            std::string* out);
+  void FailUndurable(const Status& status, std::string* out) const {
+    FailUndurable(status, waiting_, out);
+  }
 
   // Bytes received that do not yet form a whole frame.
   std::size_t buffered() const { return end_ - begin_; }
@@ -51,6 +81,8 @@ class Connection {
   std::size_t missing_ = 1;  // bytes the next frame still needs, at least
   v1::Request request_;      // reused across frames
   v1::Response response_;
+  std::vector<Waiting> waiting_;
+  uint64_t durability_token_ = 0;
 };
 
 }  // namespace gradientd::protocol

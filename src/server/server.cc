@@ -4,6 +4,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -12,22 +13,45 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
+#include <deque>
 #include <iostream>
 #include <list>
 #include <mutex>
 #include <thread>
+#include <variant>
 #include <vector>
 
 #include "protocol/endpoint.h"
+#include "protocol/error_codes.h"
+#include "protocol/frame_codec.h"
 
 namespace gradientd::server {
 namespace asio = boost::asio;
 using asio::ip::tcp;
+using namespace asio::experimental::awaitable_operators;
 
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(2);
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// Completes with the log's verdict once `token` is durable, on the
+// awaiting coroutine's executor.
+template <typename Token>
+auto AsyncWaitDurable(service::ChangeLog& log, uint64_t token, Token&& completion) {
+  return asio::async_initiate<Token, void(Status)>(
+      [&log, token](auto handler) {
+        // The wait counts as work: the io_context keeps running (and alive)
+        // until the log has answered, whatever happens to the connection.
+        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
+        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
+        log.OnDurable(token, [shared, work](const Status& status) mutable {
+          asio::post(work.get_executor(), [shared, status]() mutable { (*shared)(status); });
+          work.reset();
+        });
+      },
+      completion);
+}
 
 }  // namespace
 
@@ -38,26 +62,49 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
 }
 
 struct Server::Impl {
-  // A live connection; its socket is only touched on its strand.
-  struct Peer {
-    explicit Peer(tcp::socket s) : socket(std::move(s)) {}
-    tcp::socket socket;
+  // Responses of one Process call, waiting to be written.
+  struct Chunk {
+    std::string bytes;
+    uint64_t token = 0;  // the change-log token they wait for
+    std::vector<protocol::Connection::Waiting> waiting;
   };
 
-  Impl(ServerOptions o, protocol::RequestHandler& h)
+  // A live connection: a reader coroutine turns requests into chunks of
+  // responses, a writer coroutine sends them in order, one write at a time.
+  // Everything here is only touched on the connection's strand.
+  struct Peer {
+    explicit Peer(tcp::socket s)
+        : socket(std::move(s)),
+          writer_wake(socket.get_executor()),
+          reader_wake(socket.get_executor()) {}
+    tcp::socket socket;
+    std::deque<Chunk> chunks;
+    std::size_t queued_bytes = 0;
+    bool reading_done = false;
+    bool writing_failed = false;
+    // Timers used as condition variables: cancel() wakes the waiter.
+    asio::steady_timer writer_wake;
+    asio::steady_timer reader_wake;
+  };
+
+  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l)
       : options(std::move(o)),
         handler(h),
+        log(l),
         control(asio::make_strand(io)),
         acceptor(control),
         signals(control),
         grace_timer(control) {}
 
   asio::awaitable<void> Accept();
-  asio::awaitable<void> Serve(std::shared_ptr<Peer> peer);
+  asio::awaitable<void> Refuse(tcp::socket socket);
+  asio::awaitable<void> Read(std::shared_ptr<Peer> peer);
+  asio::awaitable<void> Write(std::shared_ptr<Peer> peer);
   void Forget(const std::shared_ptr<Peer>& peer);
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
+  service::ChangeLog* const log;
   asio::io_context io;
   // The acceptor, signals and shutdown timer are only touched on this strand.
   asio::strand<asio::io_context::executor_type> control;
@@ -83,37 +130,109 @@ asio::awaitable<void> Server::Impl::Accept() {
     }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
-    auto peer = std::make_shared<Peer>(std::move(socket));
+    std::shared_ptr<Peer> peer;
     {
       std::lock_guard lock(mu);
       if (stopping) co_return;
-      peers.push_back(peer);
+      if (peers.size() < options.max_connections) {
+        peer = std::make_shared<Peer>(std::move(socket));
+        peers.push_back(peer);
+      }
     }
-    asio::co_spawn(peer->socket.get_executor(), Serve(peer), asio::detached);
+    if (!peer) {
+      auto executor = socket.get_executor();
+      asio::co_spawn(executor, Refuse(std::move(socket)), asio::detached);
+      continue;
+    }
+    asio::co_spawn(peer->socket.get_executor(), Read(peer), asio::detached);
+    asio::co_spawn(peer->socket.get_executor(), Write(peer), asio::detached);
   }
 }
 
-asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Peer> peer) {
+asio::awaitable<void> Server::Impl::Refuse(tcp::socket socket) {
+  v1::Response response;
+  protocol::SetError(Status::ResourceExhausted("too many connections (the limit is " +
+                                               std::to_string(options.max_connections) + ")"),
+                     &response);
+  std::string frame;
+  protocol::AppendFrame(response, &frame);
+  asio::steady_timer deadline(socket.get_executor(), options.write_timeout);
+  co_await (asio::async_write(socket, asio::buffer(frame), use_tuple) ||
+            deadline.async_wait(use_tuple));
+  boost::system::error_code ignored;
+  socket.shutdown(tcp::socket::shutdown_both, ignored);
+  socket.close(ignored);
+}
+
+asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
+  // Responses are cut into chunks of about this size, so a connection's
+  // queue is bounded by max_queued_bytes plus one chunk and one response.
+  constexpr std::size_t kChunkBytes = 256 * 1024;
   protocol::Connection connection(handler, options.max_frame_bytes);
-  std::string out;
+  asio::steady_timer deadline(peer->socket.get_executor());
   bool open = true;
-  while (open) {
-    const std::span<uint8_t> space = connection.ReceiveBuffer();
-    auto [read_ec, n] =
-        co_await peer->socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
-    if (read_ec) break;  // EOF, reset, or shutdown
-    connection.Received(n);
-    out.clear();
-    open = connection.Process(&out);
-    // One write per read cycle carries every response it produced; reading
-    // waits for it, so a client that does not read its replies stops being
-    // read (back-pressure).
-    if (!out.empty()) {
-      auto [write_ec, written] =
-          co_await asio::async_write(peer->socket, asio::buffer(out), use_tuple);
-      if (write_ec) break;
+  while (open && !peer->writing_failed) {
+    if (!connection.HasFrame()) {
+      // Idle between requests, or in the middle of one: either may time out.
+      deadline.expires_after(connection.buffered() == 0 ? options.idle_timeout
+                                                        : options.request_timeout);
+      const std::span<uint8_t> space = connection.ReceiveBuffer();
+      auto result = co_await (
+          peer->socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple) ||
+          deadline.async_wait(use_tuple));
+      if (result.index() == 1) break;  // timed out
+      auto [read_ec, n] = std::get<0>(result);
+      if (read_ec) break;  // end of input, reset, or shutdown
+      connection.Received(n);
+    }
+    Chunk chunk;
+    open = connection.Process(&chunk.bytes, kChunkBytes);
+    chunk.token = connection.durability_token();
+    chunk.waiting = connection.TakeWaiting();
+    if (!chunk.bytes.empty()) {
+      peer->queued_bytes += chunk.bytes.size();
+      peer->chunks.push_back(std::move(chunk));
+      peer->writer_wake.cancel();
+    }
+    // Back-pressure: a client that does not read its responses stops being read.
+    while (peer->queued_bytes >= options.max_queued_bytes && !peer->writing_failed) {
+      peer->reader_wake.expires_at(asio::steady_timer::time_point::max());
+      co_await peer->reader_wake.async_wait(use_tuple);
     }
   }
+  peer->reading_done = true;
+  peer->writer_wake.cancel();
+}
+
+asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
+  asio::steady_timer deadline(peer->socket.get_executor());
+  while (true) {
+    if (peer->chunks.empty()) {
+      if (peer->reading_done) break;
+      peer->writer_wake.expires_at(asio::steady_timer::time_point::max());
+      co_await peer->writer_wake.async_wait(use_tuple);
+      continue;
+    }
+    Chunk& chunk = peer->chunks.front();
+    // Group commit: the responses wait for the one fsync that covers all the
+    // changes they acknowledge; meanwhile the reader goes on.
+    if (chunk.token > 0 && log != nullptr) {
+      const Status durable = co_await AsyncWaitDurable(*log, chunk.token, asio::use_awaitable);
+      if (!durable.ok()) protocol::Connection::FailUndurable(durable, chunk.waiting, &chunk.bytes);
+    }
+    deadline.expires_after(options.write_timeout);
+    auto result = co_await (asio::async_write(peer->socket, asio::buffer(chunk.bytes), use_tuple) ||
+                            deadline.async_wait(use_tuple));
+    if (result.index() == 1 || std::get<0>(std::get<0>(result))) {
+      peer->writing_failed = true;  // timed out or broken: give up on this client
+      break;
+    }
+    peer->queued_bytes -= chunk.bytes.size();
+    peer->chunks.pop_front();
+    peer->reader_wake.cancel();
+  }
+  peer->writing_failed = peer->writing_failed || !peer->chunks.empty();
+  peer->reader_wake.cancel();
   boost::system::error_code ignored;
   peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
   peer->socket.close(ignored);
@@ -129,8 +248,8 @@ void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
   }
 }
 
-Server::Server(ServerOptions options, protocol::RequestHandler& handler)
-    : impl_(std::make_unique<Impl>(std::move(options), handler)) {}
+Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log)
+    : impl_(std::make_unique<Impl>(std::move(options), handler, log)) {}
 
 Server::~Server() = default;
 

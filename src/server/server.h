@@ -8,12 +8,14 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cstddef>
 #include <memory>
 #include <string>
 
 #include "core/status.h"
 #include "protocol/connection.h"
+#include "service/change_log.h"
 
 namespace gradientd::server {
 
@@ -21,11 +23,23 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:7878";  // HOST:PORT; port 0 picks a free one
   unsigned threads = 0;                   // 0 = one per core
   std::size_t max_frame_bytes = 16u << 20;
+  std::size_t max_connections = 1024;  // more are answered RESOURCE_EXHAUSTED and closed
+  // Responses queued per connection before it stops being read.
+  std::size_t max_queued_bytes = 4u << 20;
+  // A connection with nothing buffered is closed after idle_timeout without
+  // a byte; one holding a partial frame after request_timeout; a write that
+  // does not finish within write_timeout closes it too.
+  std::chrono::milliseconds idle_timeout = std::chrono::minutes(5);
+  std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
+  std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
 };
 
 class Server {
  public:
-  Server(ServerOptions options, protocol::RequestHandler& handler);
+  // With a change log, each batch of responses is sent only once the log
+  // reports the changes they acknowledge durable (group commit).
+  Server(ServerOptions options, protocol::RequestHandler& handler,
+         service::ChangeLog* log = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;

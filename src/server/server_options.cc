@@ -2,7 +2,9 @@
 
 #include <boost/program_options.hpp>
 #include <charconv>
+#include <cstdlib>
 #include <sstream>
+#include <tuple>
 #include <utility>
 
 namespace gradientd::server {
@@ -34,15 +36,53 @@ Status ParseByteSize(std::string_view text, std::size_t* bytes) {
                                  "' is not a size (units: B, KiB, MiB, GiB)");
 }
 
+Status ParseDuration(std::string_view text, std::chrono::milliseconds* duration) {
+  uint64_t value = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
+  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
+      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
+  if (ec == std::errc() && end != text.data()) {
+    for (const auto& [name, scale] : kUnits) {
+      if (unit == name && value <= UINT64_MAX / scale / 2) {
+        *duration = std::chrono::milliseconds(static_cast<int64_t>(value * scale));
+        return Status::Ok();
+      }
+    }
+  }
+  return Status::InvalidArgument("'" + std::string(text) +
+                                 "' is not a duration with a unit (examples: 100ms, 30s, 5m, 1h)");
+}
+
+std::string DefaultDataDir() {
+  if (const char* state = std::getenv("XDG_STATE_HOME"); state != nullptr && *state != 0) {
+    return std::string(state) + "/gradientd";
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != 0) {
+    return std::string(home) + "/.local/state/gradientd";
+  }
+  return "gradientd-data";
+}
+
 Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_line) {
   ServerOptions& options = command_line->server;
   std::string max_frame = "16MiB";
+  std::string data_dir = DefaultDataDir();
+  std::string fsync = "always";
+  std::string fsync_interval = "100ms";
+  std::string checkpoint_interval = "5m";
+  std::string checkpoint_bytes = "64MiB";
+  std::string max_queued = "4MiB";
+  std::string idle_timeout = "5m";
+  std::string request_timeout = "30s";
+  std::string write_timeout = "30s";
   po::options_description flags(
       "Usage: gradientd [OPTIONS]\n\n"
       "Streams of (x, y) points in, the gradient of the mean-squared-error loss of a\n"
       "line over every point seen so far out, in O(1). Prints one line\n"
       "'gradientd listening on HOST:PORT' to stdout once it accepts connections;\n"
-      "SIGINT or SIGTERM shut it down gracefully. State is kept in memory.\n\n"
+      "SIGINT or SIGTERM shut it down gracefully. State is durable in the data\n"
+      "directory (journal + snapshots) unless --in-memory.\n\n"
       "Options",
       100, 50);
   flags.add_options()("help,h", "print this help and exit")("version",
@@ -54,7 +94,47 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "threads serving connections; 0 = one per core")(
       "max-frame-bytes", po::value(&max_frame)->default_value(max_frame),
       "largest request frame accepted (B, KiB, MiB, GiB); a larger declared size "
-      "gets a RESOURCE_EXHAUSTED error and the connection is closed");
+      "gets a RESOURCE_EXHAUSTED error and the connection is closed")(
+      "data-dir", po::value(&data_dir)->default_value(data_dir),
+      "directory for the durable state (journal, snapshots, LOCK); created if missing; one "
+      "gradientd per directory. Default: $XDG_STATE_HOME/gradientd, else "
+      "$HOME/.local/state/gradientd")("in-memory", "keep no durable state: a restart starts empty")(
+      "fsync", po::value(&fsync)->default_value(fsync),
+      "always: acknowledge a change after the fsync that covers it (group commit); "
+      "interval: acknowledge after write(), fsync every --fsync-interval (an OS crash or "
+      "power loss can lose that much acknowledged data; a gradientd crash loses nothing); "
+      "never: acknowledge after write(), the OS flushes when it likes")(
+      "fsync-interval", po::value(&fsync_interval)->default_value(fsync_interval),
+      "with --fsync interval: how often to fsync (ms, s, m, h)")(
+      "checkpoint-interval", po::value(&checkpoint_interval)->default_value(checkpoint_interval),
+      "write a snapshot and drop the journal it covers this often (and on shutdown)")(
+      "checkpoint-bytes", po::value(&checkpoint_bytes)->default_value(checkpoint_bytes),
+      "also write one once the journal has grown by this much")(
+      "max-series",
+      po::value(&command_line->limits.max_series)->default_value(command_line->limits.max_series),
+      "series the server will hold; creating one more is refused with RESOURCE_EXHAUSTED")(
+      "max-series-name-bytes",
+      po::value(&command_line->limits.max_series_name_bytes)
+          ->default_value(command_line->limits.max_series_name_bytes),
+      "longest series name (UTF-8 without control characters)")(
+      "max-batch-points",
+      po::value(&command_line->limits.max_batch_points)
+          ->default_value(command_line->limits.max_batch_points),
+      "most points in one batch")(
+      "max-connections",
+      po::value(&options.max_connections)->default_value(options.max_connections),
+      "connections served at once; more get a RESOURCE_EXHAUSTED error and are closed")(
+      "max-queued-bytes", po::value(&max_queued)->default_value(max_queued),
+      "responses queued for one connection before it stops being read (back-pressure for "
+      "clients that pipeline faster than they read)")(
+      "idle-timeout", po::value(&idle_timeout)->default_value(idle_timeout),
+      "close a connection that sends nothing for this long between requests")(
+      "request-timeout", po::value(&request_timeout)->default_value(request_timeout),
+      "close a connection that stalls this long in the middle of a request frame")(
+      "write-timeout", po::value(&write_timeout)->default_value(write_timeout),
+      "close a connection whose responses cannot be written for this long")(
+      "record", po::value(&command_line->record_path),
+      "append every accepted batch to this recording file (see gradctl replay, inspect)");
   std::ostringstream usage;
   usage << flags;
   command_line->usage = usage.str();
@@ -77,6 +157,50 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
                                    max_frame);
   }
   options.max_frame_bytes = bytes;
+  std::size_t queued = 0;
+  if (Status s = ParseByteSize(max_queued, &queued); !s.ok() || queued == 0) {
+    return Status::InvalidArgument("--max-queued-bytes: " +
+                                   (s.ok() ? std::string("must be positive") : s.message()));
+  }
+  options.max_queued_bytes = queued;
+  if (command_line->limits.max_series_name_bytes == 0 ||
+      command_line->limits.max_batch_points == 0) {
+    return Status::InvalidArgument(
+        "--max-series-name-bytes and --max-batch-points must be positive");
+  }
+  if (options.max_connections == 0) {
+    return Status::InvalidArgument("--max-connections must be positive");
+  }
+  for (const auto& [flag, text, target] :
+       {std::tuple{"--idle-timeout", &idle_timeout, &options.idle_timeout},
+        std::tuple{"--request-timeout", &request_timeout, &options.request_timeout},
+        std::tuple{"--write-timeout", &write_timeout, &options.write_timeout}}) {
+    if (Status s = ParseDuration(*text, target); !s.ok() || target->count() <= 0) {
+      return Status::InvalidArgument(std::string(flag) + ": " +
+                                     (s.ok() ? std::string("must be positive") : s.message()));
+    }
+  }
+  command_line->in_memory = vm.count("in-memory") > 0;
+  storage::DataDirectoryOptions& data = command_line->data;
+  data.path = data_dir;
+  if (data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
+  if (Status s = storage::ParseFsyncMode(fsync, &data.journal.fsync); !s.ok()) {
+    return Status::InvalidArgument("--fsync: " + s.message());
+  }
+  if (Status s = ParseDuration(fsync_interval, &data.journal.fsync_interval); !s.ok()) {
+    return Status::InvalidArgument("--fsync-interval: " + s.message());
+  }
+  if (data.journal.fsync_interval.count() <= 0) {
+    return Status::InvalidArgument("--fsync-interval must be positive");
+  }
+  if (Status s = ParseDuration(checkpoint_interval, &data.checkpoint_interval); !s.ok()) {
+    return Status::InvalidArgument("--checkpoint-interval: " + s.message());
+  }
+  std::size_t checkpoint_size = 0;
+  if (Status s = ParseByteSize(checkpoint_bytes, &checkpoint_size); !s.ok()) {
+    return Status::InvalidArgument("--checkpoint-bytes: " + s.message());
+  }
+  data.checkpoint_bytes = checkpoint_size;
   if (options.threads > 1024) {
     return Status::InvalidArgument("--threads must be at most 1024");
   }

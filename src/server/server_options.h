@@ -1,18 +1,25 @@
 // Command-line options of gradientd, parsed into ServerOptions.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
 
 #include "core/status.h"
 #include "server/server.h"
+#include "service/service.h"
+#include "storage/data_directory.h"
 
 namespace gradientd::server {
 
 struct CommandLine {
   ServerOptions server;
-  bool help = false;  // --help: print usage and exit 0
+  service::ServiceLimits limits;
+  bool in_memory = false;
+  storage::DataDirectoryOptions data;  // unless in_memory
+  std::string record_path;             // --record: empty for none
+  bool help = false;                   // --help: print usage and exit 0
   bool version = false;
   std::string usage;  // the --help text
 };
@@ -22,5 +29,12 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
 
 // Parses a byte size: "16777216", "64KiB", "16MiB", "1GiB".
 Status ParseByteSize(std::string_view text, std::size_t* bytes);
+
+// Parses a duration with a unit: "250ms", "30s", "5m", "1h".
+Status ParseDuration(std::string_view text, std::chrono::milliseconds* duration);
+
+// The data directory used without --data-dir: $XDG_STATE_HOME/gradientd, else
+// $HOME/.local/state/gradientd, else ./gradientd-data.
+std::string DefaultDataDir();
 
 }  // namespace gradientd::server

@@ -16,11 +16,18 @@ SeriesStore::Entry* SeriesStore::Find(std::string_view name) {
   return it == shard.entries.end() ? nullptr : it->second.get();
 }
 
-SeriesStore::Entry* SeriesStore::FindOrCreate(std::string_view name) {
+SeriesStore::Entry* SeriesStore::FindOrCreate(std::string_view name, std::size_t max_series) {
   Shard& shard = ShardFor(name);
   std::lock_guard lock(shard.mu);
+  auto it = shard.entries.find(std::string(name));
+  if (it != shard.entries.end()) return it->second.get();
+  // Reserve a place first, so concurrent creations cannot overshoot.
+  std::size_t count = count_.load();
+  do {
+    if (count >= max_series) return nullptr;
+  } while (!count_.compare_exchange_weak(count, count + 1));
   auto& slot = shard.entries[std::string(name)];
-  if (!slot) slot = std::make_unique<Entry>();
+  slot = std::make_unique<Entry>();
   return slot.get();
 }
 
@@ -32,11 +39,14 @@ bool SeriesStore::WithSeries(std::string_view name, const std::function<void(cor
   return true;
 }
 
-void SeriesStore::WithNewOrExistingSeries(std::string_view name,
-                                          const std::function<void(core::Series&)>& fn) {
-  Entry* entry = FindOrCreate(name);
+bool SeriesStore::WithNewOrExistingSeries(std::string_view name,
+                                          const std::function<void(core::Series&)>& fn,
+                                          std::size_t max_series) {
+  Entry* entry = FindOrCreate(name, max_series);
+  if (entry == nullptr) return false;
   std::lock_guard lock(entry->mu);
   fn(entry->series);
+  return true;
 }
 
 void SeriesStore::ForEach(const std::function<void(const std::string&, const core::Series&)>& fn) {
@@ -52,13 +62,6 @@ void SeriesStore::ForEach(const std::function<void(const std::string&, const cor
   }
 }
 
-std::size_t SeriesStore::size() const {
-  std::size_t n = 0;
-  for (const Shard& shard : shards_) {
-    std::lock_guard lock(shard.mu);
-    n += shard.entries.size();
-  }
-  return n;
-}
+std::size_t SeriesStore::size() const { return count_.load(); }
 
 }  // namespace gradientd::service

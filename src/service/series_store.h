@@ -7,6 +7,8 @@
 #pragma once
 
 #include <array>
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -25,8 +27,10 @@ class SeriesStore {
   bool WithSeries(std::string_view name, const std::function<void(core::Series&)>& fn);
 
   // Runs fn(series) under the series' lock, creating the series (empty) first
-  // if needed.
-  void WithNewOrExistingSeries(std::string_view name, const std::function<void(core::Series&)>& fn);
+  // if needed, unless that would make more than `max_series` series: then
+  // returns false and does nothing.
+  bool WithNewOrExistingSeries(std::string_view name, const std::function<void(core::Series&)>& fn,
+                               std::size_t max_series = SIZE_MAX);
 
   // Calls fn(name, series) for every series, in name order, each under its
   // lock (one at a time, so this is not an atomic snapshot of all series).
@@ -47,9 +51,10 @@ class SeriesStore {
 
   Shard& ShardFor(std::string_view name);
   Entry* Find(std::string_view name);
-  Entry* FindOrCreate(std::string_view name);
+  Entry* FindOrCreate(std::string_view name, std::size_t max_series);
 
   std::array<Shard, kShards> shards_;
+  std::atomic<std::size_t> count_{0};
 };
 
 }  // namespace gradientd::service

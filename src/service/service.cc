@@ -4,44 +4,12 @@
 #include <optional>
 #include <span>
 
+#include "protocol/error_codes.h"
+
 namespace gradientd::service {
 namespace {
 
-v1::Error::Code ToWireCode(StatusCode code) {
-  switch (code) {
-    case StatusCode::kInvalidArgument:
-      return v1::Error::INVALID_ARGUMENT;
-    case StatusCode::kNotFound:
-      return v1::Error::NOT_FOUND;
-    case StatusCode::kFailedPrecondition:
-      return v1::Error::FAILED_PRECONDITION;
-    case StatusCode::kResourceExhausted:
-      return v1::Error::RESOURCE_EXHAUSTED;
-    case StatusCode::kOk:
-    case StatusCode::kInternal:
-    case StatusCode::kUnavailable:
-      break;
-  }
-  return v1::Error::INTERNAL;
-}
-
-void SetError(const Status& status, v1::Response* response) {
-  response->mutable_error()->set_code(ToWireCode(status.code()));
-  response->mutable_error()->set_message(status.message());
-}
-
-// The series a request names: "" means "default". Sets an error and returns
-// nullopt when the name is unacceptable.
-std::optional<std::string> SeriesName(const std::string& name, v1::Response* response) {
-  if (name.empty()) return std::string(kDefaultSeries);
-  if (name.size() > kMaxSeriesNameBytes) {
-    SetError(Status::InvalidArgument("series name is " + std::to_string(name.size()) +
-                                     " bytes; the limit is " + std::to_string(kMaxSeriesNameBytes)),
-             response);
-    return std::nullopt;
-  }
-  return name;
-}
+using protocol::SetError;
 
 Status NoSuchSeries(const std::string& name) {
   return Status::NotFound("no series named '" + name + "'");
@@ -66,6 +34,60 @@ void FillGradient(const std::string& name, const core::Series& series, double m,
 bool IsFinite(const v1::GradientReply& g) {
   return std::isfinite(g.intercept_gradient()) && std::isfinite(g.slope_gradient()) &&
          std::isfinite(g.loss());
+}
+
+v1::PointStatsState ToState(const core::PointStats& stats) {
+  const core::PointStats::Raw raw = stats.raw();
+  v1::PointStatsState state;
+  state.set_n(raw.n);
+  state.set_pivot_x(raw.pivot_x);
+  state.set_pivot_y(raw.pivot_y);
+  state.set_mean_dx(raw.mean_dx);
+  state.set_mean_dy(raw.mean_dy);
+  state.set_var_x(raw.var_x);
+  state.set_var_y(raw.var_y);
+  state.set_cov_xy(raw.cov_xy);
+  return state;
+}
+
+core::PointStats FromState(const v1::PointStatsState& s) {
+  return core::PointStats::FromRaw({.n = s.n(),
+                                    .pivot_x = s.pivot_x(),
+                                    .pivot_y = s.pivot_y(),
+                                    .mean_dx = s.mean_dx(),
+                                    .mean_dy = s.mean_dy(),
+                                    .var_x = s.var_x(),
+                                    .var_y = s.var_y(),
+                                    .cov_xy = s.cov_xy()});
+}
+
+v1::ModelState ToState(const core::Series& series) {
+  v1::ModelState model;
+  model.set_m(series.model().m);
+  model.set_b(series.model().b);
+  model.set_steps(series.steps());
+  return model;
+}
+
+v1::DescentSettings SettingsOf(const core::Series& series) {
+  v1::DescentSettings settings;
+  settings.set_learning_rate(series.config().learning_rate);
+  settings.set_steps_per_batch(series.config().steps_per_batch);
+  return settings;
+}
+
+core::DescentConfig FromState(const v1::DescentSettings& s) {
+  return {.learning_rate = s.learning_rate(), .steps_per_batch = s.steps_per_batch()};
+}
+
+// Absorbs a batch's statistics into a series and fills the acknowledgement.
+void AbsorbBatch(const core::PointStats& partial, core::Series& series, v1::IngestAck* ack) {
+  uint64_t steps = 0;
+  const Status descent = series.Absorb(partial, &steps);
+  if (ack == nullptr) return;
+  ack->set_total(series.stats().count());
+  ack->set_steps(steps);
+  if (!descent.ok()) ack->set_descent_error(descent.message());
 }
 
 }  // namespace
@@ -97,14 +119,16 @@ void FillFitReply(const std::string& name, const core::Series& series, v1::FitRe
   if (auto r2 = stats.RSquared()) reply->set_r_squared(*r2);
 }
 
-void Service::Handle(const v1::Request& request, v1::Response* response) {
+uint64_t Service::Handle(const v1::Request& request, v1::Response* response) {
   switch (request.body_case()) {
     case v1::Request::kIngest:
       return Ingest(request.ingest(), response);
     case v1::Request::kGradient:
-      return Gradient(request.gradient(), response);
+      Gradient(request.gradient(), response);
+      return 0;
     case v1::Request::kFit:
-      return Fit(request.fit(), response);
+      Fit(request.fit(), response);
+      return 0;
     case v1::Request::kStep:
       return Step(request.step(), response);
     case v1::Request::kConfigure:
@@ -112,31 +136,120 @@ void Service::Handle(const v1::Request& request, v1::Response* response) {
     case v1::Request::kReset:
       return Reset(request.reset(), response);
     case v1::Request::kList:
-      return List(response);
+      List(response);
+      return 0;
     case v1::Request::BODY_NOT_SET:
       break;
   }
   SetError(Status::InvalidArgument("request has no operation (empty or unknown body)"), response);
+  return 0;
 }
 
-void Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
+Status Service::Log(const v1::JournalRecord& record, uint64_t* token) {
+  *token = 0;
+  return log_ == nullptr ? Status::Ok() : log_->Append(record, token);
+}
+
+std::optional<std::string> Service::SeriesName(const std::string& name,
+                                               v1::Response* response) const {
+  if (name.empty()) return std::string(kDefaultSeries);
+  Status problem;
+  if (name.size() > limits_.max_series_name_bytes) {
+    problem = Status::InvalidArgument("series name is " + std::to_string(name.size()) +
+                                      " bytes; the limit is " +
+                                      std::to_string(limits_.max_series_name_bytes));
+  }
+  for (std::size_t i = 0; i < name.size() && problem.ok(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    if (c < 0x20 || c == 0x7f) {
+      problem = Status::InvalidArgument("series name has a control character (byte " +
+                                        std::to_string(c) + ") at offset " + std::to_string(i));
+    }
+  }
+  if (problem.ok()) return name;
+  SetError(problem, response);
+  return std::nullopt;
+}
+
+Status Service::TooManySeries(const std::string& name) const {
+  return Status::ResourceExhausted("the server's limit of " + std::to_string(limits_.max_series) +
+                                   " series is reached: series '" + name +
+                                   "' was not created (existing series keep working)");
+}
+
+Service::Producer& Service::FindOrCreateProducer(const std::string& id) {
+  std::lock_guard lock(producers_mu_);
+  auto& slot = producers_[id];
+  if (!slot) slot = std::make_unique<Producer>();
+  return *slot;
+}
+
+uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   const auto name = SeriesName(batch.series(), response);
-  if (!name) return;
+  if (!name) return 0;
   const std::span<const double> x(batch.x().data(), static_cast<std::size_t>(batch.x_size()));
   const std::span<const double> y(batch.y().data(), static_cast<std::size_t>(batch.y_size()));
-  if (Status s = core::ValidatePoints(x, y); !s.ok()) return SetError(s, response);
-  // The O(batch) work, outside every lock; the merge below is O(1).
+  if (x.size() > limits_.max_batch_points) {
+    SetError(
+        Status::InvalidArgument("batch has " + std::to_string(x.size()) + " points; the limit is " +
+                                std::to_string(limits_.max_batch_points) + " per batch"),
+        response);
+    return 0;
+  }
+  if (Status s = core::ValidatePoints(x, y); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
+  if (batch.producer_id().size() > kMaxProducerIdBytes) {
+    SetError(Status::InvalidArgument("producer_id is longer than " +
+                                     std::to_string(kMaxProducerIdBytes) + " bytes"),
+             response);
+    return 0;
+  }
+  // The O(batch) work, outside every lock; what follows is O(1).
   const core::PointStats partial = core::PointStats::FromPoints(x, y);
+  v1::JournalRecord record;
+  record.set_series(*name);
+  *record.mutable_batch() = ToState(partial);
+  record.set_producer_id(batch.producer_id());
+  record.set_sequence(batch.sequence());
+
+  std::shared_lock change(changes_);
+  const bool exactly_once = !batch.producer_id().empty() && batch.sequence() > 0;
+  Producer* producer = exactly_once ? &FindOrCreateProducer(batch.producer_id()) : nullptr;
+  std::unique_lock<std::mutex> producer_lock;
+  if (producer != nullptr) producer_lock = std::unique_lock(producer->mu);
   v1::IngestAck* ack = response->mutable_ack();
-  store_.WithNewOrExistingSeries(*name, [&](core::Series& series) {
-    uint64_t steps = 0;
-    const Status descent = series.Absorb(partial, &steps);
-    ack->set_total(series.stats().count());
-    ack->set_steps(steps);
-    if (!descent.ok()) ack->set_descent_error(descent.message());
-  });
   ack->set_series(*name);
+  if (producer != nullptr && batch.sequence() <= producer->last_sequence) {
+    ack->set_duplicate(true);
+    store_.WithSeries(*name, [&](core::Series& series) { ack->set_total(series.stats().count()); });
+    // Acknowledge only once the original is durable.
+    return producer->last_token;
+  }
+  Status status;
+  uint64_t token = 0;
+  const bool exists = store_.WithNewOrExistingSeries(
+      *name,
+      [&](core::Series& series) {
+        status = Log(record, &token);
+        if (!status.ok()) return;
+        AbsorbBatch(partial, series, ack);
+        if (batch_observer_) batch_observer_(*name, batch);
+      },
+      limits_.max_series);
+  if (!exists) status = TooManySeries(*name);
+  if (!status.ok()) {
+    response->Clear();
+    SetError(status, response);
+    return 0;
+  }
   ack->set_accepted(x.size());
+  if (producer != nullptr) {
+    producer->last_sequence = batch.sequence();
+    producer->last_token = token;
+  }
+  return token;
 }
 
 void Service::Gradient(const v1::GradientQuery& query, v1::Response* response) {
@@ -174,22 +287,31 @@ void Service::Fit(const v1::FitQuery& query, v1::Response* response) {
   if (!found) SetError(NoSuchSeries(*name), response);
 }
 
-void Service::Step(const v1::StepRequest& request, v1::Response* response) {
+uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
   const auto name = SeriesName(request.series(), response);
-  if (!name) return;
+  if (!name) return 0;
   const auto learning_rate =
       request.has_learning_rate() ? std::optional(request.learning_rate()) : std::nullopt;
   const auto tolerance =
       request.has_tolerance() ? std::optional(request.tolerance()) : std::nullopt;
   Status status;
+  uint64_t token = 0;
+  std::shared_lock change(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
     if (series.stats().empty()) {
       status = NoPoints(*name);
       return;
     }
+    core::Series after = series;
     core::StepResult result;
-    status = series.Step(request.iterations(), learning_rate, tolerance, &result);
+    status = after.Step(request.iterations(), learning_rate, tolerance, &result);
     if (!status.ok()) return;
+    v1::JournalRecord record;
+    record.set_series(*name);
+    *record.mutable_model() = ToState(after);
+    status = Log(record, &token);
+    if (!status.ok()) return;
+    series = after;
     v1::StepReply* reply = response->mutable_step();
     reply->set_iterations(result.iterations);
     reply->set_converged(result.converged);
@@ -197,39 +319,153 @@ void Service::Step(const v1::StepRequest& request, v1::Response* response) {
     FillGradient(*name, series, series.model().m, series.model().b, reply->mutable_gradient());
   });
   if (!found) status = NoSuchSeries(*name);
-  if (!status.ok()) SetError(status, response);
+  if (!status.ok()) {
+    response->Clear();
+    SetError(status, response);
+    return 0;
+  }
+  return token;
 }
 
-void Service::Configure(const v1::ConfigureSeries& request, v1::Response* response) {
+uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* response) {
   const auto name = SeriesName(request.series(), response);
-  if (!name) return;
+  if (!name) return 0;
   core::SeriesChange change;
   if (request.has_learning_rate()) change.learning_rate = request.learning_rate();
   if (request.has_steps_per_batch()) change.steps_per_batch = request.steps_per_batch();
   if (request.has_m()) change.m = request.m();
   if (request.has_b()) change.b = request.b();
   // Validate before the series may be created, so a bad request creates nothing.
-  if (Status s = core::ValidateSeriesChange(change); !s.ok()) return SetError(s, response);
-  store_.WithNewOrExistingSeries(*name, [&](core::Series& series) {
-    (void)series.Configure(change);  // validated above; cannot fail
-    FillFitReply(*name, series, response->mutable_fit());
-  });
+  if (Status s = core::ValidateSeriesChange(change); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
+  Status status;
+  uint64_t token = 0;
+  std::shared_lock lock(changes_);
+  const bool exists = store_.WithNewOrExistingSeries(
+      *name,
+      [&](core::Series& series) {
+        core::Series after = series;
+        (void)after.Configure(change);  // validated above; cannot fail
+        v1::JournalRecord record;
+        record.set_series(*name);
+        *record.mutable_configured()->mutable_settings() = SettingsOf(after);
+        *record.mutable_configured()->mutable_model() = ToState(after);
+        status = Log(record, &token);
+        if (!status.ok()) return;
+        series = after;
+        FillFitReply(*name, series, response->mutable_fit());
+      },
+      limits_.max_series);
+  if (!exists) status = TooManySeries(*name);
+  if (!status.ok()) {
+    response->Clear();
+    SetError(status, response);
+    return 0;
+  }
+  return token;
 }
 
-void Service::Reset(const v1::ResetSeries& request, v1::Response* response) {
+uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) {
   const auto name = SeriesName(request.series(), response);
-  if (!name) return;
+  if (!name) return 0;
+  Status status;
+  uint64_t token = 0;
+  std::shared_lock lock(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
+    v1::JournalRecord record;
+    record.set_series(*name);
+    record.set_reset(true);
+    status = Log(record, &token);
+    if (!status.ok()) return;
     series.Reset();
     FillFitReply(*name, series, response->mutable_fit());
   });
-  if (!found) SetError(NoSuchSeries(*name), response);
+  if (!found) status = NoSuchSeries(*name);
+  if (!status.ok()) {
+    response->Clear();
+    SetError(status, response);
+    return 0;
+  }
+  return token;
 }
 
 void Service::List(v1::Response* response) {
   v1::SeriesList* list = response->mutable_series_list();
   store_.ForEach([&](const std::string& name, const core::Series& series) {
     FillFitReply(name, series, list->add_series());
+  });
+}
+
+void Service::Apply(const v1::JournalRecord& record) {
+  const std::string& name = record.series();
+  switch (record.change_case()) {
+    case v1::JournalRecord::kBatch:
+      store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
+        AbsorbBatch(FromState(record.batch()), series, nullptr);
+      });
+      if (!record.producer_id().empty() && record.sequence() > 0) {
+        Producer& producer = FindOrCreateProducer(record.producer_id());
+        producer.last_sequence = std::max(producer.last_sequence, record.sequence());
+      }
+      break;
+    case v1::JournalRecord::kModel:
+      store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
+        series.RestoreModel({record.model().m(), record.model().b()}, record.model().steps());
+      });
+      break;
+    case v1::JournalRecord::kConfigured:
+      store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
+        const v1::ModelState& model = record.configured().model();
+        series.Restore(series.stats(), {model.m(), model.b()},
+                       FromState(record.configured().settings()), model.steps());
+      });
+      break;
+    case v1::JournalRecord::kReset:
+      store_.WithSeries(name, [](core::Series& series) { series.Reset(); });
+      break;
+    case v1::JournalRecord::CHANGE_NOT_SET:
+      break;
+  }
+}
+
+void Service::Restore(const v1::Snapshot& snapshot) {
+  for (const v1::SeriesState& s : snapshot.series()) {
+    store_.WithNewOrExistingSeries(s.name(), [&](core::Series& series) {
+      series.Restore(FromState(s.stats()), {s.model().m(), s.model().b()}, FromState(s.settings()),
+                     s.model().steps());
+    });
+  }
+  for (const v1::ProducerState& p : snapshot.producers()) {
+    FindOrCreateProducer(p.producer_id()).last_sequence = p.last_sequence();
+  }
+}
+
+void Service::Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* snapshot) {
+  std::unique_lock lock(changes_);
+  snapshot->set_journal_position(cut());
+  store_.ForEach([&](const std::string& name, const core::Series& series) {
+    v1::SeriesState* s = snapshot->add_series();
+    s->set_name(name);
+    *s->mutable_stats() = ToState(series.stats());
+    *s->mutable_model() = ToState(series);
+    *s->mutable_settings() = SettingsOf(series);
+  });
+  std::lock_guard producers(producers_mu_);
+  for (const auto& [id, producer] : producers_) {
+    v1::ProducerState* p = snapshot->add_producers();
+    p->set_producer_id(id);
+    p->set_last_sequence(producer->last_sequence);
+  }
+}
+
+void Service::Totals(uint64_t* series, uint64_t* points) {
+  *series = 0;
+  *points = 0;
+  store_.ForEach([&](const std::string&, const core::Series& s) {
+    ++*series;
+    *points += s.stats().count();
   });
 }
 

@@ -1,0 +1,44 @@
+#include "protocol/error_codes.h"
+
+namespace gradientd::protocol {
+
+v1::Error::Code ToWireCode(StatusCode code) {
+  switch (code) {
+    case StatusCode::kInvalidArgument:
+      return v1::Error::INVALID_ARGUMENT;
+    case StatusCode::kNotFound:
+      return v1::Error::NOT_FOUND;
+    case StatusCode::kFailedPrecondition:
+      return v1::Error::FAILED_PRECONDITION;
+    case StatusCode::kResourceExhausted:
+      return v1::Error::RESOURCE_EXHAUSTED;
+    case StatusCode::kOk:
+    case StatusCode::kInternal:
+    case StatusCode::kUnavailable:
+      break;
+  }
+  return v1::Error::INTERNAL;
+}
+
+StatusCode FromWireCode(v1::Error::Code code) {
+  switch (code) {
+    case v1::Error::INVALID_ARGUMENT:
+      return StatusCode::kInvalidArgument;
+    case v1::Error::NOT_FOUND:
+      return StatusCode::kNotFound;
+    case v1::Error::FAILED_PRECONDITION:
+      return StatusCode::kFailedPrecondition;
+    case v1::Error::RESOURCE_EXHAUSTED:
+      return StatusCode::kResourceExhausted;
+    default:
+      return StatusCode::kInternal;
+  }
+}
+
+void SetError(const Status& status, v1::Response* response) {
+  v1::Error* error = response->mutable_error();
+  error->set_code(ToWireCode(status.code()));
+  error->set_message(status.message());
+}
+
+}  // namespace gradientd::protocol

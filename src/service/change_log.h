@@ -1,0 +1,27 @@
+// ChangeLog: where the Service writes every change it applies, in order, so
+// that the state can be rebuilt (the journal of the data directory).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+
+#include "core/status.h"
+#include "gradientd/v1/journal.pb.h"
+
+namespace gradientd::service {
+
+class ChangeLog {
+ public:
+  virtual ~ChangeLog() = default;
+
+  // Appends `record` after every record appended before it and sets *token
+  // to what OnDurable waits for. Fails, changing nothing, once the log has
+  // failed. Thread-safe.
+  virtual Status Append(const v1::JournalRecord& record, uint64_t* token) = 0;
+
+  // Calls done(status) once every record up to `token` is durable, or with
+  // the error that stopped the log. From any thread, possibly inline.
+  virtual void OnDurable(uint64_t token, std::function<void(const Status&)> done) = 0;
+};
+
+}  // namespace gradientd::service

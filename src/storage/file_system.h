@@ -1,0 +1,92 @@
+// FileSystem: the little of the OS that the data directory needs, behind an
+// interface so tests can inject failures (a full disk, a failing fsync).
+// Errors name the file and the OS error.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+namespace gradientd::storage {
+
+// A file open for appending. Not synchronised.
+class WritableFile {
+ public:
+  virtual ~WritableFile() = default;
+  virtual Status Append(std::string_view data) = 0;
+  virtual Status Sync() = 0;  // data reaches stable storage (fdatasync)
+  virtual Status Close() = 0;
+};
+
+// Held while the process uses a directory; released on destruction.
+class FileLock {
+ public:
+  virtual ~FileLock() = default;
+};
+
+class FileSystem {
+ public:
+  virtual ~FileSystem() = default;
+  // Creates `path`, or truncates it, for appending.
+  virtual Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) = 0;
+  virtual Status ReadFile(const std::string& path, std::string* contents) = 0;
+  virtual Status Truncate(const std::string& path, uint64_t size) = 0;
+  virtual Status Rename(const std::string& from, const std::string& to) = 0;
+  virtual Status Remove(const std::string& path) = 0;
+  virtual Status SyncDir(const std::string& dir) = 0;
+  // The names (not paths) of the entries of `dir`.
+  virtual Status ListDir(const std::string& dir, std::vector<std::string>* names) = 0;
+  virtual Status CreateDirs(const std::string& dir) = 0;
+  // An exclusive advisory lock on `path` (created if needed); fails at once
+  // if another process holds it.
+  virtual Status Lock(const std::string& path, std::unique_ptr<FileLock>* lock) = 0;
+};
+
+// The real one. Thread-safe.
+FileSystem& PosixFileSystem();
+
+// Passes everything to `base`, but fails writes (as a full disk would: the
+// write is cut short) or syncs on demand. Thread-safe.
+class FaultInjectingFileSystem : public FileSystem {
+ public:
+  explicit FaultInjectingFileSystem(FileSystem& base) : base_(base) {}
+
+  // Appends fail with ENOSPC once `bytes` more bytes have been written; a
+  // write straddling the limit writes its first part (a torn write).
+  void FailWritesAfter(uint64_t bytes) { write_budget_ = static_cast<int64_t>(bytes); }
+  void StopFailingWrites() { write_budget_ = -1; }
+  void FailSyncs(bool fail) { fail_syncs_ = fail; }
+
+  Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) override;
+  Status ReadFile(const std::string& path, std::string* contents) override {
+    return base_.ReadFile(path, contents);
+  }
+  Status Truncate(const std::string& path, uint64_t size) override {
+    return base_.Truncate(path, size);
+  }
+  Status Rename(const std::string& from, const std::string& to) override {
+    return base_.Rename(from, to);
+  }
+  Status Remove(const std::string& path) override { return base_.Remove(path); }
+  Status SyncDir(const std::string& dir) override;
+  Status ListDir(const std::string& dir, std::vector<std::string>* names) override {
+    return base_.ListDir(dir, names);
+  }
+  Status CreateDirs(const std::string& dir) override { return base_.CreateDirs(dir); }
+  Status Lock(const std::string& path, std::unique_ptr<FileLock>* lock) override {
+    return base_.Lock(path, lock);
+  }
+
+ private:
+  class File;
+  FileSystem& base_;
+  std::atomic<int64_t> write_budget_{-1};  // -1: unlimited
+  std::atomic<bool> fail_syncs_{false};
+};
+
+}  // namespace gradientd::storage

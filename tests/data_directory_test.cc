@@ -1,0 +1,329 @@
+// The data directory end to end, in-process: restarts, snapshots, torn
+// tails, corruption, duplicates across restarts, a full disk, the lock.
+#include "storage/data_directory.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <future>
+
+#include "storage/record_format.h"
+#include "storage/snapshot.h"
+
+namespace gradientd::storage {
+namespace {
+
+namespace fs = std::filesystem;
+
+// A Service over its own store, with its data directory.
+struct Instance {
+  service::SeriesStore store;
+  service::Service service{store};
+  std::unique_ptr<DataDirectory> data;
+  RecoveryReport report;
+
+  // Handles a request and waits until its response may be sent; returns
+  // the response, or the log's error in its place.
+  v1::Response Call(const v1::Request& request) {
+    v1::Response response;
+    const uint64_t token = service.Handle(request, &response);
+    if (token > 0) {
+      std::promise<Status> done;
+      data->change_log()->OnDurable(token, [&](const Status& s) { done.set_value(s); });
+      const Status s = done.get_future().get();
+      if (!s.ok()) {
+        response.Clear();
+        response.mutable_error()->set_message(s.message());
+      }
+    }
+    return response;
+  }
+
+  std::string State() {
+    v1::Request r;
+    r.mutable_list();
+    v1::Response response;
+    service.Handle(r, &response);
+    return response.SerializeAsString();
+  }
+};
+
+v1::Request Ingest(const std::string& series, int seed, const std::string& producer = "",
+                   uint64_t sequence = 0) {
+  v1::Request r;
+  v1::PointBatch* b = r.mutable_ingest();
+  b->set_series(series);
+  for (int i = 0; i < 100; ++i) {
+    const double x = 1.7e9 + seed * 100 + i;
+    b->add_x(x);
+    b->add_y(0.25 * (x - 1.7e9) + std::sin(seed * 7.0 + i));
+  }
+  b->set_producer_id(producer);
+  b->set_sequence(sequence);
+  return r;
+}
+
+class DataDirectoryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("data_directory_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  DataDirectoryOptions Options(FileSystem* fs = nullptr) {
+    DataDirectoryOptions o;
+    o.path = dir_.string();
+    o.fs = fs;
+    return o;
+  }
+
+  std::unique_ptr<Instance> Open(FileSystem* fs = nullptr) {
+    auto instance = std::make_unique<Instance>();
+    const Status s =
+        DataDirectory::Open(Options(fs), instance->service, &instance->data, &instance->report);
+    EXPECT_TRUE(s.ok()) << s.message();
+    return s.ok() ? std::move(instance) : nullptr;
+  }
+
+  Status OpenError() {
+    Instance instance;
+    return DataDirectory::Open(Options(), instance.service, &instance.data, &instance.report);
+  }
+
+  // Every kind of change, against two series.
+  static void MakeHistory(Instance& db) {
+    v1::Request configure;
+    configure.mutable_configure()->set_series("a");
+    configure.mutable_configure()->set_learning_rate(1e-20);
+    configure.mutable_configure()->set_steps_per_batch(3);
+    ASSERT_TRUE(db.Call(configure).has_fit());
+    for (int i = 0; i < 5; ++i) ASSERT_TRUE(db.Call(Ingest("a", i)).has_ack());
+    for (int i = 0; i < 3; ++i)
+      ASSERT_TRUE(db.Call(Ingest("b", i, "p1", static_cast<uint64_t>(i) + 1)).has_ack());
+    v1::Request step;
+    step.mutable_step()->set_series("b");
+    step.mutable_step()->set_iterations(1000);
+    ASSERT_TRUE(db.Call(step).has_step());
+    v1::Request reset;
+    reset.mutable_reset()->set_series("b");
+    ASSERT_TRUE(db.Call(reset).has_fit());
+    ASSERT_TRUE(db.Call(Ingest("b", 9, "p1", 4)).has_ack());
+  }
+
+  std::vector<fs::path> Files(const std::string& prefix) {
+    std::vector<fs::path> files;
+    for (const auto& entry : fs::directory_iterator(dir_)) {
+      if (entry.path().filename().string().starts_with(prefix)) files.push_back(entry.path());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(DataDirectoryTest, RestartAfterCrashRebuildsTheSameStateBitForBit) {
+  std::string before;
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    before = db->State();
+    // No Close(): as after kill -9, only the journal is there.
+  }
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), before);
+  EXPECT_EQ(db->report.records_replayed, 12u);
+  EXPECT_EQ(db->report.series, 2u);
+  EXPECT_EQ(db->report.points, 600u);
+}
+
+TEST_F(DataDirectoryTest, RestartFromSnapshotPlusJournalTail) {
+  std::string before;
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    ASSERT_TRUE(db->data->Checkpoint().ok());
+    ASSERT_TRUE(db->Call(Ingest("a", 42)).has_ack());
+    ASSERT_TRUE(db->Call(Ingest("c", 43)).has_ack());
+    before = db->State();
+  }
+  EXPECT_EQ(Files("snapshot-").size(), 1u);
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), before);
+  EXPECT_TRUE(db->report.snapshot);
+  EXPECT_EQ(db->report.snapshot_position, 12u);
+  EXPECT_EQ(db->report.records_replayed, 2u);
+}
+
+TEST_F(DataDirectoryTest, CloseCheckpointsAndDropsTheJournalItCovers) {
+  std::string before;
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    before = db->State();
+    ASSERT_TRUE(db->data->Close().ok());
+  }
+  EXPECT_EQ(Files("snapshot-").size(), 1u);
+  ASSERT_EQ(Files("journal-").size(), 1u);
+  EXPECT_EQ(fs::file_size(Files("journal-")[0]), kJournalMagic.size());  // empty
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), before);
+  EXPECT_EQ(db->report.records_replayed, 0u);
+}
+
+TEST_F(DataDirectoryTest, DuplicateSequenceAcrossRestartIsAcknowledgedNotApplied) {
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    for (uint64_t seq = 1; seq <= 3; ++seq) {
+      ASSERT_EQ(db->Call(Ingest("s", static_cast<int>(seq), "producer", seq)).ack().accepted(),
+                100u);
+    }
+  }
+  for (bool checkpoint : {false, true}) {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    const std::string before = db->State();
+    const v1::Response again = db->Call(Ingest("s", 2, "producer", 2));
+    ASSERT_TRUE(again.has_ack());
+    EXPECT_TRUE(again.ack().duplicate());
+    EXPECT_EQ(again.ack().accepted(), 0u);
+    EXPECT_EQ(again.ack().total(), 300u);
+    EXPECT_EQ(db->State(), before);
+    if (checkpoint) {
+      // A gap is fine; the next sequence counts.
+      const v1::Response next = db->Call(Ingest("s", 9, "producer", 9));
+      EXPECT_FALSE(next.ack().duplicate());
+      EXPECT_EQ(next.ack().total(), 400u);
+    }
+    ASSERT_TRUE(db->data->Close().ok());  // the second round starts from the snapshot
+  }
+}
+
+TEST_F(DataDirectoryTest, TornJournalTailAtEveryOffsetRecoversTheWholeRecords) {
+  std::string with_last, without_last;
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    without_last = db->State();
+    ASSERT_TRUE(db->Call(Ingest("a", 77)).has_ack());
+    with_last = db->State();
+  }
+  const fs::path journal = Files("journal-").back();
+  std::ifstream in(journal, std::ios::binary);
+  const std::string full{std::istreambuf_iterator<char>(in), {}};
+  // The last record starts after the second-to-last.
+  std::size_t last_start = kJournalMagic.size();
+  for (std::size_t offset = last_start; offset < full.size();) {
+    last_start = offset;
+    offset = ReadRecord(full, offset).next;
+  }
+  const fs::path saved = dir_.string() + ".saved";
+  fs::remove_all(saved);
+  fs::copy(dir_, saved);
+  for (std::size_t cut = last_start; cut <= full.size(); ++cut) {
+    fs::remove_all(dir_);
+    fs::copy(saved, dir_);
+    fs::resize_file(dir_ / journal.filename(), cut);
+    auto db = Open();
+    ASSERT_TRUE(db) << "cut at " << cut;
+    EXPECT_EQ(db->State(), cut == full.size() ? with_last : without_last) << "cut at " << cut;
+    EXPECT_EQ(db->report.torn_bytes, cut - (cut == full.size() ? full.size() : last_start));
+    // The torn tail is gone for good: a second restart sees the same.
+    const std::string recovered = db->State();
+    db.reset();
+    db = Open();
+    ASSERT_TRUE(db);
+    EXPECT_EQ(db->State(), recovered);
+    EXPECT_EQ(db->report.torn_bytes, 0u);
+  }
+  fs::remove_all(saved);
+}
+
+TEST_F(DataDirectoryTest, CorruptJournalMiddleStopsStartupNamingFileAndOffset) {
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+  }
+  const fs::path journal = Files("journal-").back();
+  std::fstream f(journal, std::ios::in | std::ios::out | std::ios::binary);
+  f.seekp(static_cast<std::streamoff>(kJournalMagic.size() + kRecordHeaderBytes + 3));
+  f.put('\x7f');
+  f.close();
+  const auto size_before = fs::file_size(journal);
+  const Status s = OpenError();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(journal.string()), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("offset " + std::to_string(kJournalMagic.size())), std::string::npos)
+      << s.message();
+  EXPECT_EQ(fs::file_size(journal), size_before);  // nothing was dropped
+}
+
+TEST_F(DataDirectoryTest, UnreadableSnapshotStopsStartup) {
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    ASSERT_TRUE(db->data->Close().ok());
+  }
+  const fs::path snapshot = Files("snapshot-").back();
+  fs::resize_file(snapshot, fs::file_size(snapshot) - 1);
+  const Status s = OpenError();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(snapshot.string()), std::string::npos) << s.message();
+}
+
+TEST_F(DataDirectoryTest, SecondUserOfTheDirectoryIsRefused) {
+  auto db = Open();
+  ASSERT_TRUE(db);
+  const Status s = OpenError();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("another gradientd"), std::string::npos) << s.message();
+}
+
+TEST_F(DataDirectoryTest, FullDiskTurnsIntoErrorsAndLosesNoAcknowledgedBatch) {
+  FaultInjectingFileSystem faulty(PosixFileSystem());
+  std::string acknowledged;
+  {
+    auto db = Open(&faulty);
+    ASSERT_TRUE(db);
+    ASSERT_EQ(db->Call(Ingest("s", 1, "p", 1)).ack().accepted(), 100u);
+    acknowledged = db->State();
+    faulty.FailWritesAfter(20);
+    const v1::Response failed = db->Call(Ingest("s", 2, "p", 2));
+    ASSERT_TRUE(failed.has_error());
+    EXPECT_NE(failed.error().message().find("No space left on device"), std::string::npos)
+        << failed.error().message();
+    // The journal has stopped: later changes are refused at once.
+    const v1::Response refused = db->Call(Ingest("s", 3, "p", 3));
+    ASSERT_TRUE(refused.has_error());
+    EXPECT_EQ(refused.error().code(), v1::Error::RESOURCE_EXHAUSTED);
+    // No snapshot may capture the unacknowledged batch.
+    EXPECT_FALSE(db->data->Close().ok());
+  }
+  faulty.StopFailingWrites();
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), acknowledged);
+  EXPECT_GT(db->report.torn_bytes, 0u);
+  // The producer's retry of the failed batch is applied now.
+  const v1::Response retry = db->Call(Ingest("s", 2, "p", 2));
+  EXPECT_FALSE(retry.ack().duplicate());
+  EXPECT_EQ(retry.ack().total(), 200u);
+}
+
+}  // namespace
+}  // namespace gradientd::storage
