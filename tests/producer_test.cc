@@ -152,7 +152,14 @@ class FakeServer {
         }
         const Action action = script_(connection, index, request.ingest());
         if (action == Action::kClose) {
-          socket.close();
+          // Half-close, then drain: the replies already written reach the
+          // client before the end of the stream (closing with unread input
+          // would send a reset, which can discard them on the client).
+          boost::system::error_code ec;
+          socket.shutdown(tcp::socket::shutdown_send, ec);
+          uint8_t drain[65536];
+          while (!ec) socket.read_some(asio::buffer(drain), ec);
+          socket.close(ec);
           return true;
         }
         if (action == Action::kSilent) continue;
