@@ -11,6 +11,15 @@ namespace {
 
 using protocol::SetError;
 
+// The end of a change: its token, or, when it failed, an Error in place of
+// whatever the response held, and nothing to wait for.
+uint64_t Finish(const Status& status, uint64_t token, v1::Response* response) {
+  if (status.ok()) return token;
+  response->Clear();
+  SetError(status, response);
+  return 0;
+}
+
 Status NoSuchSeries(const std::string& name) {
   return Status::NotFound("no series named '" + name + "'");
 }
@@ -319,12 +328,7 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     FillGradient(*name, series, series.model().m, series.model().b, reply->mutable_gradient());
   });
   if (!found) status = NoSuchSeries(*name);
-  if (!status.ok()) {
-    response->Clear();
-    SetError(status, response);
-    return 0;
-  }
-  return token;
+  return Finish(status, token, response);
 }
 
 uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* response) {
@@ -359,12 +363,7 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
       },
       limits_.max_series);
   if (!exists) status = TooManySeries(*name);
-  if (!status.ok()) {
-    response->Clear();
-    SetError(status, response);
-    return 0;
-  }
-  return token;
+  return Finish(status, token, response);
 }
 
 uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) {
@@ -383,12 +382,7 @@ uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) 
     FillFitReply(*name, series, response->mutable_fit());
   });
   if (!found) status = NoSuchSeries(*name);
-  if (!status.ok()) {
-    response->Clear();
-    SetError(status, response);
-    return 0;
-  }
-  return token;
+  return Finish(status, token, response);
 }
 
 void Service::List(v1::Response* response) {
