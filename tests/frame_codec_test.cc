@@ -398,6 +398,20 @@ TEST(FrameCodec, MalformedVarintIsAnError) {
   EXPECT_FALSE(h.oversize);
 }
 
+TEST(FrameCodec, TenthByteWithBit63AndContinuationIsOversizeUnderACap) {
+  // 80 x 9, 81: bit 63 is set and the varint claims to go on. The bits seen
+  // already exceed any cap, so it is oversize (found by frame_decoder_fuzz);
+  // without a cap, the eleventh byte it asks for makes it malformed.
+  std::string header(9, '\x80');
+  header += '\x81';
+  FrameHeader h = DecodeFrameHeader(Bytes(header), kMax);
+  EXPECT_EQ(h.kind, FrameHeader::Kind::kError);
+  EXPECT_TRUE(h.oversize);
+  h = DecodeFrameHeader(Bytes(header), std::numeric_limits<std::size_t>::max());
+  EXPECT_EQ(h.kind, FrameHeader::Kind::kError);
+  EXPECT_FALSE(h.oversize);
+}
+
 TEST(FrameCodec, ZeroLengthFrameIsAValidEmptyFrame) {
   std::string out;
   AppendFrame(v1::Request(), &out);

@@ -15,7 +15,7 @@ FrameHeader DecodeFrameHeader(std::span<const uint8_t> buffer, std::size_t max_b
     }
     const uint8_t byte = buffer[i];
     const uint64_t bits = byte & 0x7f;
-    if (i == kMaxHeaderBytes - 1 && byte > 1) break;  // beyond 64 bits
+    if (i == kMaxHeaderBytes - 1 && bits > 1) break;  // beyond 64 bits
     size |= bits << (7 * i);
     if (size > max_body_bytes) {
       h.kind = FrameHeader::Kind::kError;
