@@ -195,6 +195,105 @@ TEST(Connection, PipelinedFramesByteByByteAndInRandomChunks) {
   }
 }
 
+// Ingest frames are decoded into the previous ingest's PointBatch; whatever
+// the encoding, the handler must see exactly what protobuf's own parser sees.
+TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
+  std::vector<std::string> bodies;
+  v1::Request r;
+  r.set_id(7);
+  for (int i = 0; i < 1000; ++i) {
+    r.mutable_ingest()->add_x(i);
+    r.mutable_ingest()->add_y(-i);
+  }
+  r.mutable_ingest()->set_series("big");
+  r.mutable_ingest()->set_producer_id("p");
+  r.mutable_ingest()->set_sequence(3);
+  bodies.push_back(r.SerializeAsString());
+  v1::Request small;
+  small.set_id(8);
+  small.mutable_ingest()->add_x(1.5);
+  small.mutable_ingest()->add_y(2.5);
+  bodies.push_back(small.SerializeAsString());  // shorter than the reused arrays
+  v1::Request no_id;
+  no_id.mutable_ingest()->set_series("s");
+  bodies.push_back(no_id.SerializeAsString());
+  bodies.push_back(std::string("\x12\x00", 2));               // an empty ingest
+  const std::string small_ingest =
+      "\x12" + std::string(1, static_cast<char>(small.ingest().ByteSizeLong())) +
+      small.ingest().SerializeAsString();
+  bodies.push_back(small_ingest);  // no id
+  // The ingest field twice: protobuf merges them, concatenating x and y.
+  bodies.push_back(small.SerializeAsString() + small.SerializeAsString());
+  // The id twice (the last wins), the id after the ingest.
+  bodies.push_back(std::string("\x08\x01", 2) + small.SerializeAsString());
+  bodies.push_back(small_ingest + "\x08\x05");
+  // Unpacked doubles (x as two separate fixed64 fields), and an unknown field.
+  std::string unpacked = "\x11" + std::string(8, '\0') + "\x11" + std::string(8, '\0');
+  bodies.push_back("\x12" + std::string(1, static_cast<char>(unpacked.size())) + unpacked);
+  bodies.push_back(small.SerializeAsString() + "\xf8\x01\x01");  // field 31, varint 1
+  v1::Request query;
+  query.set_id(9);
+  query.mutable_gradient()->set_series("big");
+  bodies.push_back(query.SerializeAsString());
+  bodies.push_back(r.SerializeAsString());  // after another kind of request
+
+  EchoHandler handler;
+  Connection connection(handler, kCap);
+  std::string stream, out;
+  std::vector<v1::Request> expected;
+  for (const std::string& body : bodies) {
+    stream += Frame(body);
+    expected.emplace_back();
+    ASSERT_TRUE(expected.back().ParseFromString(body)) << expected.size();
+  }
+  ASSERT_TRUE(Feed(connection, stream, &out));
+  ASSERT_EQ(handler.requests.size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(handler.requests[i].SerializeAsString(), expected[i].SerializeAsString())
+        << "frame " << i << ": " << handler.requests[i].ShortDebugString();
+  }
+  // An ingest whose points do not decode closes the connection like any
+  // undecodable frame, even after ingests that reused the batch.
+  std::string bad = small.SerializeAsString();
+  bad.resize(bad.size() - 1);
+  EXPECT_FALSE(Feed(connection, Frame(bad), &out));
+}
+
+TEST(Connection, ReadAheadGrowsForAClientThatFillsEveryRead) {
+  EchoHandler handler;
+  Connection connection(handler, kCap);
+  v1::Request r;
+  r.mutable_ingest()->set_series(std::string(1000, 's'));
+  const std::string frame = Frames({r});
+  std::string stream;
+  while (stream.size() < 8 * Connection::kMaxReadAhead) stream += frame;
+  std::string out;
+  std::size_t offered = 0, largest = 0;
+  std::string_view rest = stream;
+  while (!rest.empty()) {
+    const std::span<uint8_t> space = connection.ReceiveBuffer();
+    offered = space.size();
+    largest = std::max(largest, offered);
+    EXPECT_LE(connection.buffered() + offered, 2 * frame.size() + Connection::kMaxReadAhead);
+    const std::size_t n = std::min(offered, rest.size());
+    std::memcpy(space.data(), rest.data(), n);
+    connection.Received(n);
+    rest.remove_prefix(n);
+    ASSERT_TRUE(connection.Process(&out));
+  }
+  EXPECT_GE(largest, Connection::kMaxReadAhead);
+  EXPECT_EQ(handler.requests.size(), stream.size() / frame.size());
+  // A client that sends little at a time keeps the first, small read-ahead.
+  Connection quiet(handler, kCap);
+  for (int i = 0; i < 100; ++i) {
+    const std::span<uint8_t> space = quiet.ReceiveBuffer();
+    EXPECT_LE(space.size(), Connection::kMinReadAhead + 1);
+    std::memcpy(space.data(), frame.data(), std::min(space.size(), frame.size()));
+    quiet.Received(std::min(space.size(), frame.size()));
+    ASSERT_TRUE(quiet.Process(&out));
+  }
+}
+
 TEST(Connection, ResponsesComeOnlyForWholeFrames) {
   const auto requests = PipelinedRequests();
   std::string first;

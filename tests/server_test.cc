@@ -299,6 +299,7 @@ class LimitedServerTest : public ServerTest {
     options->max_queued_bytes = 64 * 1024;
     options->idle_timeout = std::chrono::milliseconds(300);
     options->request_timeout = std::chrono::milliseconds(300);
+    options->write_timeout = std::chrono::milliseconds(300);
   }
 };
 
@@ -359,6 +360,32 @@ TEST_F(LimitedServerTest, ClientThatDoesNotReadStopsBeingReadAndOthersAreServed)
     ASSERT_TRUE(Call(*c, ingest).has_ack());
   }
   EXPECT_EQ(Fit(*c, "good").fit().n(), 20u);
+}
+
+TEST_F(LimitedServerTest, ClientThatNeverReadsIsClosedOnceAWriteTimesOut) {
+  tcp::socket greedy = RawConnect();
+  greedy.set_option(asio::socket_base::receive_buffer_size(4096));
+  greedy.non_blocking(true);
+  std::string frames;
+  v1::Request list;
+  list.mutable_list();
+  for (int i = 0; i < 1000; ++i) protocol::AppendFrame(list, &frames);
+  // It sends requests and never reads: the server's responses fill the
+  // socket buffers, its write cannot finish, and after write_timeout it
+  // gives up on the client and closes the connection, which this client
+  // sees as a failing write. (The bound only keeps a broken server from
+  // hanging the test.)
+  boost::system::error_code ec;
+  for (int attempt = 0; attempt < 20000; ++attempt) {
+    greedy.write_some(asio::buffer(frames), ec);
+    if (ec && ec != asio::error::would_block) break;
+    if (ec) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(ec == asio::error::connection_reset || ec == asio::error::broken_pipe)
+      << ec.message();
+  // Others are served.
+  auto c = Connect();
+  EXPECT_TRUE(Fit(*c, "x").has_error());
 }
 
 TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {

@@ -30,6 +30,12 @@ class RequestHandler {
 
 class Connection {
  public:
+  // ReceiveBuffer offers this much beyond what the next frame needs, at
+  // first; each read that fills all of it doubles it, up to the maximum.
+  // So the buffer holds at most two frames plus kMaxReadAhead.
+  static constexpr std::size_t kMinReadAhead = 64 * 1024;
+  static constexpr std::size_t kMaxReadAhead = 1024 * 1024;
+
   Connection(RequestHandler& handler, std::size_t max_frame_bytes);
 
   // Writable space for at least the bytes the next frame still needs (and
@@ -73,13 +79,24 @@ class Connection {
   std::size_t buffered() const { return end_ - begin_; }
 
  private:
+  // Decodes a frame's body into request_; false if it is not a Request.
+  bool ParseRequest(const uint8_t* body, std::size_t size);
+  // The common case, an ingest with at most an id besides, decoded into the
+  // previous frame's PointBatch so its arrays are reused rather than
+  // reallocated for every batch. False (request_ then undefined) for any
+  // other shape; ParseRequest then decodes it the general way.
+  bool ParseIngestInPlace(const uint8_t* body, std::size_t size);
+
   RequestHandler& handler_;
   const std::size_t max_frame_bytes_;
   std::vector<uint8_t> buffer_;
   std::size_t begin_ = 0;    // first unconsumed byte
   std::size_t end_ = 0;      // one past the last received byte
   std::size_t missing_ = 1;  // bytes the next frame still needs, at least
+  std::size_t read_ahead_ = kMinReadAhead;
+  std::size_t offered_ = 0;  // the size of the last ReceiveBuffer
   v1::Request request_;      // reused across frames
+  bool reuse_ingest_ = false;  // request_ holds just an id and an ingest
   v1::Response response_;
   std::vector<Waiting> waiting_;
   uint64_t durability_token_ = 0;

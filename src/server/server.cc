@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <algorithm>
+#include <atomic>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -9,7 +10,6 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
-#include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -62,6 +62,8 @@ std::string FormatEndpoint(const tcp::endpoint& endpoint) {
 }
 
 struct Server::Impl {
+  using Clock = asio::steady_timer::clock_type;
+
   // Responses of one Process call, waiting to be written.
   struct Chunk {
     std::string bytes;
@@ -71,60 +73,90 @@ struct Server::Impl {
 
   // A live connection: a reader coroutine turns requests into chunks of
   // responses, a writer coroutine sends them in order, one write at a time.
-  // Everything here is only touched on the connection's strand.
+  // Everything here is only touched on the connection's thread.
   struct Peer {
     explicit Peer(tcp::socket s)
         : socket(std::move(s)),
           writer_wake(socket.get_executor()),
-          reader_wake(socket.get_executor()) {}
+          reader_wake(socket.get_executor()),
+          watchdog(socket.get_executor()) {}
     tcp::socket socket;
     std::deque<Chunk> chunks;
     std::size_t queued_bytes = 0;
     bool reading_done = false;
     bool writing_failed = false;
+    bool closed = false;
     // Timers used as condition variables: cancel() wakes the waiter.
     asio::steady_timer writer_wake;
     asio::steady_timer reader_wake;
+    // While a read or a write is pending, when it times out; the watchdog
+    // enforces them. Moving a deadline costs a store, not a timer update.
+    Clock::time_point read_deadline = Clock::time_point::max();
+    Clock::time_point write_deadline = Clock::time_point::max();
+    asio::steady_timer watchdog;
   };
 
   Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l)
       : options(std::move(o)),
         handler(h),
         log(l),
-        control(asio::make_strand(io)),
+        contexts(MakeContexts(options.threads)),
+        control(contexts.front()->get_executor()),
         acceptor(control),
         signals(control),
-        grace_timer(control) {}
+        grace_timer(control) {
+    for (const auto& context : contexts) keep_running.emplace_back(context->get_executor());
+  }
+
+  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(unsigned threads) {
+    if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
+    std::vector<std::unique_ptr<asio::io_context>> contexts;
+    for (unsigned i = 0; i < threads; ++i) {
+      contexts.push_back(std::make_unique<asio::io_context>(1));  // one thread each
+    }
+    return contexts;
+  }
 
   asio::awaitable<void> Accept();
   asio::awaitable<void> Refuse(tcp::socket socket);
   asio::awaitable<void> Read(std::shared_ptr<Peer> peer);
   asio::awaitable<void> Write(std::shared_ptr<Peer> peer);
+  asio::awaitable<void> Watch(std::shared_ptr<Peer> peer);
   void Forget(const std::shared_ptr<Peer>& peer);
+  // Lets each thread's run() return once its work is done. REQUIRES: mu held.
+  void StopRunning();
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
   service::ChangeLog* const log;
-  asio::io_context io;
-  // The acceptor, signals and shutdown timer are only touched on this strand.
-  asio::strand<asio::io_context::executor_type> control;
+  // One io_context per thread. A connection lives on one of them, so its
+  // reader and writer, and the handlers between them, never change thread:
+  // no locking and no cross-thread wake-up on the way from request to
+  // response. Connections are dealt out round robin.
+  std::vector<std::unique_ptr<asio::io_context>> contexts;
+  std::atomic<std::size_t> next_context{0};
+  // The acceptor, signals and shutdown timer live on the first context.
+  asio::io_context::executor_type control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::steady_timer grace_timer;
 
-  std::mutex mu;  // guards peers and stopping
+  std::mutex mu;  // guards peers, stopping and keep_running
   std::list<std::shared_ptr<Peer>> peers;
   bool stopping = false;
+  // Contexts without connections have no work; these keep them running.
+  std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
 };
 
 asio::awaitable<void> Server::Impl::Accept() {
   while (true) {
-    auto [ec, socket] = co_await acceptor.async_accept(asio::make_strand(io), use_tuple);
+    asio::io_context& context = *contexts[next_context++ % contexts.size()];
+    auto [ec, socket] = co_await acceptor.async_accept(context, use_tuple);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors and the like: say so, back off a moment, go on.
       std::cerr << "gradientd: accept failed: " << ec.message() << "\n";
-      asio::steady_timer pause(io, std::chrono::milliseconds(100));
+      asio::steady_timer pause(control, std::chrono::milliseconds(100));
       co_await pause.async_wait(use_tuple);
       continue;
     }
@@ -146,6 +178,7 @@ asio::awaitable<void> Server::Impl::Accept() {
     }
     asio::co_spawn(peer->socket.get_executor(), Read(peer), asio::detached);
     asio::co_spawn(peer->socket.get_executor(), Write(peer), asio::detached);
+    asio::co_spawn(peer->socket.get_executor(), Watch(peer), asio::detached);
   }
 }
 
@@ -169,20 +202,17 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
   protocol::Connection connection(handler, options.max_frame_bytes);
-  asio::steady_timer deadline(peer->socket.get_executor());
   bool open = true;
   while (open && !peer->writing_failed) {
     if (!connection.HasFrame()) {
       // Idle between requests, or in the middle of one: either may time out.
-      deadline.expires_after(connection.buffered() == 0 ? options.idle_timeout
-                                                        : options.request_timeout);
+      peer->read_deadline = Clock::now() + (connection.buffered() == 0 ? options.idle_timeout
+                                                                       : options.request_timeout);
       const std::span<uint8_t> space = connection.ReceiveBuffer();
-      auto result = co_await (
-          peer->socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple) ||
-          deadline.async_wait(use_tuple));
-      if (result.index() == 1) break;  // timed out
-      auto [read_ec, n] = std::get<0>(result);
-      if (read_ec) break;  // end of input, reset, or shutdown
+      auto [read_ec, n] =
+          co_await peer->socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+      peer->read_deadline = Clock::time_point::max();
+      if (read_ec) break;  // end of input (or timed out: see Watch), reset, or shutdown
       connection.Received(n);
     }
     Chunk chunk;
@@ -205,7 +235,6 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
 }
 
 asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
-  asio::steady_timer deadline(peer->socket.get_executor());
   while (true) {
     if (peer->chunks.empty()) {
       if (peer->reading_done) break;
@@ -220,10 +249,10 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
       const Status durable = co_await AsyncWaitDurable(*log, chunk.token, asio::use_awaitable);
       if (!durable.ok()) protocol::Connection::FailUndurable(durable, chunk.waiting, &chunk.bytes);
     }
-    deadline.expires_after(options.write_timeout);
-    auto result = co_await (asio::async_write(peer->socket, asio::buffer(chunk.bytes), use_tuple) ||
-                            deadline.async_wait(use_tuple));
-    if (result.index() == 1 || std::get<0>(std::get<0>(result))) {
+    peer->write_deadline = Clock::now() + options.write_timeout;
+    auto [write_ec, n] = co_await asio::async_write(peer->socket, asio::buffer(chunk.bytes), use_tuple);
+    peer->write_deadline = Clock::time_point::max();
+    if (write_ec) {
       peer->writing_failed = true;  // timed out or broken: give up on this client
       break;
     }
@@ -236,7 +265,34 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
   boost::system::error_code ignored;
   peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
   peer->socket.close(ignored);
+  peer->closed = true;
+  peer->watchdog.cancel();
   Forget(peer);
+}
+
+asio::awaitable<void> Server::Impl::Watch(std::shared_ptr<Peer> peer) {
+  // Deadlines are only ever set to now + a timeout. Waking at least once per
+  // shortest timeout therefore catches each one on time, and moving one
+  // never needs to wake the watchdog early.
+  const auto period = std::max<std::chrono::milliseconds>(
+      std::chrono::milliseconds(1),
+      std::min({options.idle_timeout, options.request_timeout, options.write_timeout}));
+  boost::system::error_code ignored;
+  while (!peer->closed) {
+    const auto now = Clock::now();
+    if (now >= peer->write_deadline) {
+      peer->socket.close(ignored);  // a client that does not read: the writer gives up
+      break;
+    }
+    if (now >= peer->read_deadline) {
+      // Idle or stalled mid-frame: the reader sees end of input, and the
+      // writer still sends what was answered before closing.
+      peer->read_deadline = Clock::time_point::max();
+      peer->socket.shutdown(tcp::socket::shutdown_receive, ignored);
+    }
+    peer->watchdog.expires_at(std::min({peer->read_deadline, peer->write_deadline, now + period}));
+    co_await peer->watchdog.async_wait(use_tuple);
+  }
 }
 
 void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
@@ -245,7 +301,12 @@ void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
   if (stopping && peers.empty()) {
     // The last connection is gone: no need to wait out the grace period.
     asio::post(control, [this] { grace_timer.cancel(); });
+    StopRunning();
   }
+}
+
+void Server::Impl::StopRunning() {
+  for (auto& guard : keep_running) guard.reset();
 }
 
 Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log)
@@ -259,7 +320,7 @@ Status Server::Start() {
     return Status::InvalidArgument("--listen: " + s.message());
   }
   boost::system::error_code ec;
-  tcp::resolver resolver(impl_->io);
+  tcp::resolver resolver(impl_->control);
   const auto results =
       resolver.resolve(where.host, std::to_string(where.port),
                        tcp::resolver::passive | tcp::resolver::numeric_service, ec);
@@ -293,11 +354,11 @@ void Server::StopOnSignals() {
 }
 
 void Server::Run() {
-  unsigned threads = impl_->options.threads;
-  if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
   std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back([this] { impl_->io.run(); });
-  impl_->io.run();
+  for (std::size_t i = 1; i < impl_->contexts.size(); ++i) {
+    pool.emplace_back([context = impl_->contexts[i].get()] { context->run(); });
+  }
+  impl_->contexts.front()->run();
   for (auto& t : pool) t.join();
 }
 
@@ -309,6 +370,7 @@ void Server::Stop() {
       if (impl->stopping) return;
       impl->stopping = true;
       peers.assign(impl->peers.begin(), impl->peers.end());
+      if (peers.empty()) impl->StopRunning();
     }
     boost::system::error_code ignored;
     impl->acceptor.close(ignored);

@@ -1,7 +1,7 @@
 // Server: the Asio shell. Accepts TCP connections and moves bytes between
 // each socket and a protocol::Connection; all protocol work happens there and
-// in the RequestHandler. One io_context, run by a pool of threads; each
-// connection is a coroutine on its own strand.
+// in the RequestHandler. One io_context per thread; each connection lives on
+// one of them, as a reader and a writer coroutine.
 //
 // Thread-safe: Stop may be called from any thread (or a signal handler set
 // up with StopOnSignals).

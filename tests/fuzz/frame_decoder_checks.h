@@ -78,10 +78,10 @@ inline constexpr std::size_t kFrameLimits[8] = {65536 + 100, 65536, 4096, 1000, 
 // 0 = the whole stream in one chunk.
 inline constexpr std::size_t kChunkLimits[8] = {0, 1, 2, 3, 7, 16, 64, 1000};
 
-// Protocol::Connection reads ahead this much beyond the frame it needs
-// (kReadAhead in src/protocol/connection.cc); its buffer is bounded by
-// two frames' worth plus this, whatever sizes a client declares.
-inline constexpr std::size_t kReadAheadAllowance = 64 * 1024;
+// Protocol::Connection reads ahead at most this much beyond the frame it
+// needs; its buffer is bounded by two frames' worth plus this, whatever
+// sizes a client declares.
+inline constexpr std::size_t kReadAheadAllowance = protocol::Connection::kMaxReadAhead;
 
 struct Plan {
   std::size_t max_frame_bytes = kFrameLimits[0];

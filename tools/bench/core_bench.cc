@@ -39,6 +39,15 @@ void BM_Absorb(benchmark::State& state) {
 }
 BENCHMARK(BM_Absorb)->Arg(8192)->Arg(1 << 20);
 
+void BM_Validate(benchmark::State& state) {
+  const Points p = MakePoints(static_cast<std::size_t>(state.range(0)));
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(core::ValidatePoints(p.x, p.y).ok());
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_Validate)->Arg(8192);
+
 void BM_Merge(benchmark::State& state) {
   const Points p = MakePoints(1000);
   const core::PointStats a =
