@@ -17,10 +17,12 @@
 #include <iostream>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <variant>
 #include <vector>
 
+#include "auth/session.h"
 #include "protocol/endpoint.h"
 #include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
@@ -87,13 +89,16 @@ struct Server::Impl {
     asio::steady_timer reader_wake;
   };
 
-  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l)
+  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l,
+       auth::Authenticator* a)
       : options(std::move(o)),
         handler(h),
         log(l),
+        authenticator(a),
         control(asio::make_strand(io)),
         acceptor(control),
         signals(control),
+        reload_signals(control),
         grace_timer(control) {}
 
   asio::awaitable<void> Accept();
@@ -101,15 +106,18 @@ struct Server::Impl {
   asio::awaitable<void> Read(std::shared_ptr<Peer> peer);
   asio::awaitable<void> Write(std::shared_ptr<Peer> peer);
   void Forget(const std::shared_ptr<Peer>& peer);
+  void AwaitSighup();
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
   service::ChangeLog* const log;
+  auth::Authenticator* const authenticator;  // null: open server
   asio::io_context io;
   // The acceptor, signals and shutdown timer are only touched on this strand.
   asio::strand<asio::io_context::executor_type> control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  asio::signal_set reload_signals;
   asio::steady_timer grace_timer;
 
   std::mutex mu;  // guards peers and stopping
@@ -168,7 +176,11 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
   // Responses are cut into chunks of about this size, so a connection's
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
-  protocol::Connection connection(handler, options.max_frame_bytes);
+  // Access control is per connection: the session holds who it is.
+  std::optional<auth::Session> session;
+  if (authenticator != nullptr) session.emplace(handler, *authenticator);
+  protocol::RequestHandler& first = session ? *session : handler;
+  protocol::Connection connection(first, options.max_frame_bytes);
   asio::steady_timer deadline(peer->socket.get_executor());
   bool open = true;
   while (open && !peer->writing_failed) {
@@ -248,8 +260,24 @@ void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
   }
 }
 
-Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log)
-    : impl_(std::make_unique<Impl>(std::move(options), handler, log)) {}
+void Server::Impl::AwaitSighup() {
+  reload_signals.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;  // cancelled by Stop
+    const std::size_t before = authenticator->size();
+    if (Status s = authenticator->Reload(); s.ok()) {
+      std::cerr << "gradientd: SIGHUP: reloaded " << authenticator->path() << ": "
+                << authenticator->size() << " token(s)\n";
+    } else {
+      std::cerr << "gradientd: SIGHUP: cannot reload the auth file: " << s.message()
+                << "; keeping the previous " << before << " token(s)\n";
+    }
+    AwaitSighup();
+  });
+}
+
+Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log,
+               auth::Authenticator* authenticator)
+    : impl_(std::make_unique<Impl>(std::move(options), handler, log, authenticator)) {}
 
 Server::~Server() = default;
 
@@ -292,6 +320,12 @@ void Server::StopOnSignals() {
   });
 }
 
+void Server::ReloadOnSighup() {
+  if (impl_->authenticator == nullptr) return;
+  impl_->reload_signals.add(SIGHUP);
+  impl_->AwaitSighup();
+}
+
 void Server::Run() {
   unsigned threads = impl_->options.threads;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -313,6 +347,7 @@ void Server::Stop() {
     boost::system::error_code ignored;
     impl->acceptor.close(ignored);
     impl->signals.cancel(ignored);
+    impl->reload_signals.cancel(ignored);
     // Half-close for reading: each connection sees end of input once it has
     // handled what it received, sends its responses and ends.
     for (const auto& peer : peers) {
