@@ -89,6 +89,12 @@ printf 'ok query %s\nops query,root %s\n' "$QUERY_TOKEN" "$ADMIN_TOKEN" >"$bad"
 run 1 "malformed auth file" "$GRADIENTD" --listen 127.0.0.1:0 --in-memory --auth-file "$bad"
 expect_err "malformed auth file" "--auth-file: $bad:2: 'ops': unknown role 'root'"
 no_token_in_output "malformed auth file"
+chmod 644 "$bad"
+printf 'ok query %s\n' "$QUERY_TOKEN" >"$bad"
+# (A port out of range stops it right after it has read the file.)
+run 1 "world-readable auth file" "$GRADIENTD" --listen 127.0.0.1:99999 --in-memory \
+  --auth-file "$bad"
+expect_err "world-readable auth file" "warning: $bad is readable by other users"
 run 1 "missing auth file" "$GRADIENTD" --listen 127.0.0.1:0 --in-memory --auth-file "$tmp/none"
 expect_err "missing auth file" "cannot open $tmp/none"
 pass "a malformed or missing auth file: exit 1, file and line named"
@@ -107,6 +113,7 @@ done
 [[ -n $server ]] || fail "gradientd did not report 'gradientd listening on HOST:PORT'"
 grep -q "access control: 3 token(s) from $auth" "$tmp/server.err" ||
   fail "the server does not say how many tokens it loaded"
+grep -q "readable by other users" "$tmp/server.err" && fail "a chmod 600 auth file gets a warning"
 pass "gradientd --auth-file listening on $server"
 unset GRADIENTD_TOKEN
 GC=("$GRADCTL" --server "$server")

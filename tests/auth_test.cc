@@ -23,11 +23,12 @@ constexpr char kOpsToken[] = "ops-token-0123456789abcdef";
 
 // A file with one token of each shape.
 std::string GoodFile() {
-  return std::string("# name    roles                token\n") +
-         "ingester  produce              " + kIngesterToken + "\n" +
+  return std::string("# name    roles                token\n") + "ingester  produce              " +
+         kIngesterToken + "\n" +
          "\n"
          "   # an indented comment\n"
-         "reader\tquery\t" + kReaderToken + "\r\n" +  // tabs, CRLF
+         "reader\tquery\t" +
+         kReaderToken + "\r\n" +                         // tabs, CRLF
          "ops       admin,query,produce  " + kOpsToken;  // no final newline
 }
 
@@ -113,8 +114,7 @@ TEST(TokenFile, EveryMalformedLineIsRefusedWithFileAndLine) {
        "found 5; a comment must be on a line of its own", 1},
       {"a name with a bad character", "a/b produce " + t + "\n", "the name must be 1 to 64", 1},
       {"a name too long", std::string(65, 'n') + " produce " + t + "\n", "the name must be", 1},
-      {"a duplicate name",
-       "a produce " + t + "\nb query x" + t + "\na admin y" + t + "\n",
+      {"a duplicate name", "a produce " + t + "\nb query x" + t + "\na admin y" + t + "\n",
        "the name 'a' is already used on line 1", 3},
       {"an unknown role", "a produce,write " + t + "\n",
        "'a': unknown role 'write' (roles are produce, query, admin)", 1},
@@ -126,12 +126,12 @@ TEST(TokenFile, EveryMalformedLineIsRefusedWithFileAndLine) {
       {"role names are lower case", "a Admin " + t + "\n", "unknown role 'Admin'", 1},
       {"a token too short", "a produce 0123456789abcde\n",
        "the token of 'a' has 15 characters; it needs 16 to 1024", 1},
-      {"a token too long", "a produce " + std::string(1025, 't') + "\n",
-       "has 1025 characters", 1},
-      {"a control character in the token", "a produce abc\x01" "defghijklmnopq\n",
+      {"a token too long", "a produce " + std::string(1025, 't') + "\n", "has 1025 characters", 1},
+      {"a control character in the token",
+       "a produce abc\x01"
+       "defghijklmnopq\n",
        "the token of 'a' has a character that is not printable ASCII", 1},
-      {"UTF-8 in the token", "a produce caf\xc3\xa9-0123456789abc\n",
-       "not printable ASCII", 1},
+      {"UTF-8 in the token", "a produce caf\xc3\xa9-0123456789abc\n", "not printable ASCII", 1},
       {"a duplicate token", "a produce " + t + "\n\nb query " + t + "\n",
        "'b' has the same token as 'a' (line 1)", 3},
   };
@@ -299,9 +299,9 @@ TEST_F(SessionTest, EachRoleAllowsExactlyItsOperations) {
     const char* token;
     RoleSet roles;
   };
-  for (const Case& c : {Case{kIngesterToken, RoleSet().With(v1::PRODUCE)},
-                        Case{kReaderToken, RoleSet().With(v1::QUERY)},
-                        Case{kOpsToken, RoleSet::All()}}) {
+  for (const Case& c :
+       {Case{kIngesterToken, RoleSet().With(v1::PRODUCE)},
+        Case{kReaderToken, RoleSet().With(v1::QUERY)}, Case{kOpsToken, RoleSet::All()}}) {
     Session session(service_, authenticator_);
     ASSERT_TRUE(Hello(session, c.token).has_hello());
     for (const v1::Request& request : EveryOperation()) {

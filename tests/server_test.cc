@@ -463,7 +463,7 @@ TEST_F(AuthServerTest, HelloMayBePipelinedWithTheRequestsAfterIt) {
 }
 
 TEST_F(AuthServerTest, ReloadPicksUpANewTokenAndDropsARemovedOne) {
-  auto reader = ConnectAs(kReader);  // authenticated before the reload
+  auto reader = ConnectAs(kReader);            // authenticated before the reload
   ASSERT_TRUE(Fit(*reader, "s").has_error());  // NOT_FOUND: allowed, no series
   EXPECT_EQ(Fit(*reader, "s").error().code(), v1::Error::NOT_FOUND);
 
@@ -491,6 +491,35 @@ TEST_F(AuthServerTest, AFailedReloadKeepsServingThePreviousTokens) {
   EXPECT_FALSE(authenticator_->Reload().ok());
   auto reader = ConnectAs(kReader);
   EXPECT_EQ(Fit(*reader, "s").error().code(), v1::Error::NOT_FOUND);
+}
+
+// A server whose handler refuses every request as one without an operation,
+// as a gradientd from before Hello does.
+class RefuseEverything : public protocol::RequestHandler {
+ public:
+  uint64_t Handle(const v1::Request&, v1::Response* response) override {
+    response->mutable_error()->set_code(v1::Error::INVALID_ARGUMENT);
+    response->mutable_error()->set_message("request has no operation (empty or unknown body)");
+    return 0;
+  }
+};
+
+TEST(ServerWithoutHello, ClientSaysTheHelloWasNotAcceptedNotThatTheTokenIsWrong) {
+  RefuseEverything handler;
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.threads = 1;
+  server::Server server(options, handler);
+  ASSERT_TRUE(server.Start().ok());
+  std::thread runner([&] { server.Run(); });
+  std::unique_ptr<client::Client> c;
+  const Status s = client::Client::Connect(server::FormatEndpoint(server.local_endpoint()),
+                                           "some-token-0123456789", &c);
+  server.Stop();
+  runner.join();
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("did not accept the Hello"), std::string::npos) << s.message();
+  EXPECT_EQ(s.message().find("some-token"), std::string::npos) << s.message();
 }
 
 class LimitedServerTest : public ServerTest {

@@ -7,8 +7,7 @@ namespace gradientd::auth {
 Authenticator::Authenticator(TokenTable table, std::string path)
     : path_(std::move(path)), table_(std::make_shared<const TokenTable>(std::move(table))) {}
 
-Status Authenticator::Load(const std::string& path,
-                           std::unique_ptr<Authenticator>* authenticator) {
+Status Authenticator::Load(const std::string& path, std::unique_ptr<Authenticator>* authenticator) {
   TokenTable table;
   if (Status s = LoadTokenFile(path, &table); !s.ok()) return s;
   *authenticator = std::make_unique<Authenticator>(std::move(table), path);

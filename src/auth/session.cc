@@ -53,10 +53,10 @@ uint64_t Session::Handle(const v1::Request& request, v1::Response* response) {
     return 0;
   }
   if (!digest_) {
-    protocol::SetError(Status::Unauthenticated(
-                           "not authenticated: this server needs a Hello with a valid token "
-                           "first (gradctl --token or $GRADIENTD_TOKEN)"),
-                       response);
+    protocol::SetError(
+        Status::Unauthenticated("not authenticated: this server needs a Hello with a valid token "
+                                "first (gradctl --token or $GRADIENTD_TOKEN)"),
+        response);
     return 0;
   }
   if (!Revalidate()) {
@@ -86,10 +86,10 @@ void Session::Hello(const v1::Hello& hello, v1::Response* response) {
   std::optional<Authenticator::Grant> grant = authenticator_.Authenticate(digest);
   if (!grant) {
     // Keeps the identity it had, if any: a refused request changes nothing.
-    protocol::SetError(Status::Unauthenticated(
-                           hello.token().empty() ? "the Hello carries no token"
-                                                 : "the token is not valid on this server"),
-                       response);
+    protocol::SetError(
+        Status::Unauthenticated(hello.token().empty() ? "the Hello carries no token"
+                                                      : "the token is not valid on this server"),
+        response);
     return;
   }
   digest_ = digest;

@@ -4,8 +4,8 @@
 #include <openssl/evp.h>
 
 #include <cerrno>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -16,8 +16,8 @@ namespace {
 constexpr std::size_t kMaxFileBytes = 16u << 20;
 
 bool IsNameChar(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '.' || c == '_' || c == '@' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+         c == '_' || c == '@' || c == '-';
 }
 
 bool IsTokenChar(char c) { return c > ' ' && c < 0x7f; }
@@ -39,8 +39,8 @@ Status ParseRoles(std::string_view text, RoleSet* roles, std::string* problem) {
   std::size_t start = 0;
   while (true) {
     const std::size_t comma = text.find(',', start);
-    const std::string_view word =
-        text.substr(start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
+    const std::string_view word = text.substr(
+        start, comma == std::string_view::npos ? std::string_view::npos : comma - start);
     std::optional<v1::Role> role;
     for (const v1::Role r : {v1::PRODUCE, v1::QUERY, v1::ADMIN}) {
       if (word == RoleName(r)) role = r;

@@ -59,7 +59,9 @@ class RoleSet {
   bool operator==(const RoleSet&) const = default;
 
  private:
-  static uint8_t Bit(v1::Role role) { return static_cast<uint8_t>(1u << static_cast<unsigned>(role)); }
+  static uint8_t Bit(v1::Role role) {
+    return static_cast<uint8_t>(1u << static_cast<unsigned>(role));
+  }
   uint8_t bits_ = 0;
 };
 

@@ -81,7 +81,14 @@ Status Client::Hello(std::string_view token, v1::HelloReply* reply) {
   if (Status s = Call(request, &response); !s.ok()) return s;
   if (response.has_error()) {
     const Status refused = ResponseStatus(response);
-    return Status(refused.code(), server_ + " refused the token: " + refused.message());
+    if (refused.code() == StatusCode::kUnauthenticated ||
+        refused.code() == StatusCode::kPermissionDenied) {
+      return Status(refused.code(), server_ + " refused the token: " + refused.message());
+    }
+    // E.g. INVALID_ARGUMENT from a gradientd that predates Hello: not a
+    // problem with the address, nor with the token.
+    return Status::FailedPrecondition(server_ + " did not accept the Hello (a gradientd without " +
+                                      "access control?): " + refused.message());
   }
   if (!response.has_hello()) {
     return Status::Internal("unexpected reply to Hello from " + server_ +

@@ -14,7 +14,7 @@ enum class StatusCode {
   kFailedPrecondition,  // the series cannot answer yet (no points)
   kResourceExhausted,   // a limit was reached
   kInternal,
-  kUnavailable,  // the server cannot be reached, or the connection broke
+  kUnavailable,       // the server cannot be reached, or the connection broke
   kUnauthenticated,   // no valid token presented (on a server with an auth file)
   kPermissionDenied,  // the token lacks the role the operation needs
 };

@@ -89,8 +89,7 @@ struct Server::Impl {
     asio::steady_timer reader_wake;
   };
 
-  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l,
-       auth::Authenticator* a)
+  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l, auth::Authenticator* a)
       : options(std::move(o)),
         handler(h),
         log(l),

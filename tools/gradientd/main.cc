@@ -2,6 +2,7 @@
 // directory, loads the auth file, serves until SIGINT/SIGTERM (reloading the
 // auth file on SIGHUP), then checkpoints.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -37,6 +38,14 @@ int main(int argc, char** argv) {
     }
     std::cerr << "gradientd: access control: " << authenticator->size() << " token(s) from "
               << command_line.auth_file << "\n";
+    std::error_code ec;
+    const auto permissions = std::filesystem::status(command_line.auth_file, ec).permissions();
+    if (!ec && (permissions & (std::filesystem::perms::group_read |
+                               std::filesystem::perms::others_read)) !=
+                   std::filesystem::perms::none) {
+      std::cerr << "gradientd: warning: " << command_line.auth_file
+                << " is readable by other users (chmod 600 it)\n";
+    }
     if (authenticator->size() == 0) {
       std::cerr << "gradientd: warning: " << command_line.auth_file
                 << " holds no tokens: every request will be refused until a reload adds one\n";
