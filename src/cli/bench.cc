@@ -165,9 +165,30 @@ std::string EndpointName(const protocol::Endpoint& e) {
          std::to_string(e.port);
 }
 
+Status CheckResponse(std::span<const uint8_t> body, v1::Response::BodyCase expected,
+                     v1::Response* response);
+
 class Connection {
  public:
-  Status Connect(const protocol::Endpoint& endpoint) {
+  // Connects; with a token, authenticates with a Hello and waits for its
+  // reply before returning.
+  Status Connect(const protocol::Endpoint& endpoint, const std::string& token = {}) {
+    if (Status s = Open(endpoint); !s.ok() || token.empty()) return s;
+    v1::Request request;
+    request.mutable_hello()->set_token(token);
+    std::string frame;
+    protocol::AppendFrame(request, &frame);
+    if (Status s = Write(asio::buffer(frame)); !s.ok()) return s;
+    std::span<const uint8_t> body;
+    if (Status s = WaitFrame(&body); !s.ok()) return s;
+    v1::Response response;
+    if (Status s = CheckResponse(body, v1::Response::kHello, &response); !s.ok()) {
+      return Status(s.code(), name_ + " refused the token: " + s.message());
+    }
+    return Status::Ok();
+  }
+
+  Status Open(const protocol::Endpoint& endpoint) {
     name_ = EndpointName(endpoint);
     boost::system::error_code ec;
     tcp::resolver resolver(io_);
@@ -364,6 +385,7 @@ struct ProducerPlan {
   std::string series;
   bool expect_acks = true;  // false: a discard server, which never answers
   uint64_t window = 1;
+  std::string token;  // for the Hello of each connection; empty: none
   Clock::time_point deadline;
   uint64_t points_limit = 0;                      // 0: none
   std::atomic<uint64_t>* points_acked = nullptr;  // over all producers
@@ -461,7 +483,7 @@ IngestResult RunProducers(const protocol::Endpoint& endpoint, int producers, Pro
   std::vector<std::unique_ptr<Connection>> connections;
   for (int i = 0; i < producers; ++i) {
     connections.push_back(std::make_unique<Connection>());
-    if (Status s = connections.back()->Connect(endpoint); !s.ok()) {
+    if (Status s = connections.back()->Connect(endpoint, plan.token); !s.ok()) {
       total.status = s;
       return total;
     }
@@ -877,10 +899,10 @@ Status FindServerBinary(const BenchConfig& config, std::string* binary) {
 // ---------------------------------------------------------------------------
 // Series-count phase: `count` series of one point each.
 
-Status CreateSeries(const protocol::Endpoint& endpoint, const std::string& prefix, uint64_t count,
-                    double* seconds) {
+Status CreateSeries(const protocol::Endpoint& endpoint, const std::string& token,
+                    const std::string& prefix, uint64_t count, double* seconds) {
   Connection connection;
-  if (Status s = connection.Connect(endpoint); !s.ok()) return s;
+  if (Status s = connection.Connect(endpoint, token); !s.ok()) return s;
   const Clock::time_point start = Clock::now();
   v1::Request request;
   v1::PointBatch* batch = request.mutable_ingest();
@@ -1260,6 +1282,7 @@ void AddBenchOptions(po::options_description* d) {
 
 Status ParseBenchConfig(const po::variables_map& vm, BenchConfig* c) {
   c->server = vm["server"].as<std::string>();
+  c->token = vm["token"].as<std::string>();
   // The benchmark writes a lot: not into "default" unless asked to.
   c->series = vm["series"].defaulted() ? "bench" : vm["series"].as<std::string>();
   c->json = vm["json"].as<bool>();
@@ -1350,6 +1373,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   plan.batch = &batch;
   plan.series = c.series;
   plan.window = static_cast<uint64_t>(c.window);
+  plan.token = c.token;
 
   // Baselines: the discard server first, alone; the echo server is probed
   // at the same ticks as the queries, idle and under ingest.
@@ -1362,6 +1386,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     if (Status s = discard.Start(&discard_endpoint); !s.ok()) return fail_run(s);
     ProducerPlan discard_plan = plan;
     discard_plan.expect_acks = false;
+    discard_plan.token.clear();  // the discard server never answers a Hello
     r.discard = RunProducers(discard_endpoint, c.producers, discard_plan,
                              c.seconds > 0 ? c.seconds : 1.0, run_id + "-discard", nullptr);
     discard.Join();
@@ -1379,7 +1404,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   Connection queries;
   const bool query_series = c.idle_seconds > 0 || c.seconds > 0;
   if (query_series) {
-    if (Status s = queries.Connect(endpoint); !s.ok()) return fail_run(s);
+    if (Status s = queries.Connect(endpoint, c.token); !s.ok()) return fail_run(s);
     if (Status s = EnsureSeries(&queries, c.series, batch, run_id + "-setup"); !s.ok()) {
       return fail_run(s);
     }
@@ -1447,7 +1472,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   if (c.series_count > 0) {
     ProcessStats before, after;
     if (Status s = spawned.Stats(&before); !s.ok()) return fail_run(s);
-    if (Status s = CreateSeries(endpoint, c.series + "-" + RandomHex(), c.series_count,
+    if (Status s = CreateSeries(endpoint, c.token, c.series + "-" + RandomHex(), c.series_count,
                                 &r.series_seconds);
         !s.ok()) {
       return fail_run(s);

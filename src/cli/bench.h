@@ -38,6 +38,7 @@ namespace gradientd::cli {
 
 struct BenchConfig {
   std::string server;  // HOST:PORT, without --spawn-server
+  std::string token;   // --token: a Hello on every connection to gradientd
   std::string series;  // the series the producers and queries use
   bool json = false;
   bool spawn_server = false;

@@ -50,18 +50,28 @@ constexpr int kHelpDescriptionWidth = 50;
 
 struct GlobalFlags {
   std::string server;
+  std::string token;
   std::string series;
   bool json = false;
   bool help = false;
 };
 
-po::options_description GlobalOptions(GlobalFlags* flags, const std::string& default_server) {
+po::options_description GlobalOptions(GlobalFlags* flags, const std::string& default_server,
+                                      const std::string& default_token) {
   po::options_description d("Global options (accepted anywhere on the line)", kHelpWidth,
                             kHelpDescriptionWidth);
   // clang-format off
   d.add_options()
       ("server", po::value(&flags->server)->default_value(default_server)->value_name("HOST:PORT"),
        "the gradientd server; the default comes from $GRADIENTD_SERVER when set")
+      // The help never shows the token itself.
+      ("token",
+       po::value(&flags->token)
+           ->default_value(default_token, default_token.empty() ? "" : "$GRADIENTD_TOKEN")
+           ->value_name("TOKEN"),
+       "authenticate every connection with this token (a server started with --auth-file "
+       "needs one); the default comes from $GRADIENTD_TOKEN, which keeps it out of the "
+       "process list")
       ("series", po::value(&flags->series)->default_value("default")->value_name("NAME"),
        "the series to work on")
       ("json", po::bool_switch(&flags->json),
@@ -284,13 +294,13 @@ class Gradctl {
 };
 
 int Gradctl::Connect(std::unique_ptr<client::Client>* client) {
-  const Status s = client::Client::Connect(flags_.server, client);
+  const Status s = client::Client::Connect(flags_.server, flags_.token, client);
   if (s.ok()) return kExitOk;
   if (s.code() == StatusCode::kInvalidArgument) {
     err_ << "gradctl: --server " << flags_.server << ": " << s.message() << '\n';
     return kExitUsage;
   }
-  return Fail(s);
+  return Fail(s);  // unreachable, or the token refused ("... refused the token: ...")
 }
 
 int Gradctl::Unary(v1::Request& request, v1::Response::BodyCase expected, Printer print) {
@@ -497,6 +507,7 @@ int Gradctl::Produce(const po::variables_map& vm) {
 
   ProduceConfig config;
   config.server = flags_.server;
+  config.token = flags_.token;
   config.series = flags_.series;
   config.json = flags_.json;
   config.batch = static_cast<std::size_t>(batch_size);
@@ -652,9 +663,10 @@ std::ptrdiff_t FindCommandWord(const std::vector<std::string>& args,
 }  // namespace
 
 int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-               std::ostream& err, const std::string& default_server) {
+               std::ostream& err, const std::string& default_server,
+               const std::string& default_token) {
   GlobalFlags flags;
-  const po::options_description global = GlobalOptions(&flags, default_server);
+  const po::options_description global = GlobalOptions(&flags, default_server, default_token);
   const std::ptrdiff_t word = FindCommandWord(args, global);
 
   if (word < 0) {
@@ -735,7 +747,8 @@ int RunGradctl(int argc, char** argv, std::ostream& out, std::ostream& err) {
   const char* env = std::getenv("GRADIENTD_SERVER");
   const std::string default_server =
       env != nullptr && *env != '\0' ? std::string(env) : std::string(client::kDefaultServer);
-  return RunGradctl(args, std::cin, out, err, default_server);
+  const char* token = std::getenv("GRADIENTD_TOKEN");
+  return RunGradctl(args, std::cin, out, err, default_server, token != nullptr ? token : "");
 }
 
 }  // namespace gradientd::cli

@@ -9,7 +9,9 @@
 // produce's exactly-once sending is cli/producer.h, replay and inspect are
 // cli/replay.h). Global options, accepted
 // anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
-// 127.0.0.1:7878), --series NAME (default "default"), --json, --help/-h.
+// 127.0.0.1:7878), --token TOKEN (default $GRADIENTD_TOKEN; every connection
+// then starts with a Hello), --series NAME (default "default"), --json,
+// --help/-h.
 #pragma once
 
 #include <istream>
@@ -29,14 +31,16 @@ inline constexpr int kExitUsage = 2;
 
 // Runs gradctl on argv (argv[0] is the program's name): results go to `out`,
 // diagnostics to `err`; `produce` reads std::cin for stdin. The default
-// server comes from the environment variable GRADIENTD_SERVER when set.
+// server comes from the environment variable GRADIENTD_SERVER when set, the
+// default token from GRADIENTD_TOKEN.
 // Returns the exit code.
 int RunGradctl(int argc, char** argv, std::ostream& out, std::ostream& err);
 
 // The same with every input explicit: `args` excludes the program name;
 // `in` stands for stdin; `default_server` is the server used without
-// --server.
+// --server, `default_token` the token without --token (empty: no Hello).
 int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostream& out,
-               std::ostream& err, const std::string& default_server);
+               std::ostream& err, const std::string& default_server,
+               const std::string& default_token = "");
 
 }  // namespace gradientd::cli

@@ -230,12 +230,14 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
   nanoseconds backoff = options_.initial_backoff;
   while (true) {
     std::unique_ptr<client::Client> client;
-    const Status s = client::Client::Connect(options_.server, &client);
+    const Status s = client::Client::Connect(options_.server, options_.token, &client);
     if (s.ok()) {
       client_ = std::move(client);
       return s;
     }
-    if (s.code() == StatusCode::kInvalidArgument) return s;
+    // Only an unreachable server is worth waiting for; a bad address or a
+    // refused token will not get better.
+    if (s.code() != StatusCode::kUnavailable) return s;
     const auto now = Clock::now();
     if (now >= deadline) return s;
     if (on_wait_) on_wait_();
@@ -247,17 +249,17 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
 Status Producer::Start() {
   const auto start = Clock::now();
   std::unique_ptr<client::Client> client;
-  Status s = client::Client::Connect(options_.server, &client);
+  Status s = client::Client::Connect(options_.server, options_.token, &client);
   if (s.ok()) {
     client_ = std::move(client);
     return s;
   }
-  if (s.code() == StatusCode::kInvalidArgument || options_.retry_for.count() <= 0) return Fail(s);
+  if (s.code() != StatusCode::kUnavailable || options_.retry_for.count() <= 0) return Fail(s);
   Log() << "gradctl: " << s.message() << "; retrying for up to "
         << FormatDuration(options_.retry_for) << std::endl;
   s = ConnectUntil(start + options_.retry_for);
   if (!s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) return Fail(s);
+    if (s.code() != StatusCode::kUnavailable) return Fail(s);
     return Fail(Status::Unavailable("gave up after " + FormatDuration(options_.retry_for) + ": " +
                                     s.message()));
   }
@@ -283,6 +285,10 @@ Status Producer::Reconnect(const Status& reason) {
     }
     pending_.clear();
     if (Status s = ConnectUntil(deadline); !s.ok()) {
+      if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kPermissionDenied) {
+        return Fail(Status(s.code(), "lost the connection to " + options_.server + " (" +
+                                         reason.message() + "); on reconnecting, " + s.message()));
+      }
       std::string message = "lost the connection to " + options_.server + " (" + reason.message() +
                             ") and could not reconnect within " +
                             FormatDuration(options_.retry_for) + ": " + s.message();
@@ -506,6 +512,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   };
   ProducerOptions options;
   options.server = config.server;
+  options.token = config.token;
   options.window = config.window;
   options.first_sequence = config.exactly_once.first_sequence;
   options.retry_for = config.exactly_once.retry_for;
@@ -647,7 +654,12 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
     err << "gradctl: warning: the input has no points; nothing was sent\n";
   } else {
     if (Status s = producer.Call(fit_query, &fit); !s.ok()) return fail(s);
-    if (fit.has_error()) {
+    if (fit.has_error() && fit.error().code() == v1::Error::PERMISSION_DENIED) {
+      // A token with only the produce role: the points are in, the
+      // summary just has no fit.
+      err << "gradctl: note: no fit in the summary: " << fit.error().message() << '\n';
+      fit.Clear();
+    } else if (fit.has_error()) {
       if (config.json) out << ToJson(fit) << std::endl;
       err << "gradctl: " << ErrorCodeName(fit.error()) << ": " << fit.error().message() << '\n';
       return 1;

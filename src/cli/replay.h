@@ -65,6 +65,7 @@ enum class ProgressMode {
 
 struct ReplayConfig {
   std::string server;
+  std::string token;
   std::string series;   // CSV files' series; with `rename`, every batch's
   bool rename = false;  // --series was given
   bool json = false;

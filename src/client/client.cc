@@ -63,6 +63,41 @@ Status Client::Connect(std::string_view server, std::unique_ptr<Client>* client)
   return Status::Ok();
 }
 
+Status Client::Connect(std::string_view server, std::string_view token,
+                       std::unique_ptr<Client>* client) {
+  std::unique_ptr<Client> connected;
+  if (Status s = Connect(server, &connected); !s.ok()) return s;
+  if (!token.empty()) {
+    if (Status s = connected->Hello(token); !s.ok()) return s;
+  }
+  *client = std::move(connected);
+  return Status::Ok();
+}
+
+Status Client::Hello(std::string_view token, v1::HelloReply* reply) {
+  v1::Request request;
+  request.mutable_hello()->set_token(std::string(token));
+  v1::Response response;
+  if (Status s = Call(request, &response); !s.ok()) return s;
+  if (response.has_error()) {
+    const Status refused = ResponseStatus(response);
+    if (refused.code() == StatusCode::kUnauthenticated ||
+        refused.code() == StatusCode::kPermissionDenied) {
+      return Status(refused.code(), server_ + " refused the token: " + refused.message());
+    }
+    // E.g. INVALID_ARGUMENT from a gradientd that predates Hello: not a
+    // problem with the address, nor with the token.
+    return Status::FailedPrecondition(server_ + " did not accept the Hello (a gradientd without " +
+                                      "access control?): " + refused.message());
+  }
+  if (!response.has_hello()) {
+    return Status::Internal("unexpected reply to Hello from " + server_ +
+                            " (a gradientd without access control?)");
+  }
+  if (reply != nullptr) *reply = response.hello();
+  return Status::Ok();
+}
+
 Status Client::Send(v1::Request& request) {
   request.set_id(sent_ + 1);
   impl_->out.clear();

@@ -34,6 +34,16 @@ class Client {
   // HOST:PORT: Connection refused") or kInvalidArgument for a bad address.
   static Status Connect(std::string_view server, std::unique_ptr<Client>* client);
 
+  // Connects, then, when `token` is not empty, authenticates with Hello:
+  // the server's refusal comes back as its status (kUnauthenticated).
+  static Status Connect(std::string_view server, std::string_view token,
+                        std::unique_ptr<Client>* client);
+
+  // Sends a Hello with `token` and waits for its reply (into `reply` when
+  // given). The server's error (UNAUTHENTICATED) as a Status whose message
+  // never contains the token. REQUIRES: in_flight() == 0.
+  Status Hello(std::string_view token, v1::HelloReply* reply = nullptr);
+
   // Sends `request` without waiting for its response, after giving it the
   // next id (1, 2, ...). Returns kUnavailable if the connection broke.
   Status Send(v1::Request& request);

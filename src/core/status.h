@@ -14,7 +14,9 @@ enum class StatusCode {
   kFailedPrecondition,  // the series cannot answer yet (no points)
   kResourceExhausted,   // a limit was reached
   kInternal,
-  kUnavailable,  // the server cannot be reached, or the connection broke
+  kUnavailable,       // the server cannot be reached, or the connection broke
+  kUnauthenticated,   // no valid token presented (on a server with an auth file)
+  kPermissionDenied,  // the token lacks the role the operation needs
 };
 
 class Status {
@@ -35,6 +37,12 @@ class Status {
   }
   static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status Unauthenticated(std::string m) {
+    return {StatusCode::kUnauthenticated, std::move(m)};
+  }
+  static Status PermissionDenied(std::string m) {
+    return {StatusCode::kPermissionDenied, std::move(m)};
+  }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -12,6 +12,10 @@ v1::Error::Code ToWireCode(StatusCode code) {
       return v1::Error::FAILED_PRECONDITION;
     case StatusCode::kResourceExhausted:
       return v1::Error::RESOURCE_EXHAUSTED;
+    case StatusCode::kUnauthenticated:
+      return v1::Error::UNAUTHENTICATED;
+    case StatusCode::kPermissionDenied:
+      return v1::Error::PERMISSION_DENIED;
     case StatusCode::kOk:
     case StatusCode::kInternal:
     case StatusCode::kUnavailable:
@@ -30,6 +34,10 @@ StatusCode FromWireCode(v1::Error::Code code) {
       return StatusCode::kFailedPrecondition;
     case v1::Error::RESOURCE_EXHAUSTED:
       return StatusCode::kResourceExhausted;
+    case v1::Error::UNAUTHENTICATED:
+      return StatusCode::kUnauthenticated;
+    case v1::Error::PERMISSION_DENIED:
+      return StatusCode::kPermissionDenied;
     default:
       return StatusCode::kInternal;
   }

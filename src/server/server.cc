@@ -17,10 +17,12 @@
 #include <iostream>
 #include <list>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <variant>
 #include <vector>
 
+#include "auth/session.h"
 #include "protocol/endpoint.h"
 #include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
@@ -96,14 +98,16 @@ struct Server::Impl {
     asio::steady_timer watchdog;
   };
 
-  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l)
+  Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l, auth::Authenticator* a)
       : options(std::move(o)),
         handler(h),
         log(l),
+        authenticator(a),
         contexts(MakeContexts(options.threads)),
         control(contexts.front()->get_executor()),
         acceptor(control),
         signals(control),
+        reload_signals(control),
         grace_timer(control) {
     for (const auto& context : contexts) keep_running.emplace_back(context->get_executor());
   }
@@ -125,10 +129,12 @@ struct Server::Impl {
   void Forget(const std::shared_ptr<Peer>& peer);
   // Lets each thread's run() return once its work is done. REQUIRES: mu held.
   void StopRunning();
+  void AwaitSighup();
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
   service::ChangeLog* const log;
+  auth::Authenticator* const authenticator;  // null: open server
   // One io_context per thread. A connection lives on one of them, so its
   // reader and writer, and the handlers between them, never change thread:
   // no locking and no cross-thread wake-up on the way from request to
@@ -139,6 +145,7 @@ struct Server::Impl {
   asio::io_context::executor_type control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
+  asio::signal_set reload_signals;
   asio::steady_timer grace_timer;
 
   std::mutex mu;  // guards peers, stopping and keep_running
@@ -201,7 +208,11 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
   // Responses are cut into chunks of about this size, so a connection's
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
-  protocol::Connection connection(handler, options.max_frame_bytes);
+  // Access control is per connection: the session holds who it is.
+  std::optional<auth::Session> session;
+  if (authenticator != nullptr) session.emplace(handler, *authenticator);
+  protocol::RequestHandler& first = session ? *session : handler;
+  protocol::Connection connection(first, options.max_frame_bytes);
   bool open = true;
   while (open && !peer->writing_failed) {
     if (!connection.HasFrame()) {
@@ -309,8 +320,24 @@ void Server::Impl::StopRunning() {
   for (auto& guard : keep_running) guard.reset();
 }
 
-Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log)
-    : impl_(std::make_unique<Impl>(std::move(options), handler, log)) {}
+void Server::Impl::AwaitSighup() {
+  reload_signals.async_wait([this](const boost::system::error_code& ec, int) {
+    if (ec) return;  // cancelled by Stop
+    const std::size_t before = authenticator->size();
+    if (Status s = authenticator->Reload(); s.ok()) {
+      std::cerr << "gradientd: SIGHUP: reloaded " << authenticator->path() << ": "
+                << authenticator->size() << " token(s)\n";
+    } else {
+      std::cerr << "gradientd: SIGHUP: cannot reload the auth file: " << s.message()
+                << "; keeping the previous " << before << " token(s)\n";
+    }
+    AwaitSighup();
+  });
+}
+
+Server::Server(ServerOptions options, protocol::RequestHandler& handler, service::ChangeLog* log,
+               auth::Authenticator* authenticator)
+    : impl_(std::make_unique<Impl>(std::move(options), handler, log, authenticator)) {}
 
 Server::~Server() = default;
 
@@ -353,6 +380,12 @@ void Server::StopOnSignals() {
   });
 }
 
+void Server::ReloadOnSighup() {
+  if (impl_->authenticator == nullptr) return;
+  impl_->reload_signals.add(SIGHUP);
+  impl_->AwaitSighup();
+}
+
 void Server::Run() {
   std::vector<std::thread> pool;
   for (std::size_t i = 1; i < impl_->contexts.size(); ++i) {
@@ -375,6 +408,7 @@ void Server::Stop() {
     boost::system::error_code ignored;
     impl->acceptor.close(ignored);
     impl->signals.cancel(ignored);
+    impl->reload_signals.cancel(ignored);
     // Half-close for reading: each connection sees end of input once it has
     // handled what it received, sends its responses and ends.
     for (const auto& peer : peers) {

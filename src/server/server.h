@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "auth/authenticator.h"
 #include "core/status.h"
 #include "protocol/connection.h"
 #include "service/change_log.h"
@@ -37,9 +38,11 @@ struct ServerOptions {
 class Server {
  public:
   // With a change log, each batch of responses is sent only once the log
-  // reports the changes they acknowledge durable (group commit).
+  // reports the changes they acknowledge durable (group commit). With an
+  // authenticator (which must outlive the Server), every connection goes
+  // through an auth::Session; without one the server is open.
   Server(ServerOptions options, protocol::RequestHandler& handler,
-         service::ChangeLog* log = nullptr);
+         service::ChangeLog* log = nullptr, auth::Authenticator* authenticator = nullptr);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -54,6 +57,12 @@ class Server {
 
   // Stops on SIGINT or SIGTERM. Call before Run.
   void StopOnSignals();
+
+  // Reloads the auth file on SIGHUP, saying on stderr what happened (a
+  // failed reload keeps the previous tokens). Existing connections see the
+  // new tokens at their next request. Call before Run; only with an
+  // authenticator.
+  void ReloadOnSighup();
 
   // Serves until Stop, on `threads` threads (the caller's among them), then
   // returns once every connection has finished.

@@ -82,7 +82,8 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "line over every point seen so far out, in O(1). Prints one line\n"
       "'gradientd listening on HOST:PORT' to stdout once it accepts connections;\n"
       "SIGINT or SIGTERM shut it down gracefully. State is durable in the data\n"
-      "directory (journal + snapshots) unless --in-memory.\n\n"
+      "directory (journal + snapshots) unless --in-memory. Without --auth-file anyone\n"
+      "who can connect may do everything, so the default --listen is loopback only.\n\n"
       "Options",
       100, 50);
   flags.add_options()("help,h", "print this help and exit")("version",
@@ -90,6 +91,11 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "listen", po::value(&options.listen)->default_value(options.listen),
       "HOST:PORT to accept connections on; port 0 picks a free port, which the "
       "listening line reports; [ADDR]:PORT for IPv6")(
+      "auth-file", po::value(&command_line->auth_file)->value_name("FILE"),
+      "require a token: each connection's first request is a Hello whose token FILE lists "
+      "(lines 'NAME ROLE[,ROLE...] TOKEN'; roles produce, query, admin); other requests get "
+      "UNAUTHENTICATED, and those the roles do not allow PERMISSION_DENIED. SIGHUP re-reads "
+      "FILE (a bad file keeps the previous tokens). See README, Access control")(
       "threads", po::value(&options.threads)->default_value(0),
       "threads serving connections; 0 = one per core")(
       "max-frame-bytes", po::value(&max_frame)->default_value(max_frame),
@@ -179,6 +185,9 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       return Status::InvalidArgument(std::string(flag) + ": " +
                                      (s.ok() ? std::string("must be positive") : s.message()));
     }
+  }
+  if (vm.count("auth-file") && command_line->auth_file.empty()) {
+    return Status::InvalidArgument("--auth-file needs a FILE");
   }
   command_line->in_memory = vm.count("in-memory") > 0;
   storage::DataDirectoryOptions& data = command_line->data;

@@ -19,6 +19,7 @@ struct CommandLine {
   bool in_memory = false;
   storage::DataDirectoryOptions data;  // unless in_memory
   std::string record_path;             // --record: empty for none
+  std::string auth_file;               // --auth-file: empty for an open server
   bool help = false;                   // --help: print usage and exit 0
   bool version = false;
   std::string usage;  // the --help text

@@ -147,6 +147,14 @@ uint64_t Service::Handle(const v1::Request& request, v1::Response* response) {
     case v1::Request::kList:
       List(response);
       return 0;
+    case v1::Request::kHello: {
+      // The Service does no access control (auth::Session does, in front
+      // of it): to it every connection is an open server's.
+      v1::HelloReply* hello = response->mutable_hello();
+      hello->set_open(true);
+      for (const v1::Role role : {v1::PRODUCE, v1::QUERY, v1::ADMIN}) hello->add_roles(role);
+      return 0;
+    }
     case v1::Request::BODY_NOT_SET:
       break;
   }

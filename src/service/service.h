@@ -2,6 +2,8 @@
 // protocol's semantics live here; no I/O. Thread-safe.
 //
 // Every request either succeeds or changes nothing a client can observe.
+// No access control: a Hello is answered as an open server would (every
+// role); auth::Session enforces tokens and roles in front of a Service.
 // With a ChangeLog, every change is appended to it, in the order it is
 // applied, before the request returns; Handle's token says what to wait for
 // before sending the response. Apply and Restore rebuild the state from a

@@ -162,6 +162,13 @@ class CheckingHandler : public protocol::RequestHandler {
             Describe() + ": list differs from the state");
         GRADIENTD_FUZZ_CHECK(after_bytes == before_bytes, Describe() + ": a query changed state");
         break;
+      case v1::Request::kHello:
+        // No auth file: any token is welcome and changes nothing.
+        ExpectBody(v1::Response::kHello);
+        GRADIENTD_FUZZ_CHECK(response->hello().open() && response->hello().roles_size() == 3,
+                             Describe() + ": an open Hello grants every role");
+        GRADIENTD_FUZZ_CHECK(after_bytes == before_bytes, Describe() + ": a Hello changed state");
+        break;
       case v1::Request::BODY_NOT_SET:
         ExpectError(v1::Error::INVALID_ARGUMENT);
         break;

@@ -1,10 +1,13 @@
 // gradientd: the streaming gradient server. Parses flags, recovers the data
-// directory, serves until SIGINT/SIGTERM, then checkpoints.
+// directory, loads the auth file, serves until SIGINT/SIGTERM (reloading the
+// auth file on SIGHUP), then checkpoints.
 #include <chrono>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <mutex>
 
+#include "auth/authenticator.h"
 #include "server/server.h"
 #include "server/server_options.h"
 #include "service/series_store.h"
@@ -26,6 +29,27 @@ int main(int argc, char** argv) {
   if (command_line.version) {
     std::cout << "gradientd " GRADIENTD_VERSION "\n";
     return 0;
+  }
+  std::unique_ptr<auth::Authenticator> authenticator;
+  if (!command_line.auth_file.empty()) {
+    if (Status s = auth::Authenticator::Load(command_line.auth_file, &authenticator); !s.ok()) {
+      std::cerr << "gradientd: --auth-file: " << s.message() << "\n";
+      return 1;
+    }
+    std::cerr << "gradientd: access control: " << authenticator->size() << " token(s) from "
+              << command_line.auth_file << "\n";
+    std::error_code ec;
+    const auto permissions = std::filesystem::status(command_line.auth_file, ec).permissions();
+    if (!ec && (permissions & (std::filesystem::perms::group_read |
+                               std::filesystem::perms::others_read)) !=
+                   std::filesystem::perms::none) {
+      std::cerr << "gradientd: warning: " << command_line.auth_file
+                << " is readable by other users (chmod 600 it)\n";
+    }
+    if (authenticator->size() == 0) {
+      std::cerr << "gradientd: warning: " << command_line.auth_file
+                << " holds no tokens: every request will be refused until a reload adds one\n";
+    }
   }
   service::SeriesStore store;
   service::Service service(store, command_line.limits);
@@ -68,12 +92,21 @@ int main(int argc, char** argv) {
       }
     });
   }
-  server::Server server(command_line.server, service, data ? data->change_log() : nullptr);
+  server::Server server(command_line.server, service, data ? data->change_log() : nullptr,
+                        authenticator.get());
   if (Status s = server.Start(); !s.ok()) {
     std::cerr << "gradientd: " << s.message() << "\n";
     return 1;
   }
   server.StopOnSignals();
+  if (authenticator) {
+    server.ReloadOnSighup();
+  } else if (!server.local_endpoint().address().is_loopback()) {
+    std::cerr << "gradientd: warning: listening on "
+              << server::FormatEndpoint(server.local_endpoint())
+              << " without --auth-file: anyone who can reach it may read and change every "
+                 "series\n";
+  }
   std::cout << "gradientd listening on " << server::FormatEndpoint(server.local_endpoint())
             << std::endl;
   server.Run();

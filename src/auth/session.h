@@ -1,0 +1,54 @@
+// Session: access control for one connection, in front of the shared
+// RequestHandler (the Service). Answers Hello itself, refuses requests
+// before a valid Hello (UNAUTHENTICATED) and requests the token's roles do
+// not allow (PERMISSION_DENIED), and passes the rest on. A refused request
+// never reaches the handler, so it changes nothing.
+//
+// After a reload of the auth file, the next request revalidates the token:
+// a removed token makes the connection unauthenticated, changed roles apply.
+//
+// Sans-I/O; not synchronised: one per connection, driven like Connection.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "auth/authenticator.h"
+#include "auth/token_file.h"
+#include "gradientd/v1/gradientd.pb.h"
+#include "protocol/connection.h"
+
+namespace gradientd::auth {
+
+// The role a request needs; nullopt for Hello and for an empty request.
+std::optional<v1::Role> RequiredRole(const v1::Request& request);
+// "ingest", "gradient", ... for messages.
+std::string_view OperationName(const v1::Request& request);
+
+class Session : public protocol::RequestHandler {
+ public:
+  // Both must outlive the Session.
+  Session(protocol::RequestHandler& next, const Authenticator& authenticator)
+      : next_(next), authenticator_(authenticator) {}
+
+  uint64_t Handle(const v1::Request& request, v1::Response* response) override;
+
+  // The authenticated token's name; empty before a valid Hello.
+  const std::string& name() const { return name_; }
+  RoleSet roles() const { return roles_; }
+
+ private:
+  void Hello(const v1::Hello& hello, v1::Response* response);
+  // Refreshes name and roles after a reload; false if the token is gone.
+  bool Revalidate();
+
+  protocol::RequestHandler& next_;
+  const Authenticator& authenticator_;
+  std::optional<Digest> digest_;  // of the authenticated token
+  std::string name_;
+  RoleSet roles_;
+  uint64_t generation_ = 0;  // of the table that granted them
+};
+
+}  // namespace gradientd::auth
