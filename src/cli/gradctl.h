@@ -9,7 +9,9 @@
 // produce's exactly-once sending is cli/producer.h, replay and inspect are
 // cli/replay.h). Global options, accepted
 // anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
-// 127.0.0.1:7878), --series NAME (default "default"), --json, --help/-h.
+// 127.0.0.1:7878), --series NAME (default "default"), --json, --help/-h,
+// and --tls [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] (the CA's
+// default comes from $GRADIENTD_TLS_CA; see client/tls.h).
 #pragma once
 
 #include <istream>

@@ -230,12 +230,12 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
   nanoseconds backoff = options_.initial_backoff;
   while (true) {
     std::unique_ptr<client::Client> client;
-    const Status s = client::Client::Connect(options_.server, &client);
+    const Status s = client::Client::Connect(options_.server, options_.connect, &client);
     if (s.ok()) {
       client_ = std::move(client);
       return s;
     }
-    if (s.code() == StatusCode::kInvalidArgument) return s;
+    if (s.code() != StatusCode::kUnavailable) return s;  // retrying will not help
     const auto now = Clock::now();
     if (now >= deadline) return s;
     if (on_wait_) on_wait_();
@@ -247,17 +247,17 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
 Status Producer::Start() {
   const auto start = Clock::now();
   std::unique_ptr<client::Client> client;
-  Status s = client::Client::Connect(options_.server, &client);
+  Status s = client::Client::Connect(options_.server, options_.connect, &client);
   if (s.ok()) {
     client_ = std::move(client);
     return s;
   }
-  if (s.code() == StatusCode::kInvalidArgument || options_.retry_for.count() <= 0) return Fail(s);
+  if (s.code() != StatusCode::kUnavailable || options_.retry_for.count() <= 0) return Fail(s);
   Log() << "gradctl: " << s.message() << "; retrying for up to "
         << FormatDuration(options_.retry_for) << std::endl;
   s = ConnectUntil(start + options_.retry_for);
   if (!s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) return Fail(s);
+    if (s.code() != StatusCode::kUnavailable) return Fail(s);
     return Fail(Status::Unavailable("gave up after " + FormatDuration(options_.retry_for) + ": " +
                                     s.message()));
   }
@@ -506,6 +506,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   };
   ProducerOptions options;
   options.server = config.server;
+  options.connect = config.connect;
   options.window = config.window;
   options.first_sequence = config.exactly_once.first_sequence;
   options.retry_for = config.exactly_once.retry_for;

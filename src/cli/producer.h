@@ -71,6 +71,7 @@ Status ExactlyOnceFlagsFromVm(const boost::program_options::variables_map& vm,
 
 struct ProducerOptions {
   std::string server;  // HOST:PORT
+  client::ConnectOptions connect;  // TLS or not, for every (re)connection
   std::string producer_id;
   uint64_t first_sequence = 1;
   std::size_t window = 16;  // most batches unacknowledged
@@ -226,6 +227,7 @@ class PointSource {
 
 struct ProduceConfig {
   std::string server;
+  client::ConnectOptions connect;
   std::string series;
   bool json = false;
   std::size_t batch = 8192;

@@ -443,6 +443,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
 
   ProducerOptions options;
   options.server = config.server;
+  options.connect = config.connect;
   options.window = config.window;
   options.first_sequence = config.exactly_once.first_sequence;
   options.retry_for = config.exactly_once.retry_for;

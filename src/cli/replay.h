@@ -65,6 +65,7 @@ enum class ProgressMode {
 
 struct ReplayConfig {
   std::string server;
+  client::ConnectOptions connect;  // set by gradctl from the global TLS flags
   std::string series;   // CSV files' series; with `rename`, every batch's
   bool rename = false;  // --series was given
   bool json = false;
