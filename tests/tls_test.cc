@@ -1,5 +1,7 @@
 // TLS: the real Asio server on port 0 with certificates from a throw-away CA
 // made at test time (test_ca.h), driven through the client library.
+#include "client/tls.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,7 +17,6 @@
 #include <vector>
 
 #include "client/client.h"
-#include "client/tls.h"
 #include "protocol/frame_codec.h"
 #include "server/server.h"
 #include "server/server_options.h"
@@ -83,8 +84,7 @@ class TlsTest : public ::testing::Test {
   }
 
   // Starts a server; returns its HOST:PORT.
-  std::string StartServer(const server::ServerOptions& options,
-                          service::ChangeLog* log = nullptr) {
+  std::string StartServer(const server::ServerOptions& options, service::ChangeLog* log = nullptr) {
     Running& running = servers_.emplace_back();
     running.server = std::make_unique<server::Server>(options, service_, log);
     const Status s = running.server->Start();
@@ -247,8 +247,7 @@ TEST_F(TlsTest, ServerCertificateFromAnotherCaFailsVerification) {
   const Status s = client::Client::Connect(address, ClientOptions(Path("other-ca.pem")), &c);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);  // retrying will not help
-  EXPECT_TRUE(Contains(s.message(), "TLS handshake with " + address + " failed"))
-      << s.message();
+  EXPECT_TRUE(Contains(s.message(), "TLS handshake with " + address + " failed")) << s.message();
   EXPECT_TRUE(Contains(s.message(), "certificate verify failed")) << s.message();
   // The server goes on.
   auto good = Connect(address, ClientOptions(Path("ca.pem")));
@@ -410,8 +409,8 @@ TEST_F(TlsTest, AcknowledgedBatchesAreDurableOverTls) {
     ASSERT_TRUE(server.Start().ok());
     std::thread runner([&] { server.Run(); });
     {
-      auto c = Connect(server::FormatEndpoint(server.local_endpoint()),
-                       ClientOptions(Path("ca.pem")));
+      auto c =
+          Connect(server::FormatEndpoint(server.local_endpoint()), ClientOptions(Path("ca.pem")));
       for (int batch = 0; c && batch < 30; ++batch) {
         v1::Request r = Ingest("s", {1, 2, 3}, {1, 2, 3});
         ASSERT_TRUE(c->Send(r).ok());
@@ -493,8 +492,8 @@ TEST(TlsFlagsTest, CertificateAndKeyGoTogether) {
   EXPECT_EQ(parse({"--tls-client-ca", "ca.pem"}).message(),
             "--tls-client-ca needs --tls-cert and --tls-key");
   server::CommandLine command_line;
-  const char* args[] = {"gradientd", "--tls-cert", "c.pem", "--tls-key", "k.pem",
-                        "--tls-client-ca", "ca.pem"};
+  const char* args[] = {"gradientd", "--tls-cert",      "c.pem", "--tls-key",
+                        "k.pem",     "--tls-client-ca", "ca.pem"};
   ASSERT_TRUE(server::ParseCommandLine(7, args, &command_line).ok());
   EXPECT_EQ(command_line.server.tls.cert_file, "c.pem");
   EXPECT_EQ(command_line.server.tls.key_file, "k.pem");

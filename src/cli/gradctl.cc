@@ -781,8 +781,8 @@ int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostr
     return kExitOk;
   }
   if (Status s = CheckTlsFlags(flags, vm); !s.ok()) {
-    err << "gradctl " << command->name << ": " << s.message() << "\nTry 'gradctl "
-        << command->name << " --help'.\n";
+    err << "gradctl " << command->name << ": " << s.message() << "\nTry 'gradctl " << command->name
+        << " --help'.\n";
     return kExitUsage;
   }
   Gradctl gradctl(in, out, err, flags, std::string(command->name));

@@ -31,7 +31,9 @@ std::string TlsReason(const boost::system::error_code& ec, TlsStream* stream) {
   std::string text = reason != nullptr ? reason : ec.message();
   if (stream != nullptr) {
     const long verify = SSL_get_verify_result(stream->native_handle());
-    if (verify != X509_V_OK) text += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+    if (verify != X509_V_OK) {
+      text += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+    }
   }
   if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_WRONG_VERSION_NUMBER) {
     text += " (is the server serving TLS?)";
@@ -136,8 +138,8 @@ Status Client::Connect(std::string_view server, const ConnectOptions& options,
       if (ec.category() == asio::error::get_ssl_category()) {
         return Status::FailedPrecondition(failed + TlsReason(ec, impl->tls.get()));
       }
-      return Status::Unavailable(failed + (ec == asio::error::eof ? "closed by the server"
-                                                                   : ec.message()));
+      return Status::Unavailable(failed +
+                                 (ec == asio::error::eof ? "closed by the server" : ec.message()));
     }
   }
   client->reset(new Client(std::move(impl), name));

@@ -27,8 +27,8 @@ Status MakeClientTlsContext(const TlsOptions& options, std::shared_ptr<ssl::cont
     return s;
   }
   if (!options.cert_file.empty()) {
-    if (Status s = tls::LoadCertificateAndKey(native, "--tls-cert", options.cert_file,
-                                              "--tls-key", options.key_file);
+    if (Status s = tls::LoadCertificateAndKey(native, "--tls-cert", options.cert_file, "--tls-key",
+                                              options.key_file);
         !s.ok()) {
       return s;
     }

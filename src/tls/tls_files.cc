@@ -73,8 +73,8 @@ Status LoadCertificateAndKey(SSL_CTX* ctx, const std::string& cert_flag,
                                    cert_file);
   }
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-    return Status::InvalidArgument(key_flag + " " + key_file + ": cannot use the key: " +
-                                   TakeOpenSslErrors());
+    return Status::InvalidArgument(key_flag + " " + key_file +
+                                   ": cannot use the key: " + TakeOpenSslErrors());
   }
   return Status::Ok();
 }
