@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -195,6 +196,43 @@ TEST_F(TlsTest, PipelinedRequestsBeyondTheQueueLimitAreAnsweredInOrder) {
   v1::Response response;
   ASSERT_TRUE(c->Call(fit, &response).ok());
   EXPECT_EQ(response.fit().n(), static_cast<uint64_t>(kBatches * kPoints));
+}
+
+TEST_F(TlsTest, ClientThatDoesNotReadIsClosedAfterTheWriteTimeoutAndOthersAreServed) {
+  server::ServerOptions options = TlsServerOptions();
+  options.max_queued_bytes = 64 * 1024;
+  options.write_timeout = std::chrono::milliseconds(300);
+  const std::string address = StartServer(options);
+  const client::ConnectOptions tls = ClientOptions(Path("ca.pem"));
+  auto good = Connect(address, tls);
+  ASSERT_TRUE(good);
+  // Series with long names, so that each list response is about 14 KB.
+  for (int i = 0; i < 50; ++i) {
+    v1::Request r = Ingest(std::string(200, 'a') + std::to_string(i), {1}, {1});
+    v1::Response ack;
+    ASSERT_TRUE(good->Call(r, &ack).ok());
+  }
+  // A client pipelines list requests and never reads: once the socket
+  // buffers and the bounded queue are full the server stops reading it, its
+  // write times out, and it is closed, which fails a later Send.
+  auto greedy = Connect(address, tls);
+  ASSERT_TRUE(greedy);
+  std::atomic<bool> greedy_closed{false};
+  std::thread greedy_thread([&] {
+    v1::Request list;
+    list.mutable_list();
+    for (int i = 0; i < 10'000'000 && greedy->Send(list).ok(); ++i) {
+    }
+    greedy_closed = true;
+  });
+  ExpectServed(*good);
+  for (int i = 0; i < 6000 && !greedy_closed; ++i) {  // at most ~60 s
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(greedy_closed);
+  ExpectServed(*good);
+  if (!greedy_closed) servers_.front().server->Stop();  // closes it after the grace period
+  greedy_thread.join();
 }
 
 TEST_F(TlsTest, PlaintextClientsAreDroppedAndTlsClientsAreStillServed) {
