@@ -127,6 +127,10 @@ run 0 "gradientd --help" "$GRADIENTD" --help
 for word in --tls-cert --tls-key --tls-client-ca; do
   expect_out "gradientd --help documents $word" "$word"
 done
+run 0 "gradctl --help" "$GRADCTL" --help
+for word in --tls --tls-ca --tls-cert --tls-key GRADIENTD_TLS_CA; do
+  expect_out "gradctl --help documents $word" "$word"
+done
 run 2 "gradientd --tls-cert without --tls-key" "$GRADIENTD" --in-memory --tls-cert "$tmp/server.pem"
 expect_err "--tls-cert alone" "--tls-cert needs --tls-key"
 run 2 "gradientd --tls-key without --tls-cert" "$GRADIENTD" --in-memory --tls-key "$tmp/server.key"

@@ -368,6 +368,17 @@ TEST_F(TlsTest, HandshakeThatNeverComesTimesOut) {
   ExpectServed(*c);
 }
 
+TEST_F(TlsTest, IdleTlsConnectionIsClosedCleanly) {
+  server::ServerOptions options = TlsServerOptions();
+  options.idle_timeout = std::chrono::milliseconds(200);
+  const std::string address = StartServer(options);
+  auto c = Connect(address, ClientOptions(Path("ca.pem")));
+  ASSERT_TRUE(c);
+  ExpectServed(*c);
+  v1::Response response;  // returns once the server gives up on the silent client
+  EXPECT_EQ(c->Receive(&response).message(), "connection to " + address + " closed by the server");
+}
+
 TEST_F(TlsTest, ConnectionsBeyondTheLimitGetTheErrorOverTls) {
   server::ServerOptions options = TlsServerOptions();
   options.max_connections = 1;
