@@ -340,7 +340,7 @@ class AuthServerTest : public ServerTest {
 
   std::unique_ptr<client::Client> ConnectAs(const std::string& token) {
     std::unique_ptr<client::Client> c;
-    const Status s = client::Client::Connect(address_, token, &c);
+    const Status s = client::Client::Connect(address_, {.token = token}, &c);
     EXPECT_TRUE(s.ok()) << s.message();
     return c;
   }
@@ -395,7 +395,7 @@ TEST_F(AuthServerTest, RequestsWithoutHelloAreUnauthenticatedAndChangeNothing) {
 TEST_F(AuthServerTest, WrongTokenIsRefusedWithoutEchoingIt) {
   std::unique_ptr<client::Client> c;
   const std::string wrong = "reader-token-0123456780";
-  const Status s = client::Client::Connect(address_, wrong, &c);
+  const Status s = client::Client::Connect(address_, {.token = wrong}, &c);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(s.message().find("refused the token: UNAUTHENTICATED"), std::string::npos)
@@ -476,7 +476,7 @@ TEST_F(AuthServerTest, ReloadPicksUpANewTokenAndDropsARemovedOne) {
   EXPECT_EQ(Fit(*fresh, "s").error().code(), v1::Error::NOT_FOUND);  // allowed
 
   std::unique_ptr<client::Client> refused;
-  EXPECT_EQ(client::Client::Connect(address_, kReader, &refused).code(),
+  EXPECT_EQ(client::Client::Connect(address_, {.token = kReader}, &refused).code(),
             StatusCode::kUnauthenticated);
   // The connection that authenticated with the removed token is refused at
   // its next request.
@@ -514,7 +514,7 @@ TEST(ServerWithoutHello, ClientSaysTheHelloWasNotAcceptedNotThatTheTokenIsWrong)
   std::thread runner([&] { server.Run(); });
   std::unique_ptr<client::Client> c;
   const Status s = client::Client::Connect(server::FormatEndpoint(server.local_endpoint()),
-                                           "some-token-0123456789", &c);
+                                           {.token = "some-token-0123456789"}, &c);
   server.Stop();
   runner.join();
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);

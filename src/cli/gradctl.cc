@@ -54,6 +54,10 @@ struct GlobalFlags {
   std::string series;
   bool json = false;
   bool help = false;
+  bool tls = false;
+  std::string tls_ca;  // empty: $GRADIENTD_TLS_CA, else the system's CAs
+  std::string tls_cert;
+  std::string tls_key;
 };
 
 po::options_description GlobalOptions(GlobalFlags* flags, const std::string& default_server,
@@ -77,9 +81,37 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
       ("json", po::bool_switch(&flags->json),
        "machine-readable output: one JSON object per reply, one per line, field names as in "
        "the protocol (gradientd.proto)")
+      ("tls", po::bool_switch(&flags->tls),
+       "connect with TLS; the server's certificate must be signed by a trusted CA and name "
+       "the HOST of --server")
+      ("tls-ca", po::value(&flags->tls_ca)->value_name("FILE"),
+       "with --tls: trust the CA certificates in this PEM file instead of the system's; the "
+       "default comes from $GRADIENTD_TLS_CA when set")
+      ("tls-cert", po::value(&flags->tls_cert)->value_name("FILE"),
+       "with --tls: present this PEM client certificate (for a server run with "
+       "--tls-client-ca); needs --tls-key")
+      ("tls-key", po::value(&flags->tls_key)->value_name("FILE"),
+       "the PEM private key (unencrypted) of --tls-cert")
       ("help,h", po::bool_switch(&flags->help), "print usage and exit");
   // clang-format on
   return d;
+}
+
+// The combinations of the TLS flags that make no sense.
+Status CheckTlsFlags(const GlobalFlags& flags, const po::variables_map& vm) {
+  for (const char* flag : {"tls-ca", "tls-cert", "tls-key"}) {
+    if (vm.count(flag) && !flags.tls) {
+      return Status::InvalidArgument("--" + std::string(flag) + " needs --tls");
+    }
+    if (vm.count(flag) && vm[flag].as<std::string>().empty()) {
+      return Status::InvalidArgument("--" + std::string(flag) + " needs a FILE");
+    }
+  }
+  if (vm.count("tls-cert") != vm.count("tls-key")) {
+    return Status::InvalidArgument(vm.count("tls-cert") ? "--tls-cert needs --tls-key"
+                                                        : "--tls-key needs --tls-cert");
+  }
+  return Status::Ok();
 }
 
 void ProduceOptions(po::options_description* d) {
@@ -275,6 +307,9 @@ class Gradctl {
     return kExitFailure;
   }
   int Connect(std::unique_ptr<client::Client>* client);
+  // How every command connects: plaintext, or TLS with a context loaded
+  // here once. A gradctl exit code (1 when a TLS file cannot be used).
+  int MakeConnectOptions(client::ConnectOptions* options);
   // Connects, sends `request`, prints the reply with `print` (or as JSON).
   int Unary(v1::Request& request, v1::Response::BodyCase expected, Printer print);
 
@@ -293,8 +328,25 @@ class Gradctl {
   std::string command_;
 };
 
+int Gradctl::MakeConnectOptions(client::ConnectOptions* options) {
+  options->token = flags_.token;
+  if (!flags_.tls) return kExitOk;
+  client::TlsOptions tls;
+  tls.ca_file = flags_.tls_ca;
+  if (tls.ca_file.empty()) {
+    const char* env = std::getenv("GRADIENTD_TLS_CA");
+    if (env != nullptr) tls.ca_file = env;
+  }
+  tls.cert_file = flags_.tls_cert;
+  tls.key_file = flags_.tls_key;
+  if (Status s = client::MakeClientTlsContext(tls, &options->tls); !s.ok()) return Fail(s);
+  return kExitOk;
+}
+
 int Gradctl::Connect(std::unique_ptr<client::Client>* client) {
-  const Status s = client::Client::Connect(flags_.server, flags_.token, client);
+  client::ConnectOptions options;
+  if (int rc = MakeConnectOptions(&options); rc != kExitOk) return rc;
+  const Status s = client::Client::Connect(flags_.server, options, client);
   if (s.ok()) return kExitOk;
   if (s.code() == StatusCode::kInvalidArgument) {
     err_ << "gradctl: --server " << flags_.server << ": " << s.message() << '\n';
@@ -412,12 +464,15 @@ int Gradctl::List(const po::variables_map&) {
 int Gradctl::Bench(const po::variables_map& vm) {
   BenchConfig config;
   if (Status s = ParseBenchConfig(vm, &config); !s.ok()) return Usage(s.message());
+  // The benchmark's connections and baselines are plain TCP.
+  if (flags_.tls) return Usage("--tls is not supported by bench (it measures plaintext only)");
   return RunBench(config, out_, err_);
 }
 
 int Gradctl::Replay(const po::variables_map& vm) {
   ReplayConfig config;
   if (Status s = ParseReplayConfig(vm, &config); !s.ok()) return Usage(s.message());
+  if (int rc = MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
   return RunReplay(config, out_, err_);
 }
 
@@ -507,7 +562,7 @@ int Gradctl::Produce(const po::variables_map& vm) {
 
   ProduceConfig config;
   config.server = flags_.server;
-  config.token = flags_.token;
+  if (int rc = MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
   config.series = flags_.series;
   config.json = flags_.json;
   config.batch = static_cast<std::size_t>(batch_size);
@@ -736,6 +791,11 @@ int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostr
   if (flags.help) {
     PrintCommandUsage(out, *command, global);
     return kExitOk;
+  }
+  if (Status s = CheckTlsFlags(flags, vm); !s.ok()) {
+    err << "gradctl " << command->name << ": " << s.message() << "\nTry 'gradctl " << command->name
+        << " --help'.\n";
+    return kExitUsage;
   }
   Gradctl gradctl(in, out, err, flags, std::string(command->name));
   return (gradctl.*(command->run))(vm);

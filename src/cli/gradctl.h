@@ -11,7 +11,8 @@
 // anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
 // 127.0.0.1:7878), --token TOKEN (default $GRADIENTD_TOKEN; every connection
 // then starts with a Hello), --series NAME (default "default"), --json,
-// --help/-h.
+// --help/-h, and --tls [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
+// (the CA's default comes from $GRADIENTD_TLS_CA; see client/tls.h).
 #pragma once
 
 #include <istream>

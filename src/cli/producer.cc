@@ -230,7 +230,7 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
   nanoseconds backoff = options_.initial_backoff;
   while (true) {
     std::unique_ptr<client::Client> client;
-    const Status s = client::Client::Connect(options_.server, options_.token, &client);
+    const Status s = client::Client::Connect(options_.server, options_.connect, &client);
     if (s.ok()) {
       client_ = std::move(client);
       return s;
@@ -249,7 +249,7 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
 Status Producer::Start() {
   const auto start = Clock::now();
   std::unique_ptr<client::Client> client;
-  Status s = client::Client::Connect(options_.server, options_.token, &client);
+  Status s = client::Client::Connect(options_.server, options_.connect, &client);
   if (s.ok()) {
     client_ = std::move(client);
     return s;
@@ -512,7 +512,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   };
   ProducerOptions options;
   options.server = config.server;
-  options.token = config.token;
+  options.connect = config.connect;
   options.window = config.window;
   options.first_sequence = config.exactly_once.first_sequence;
   options.retry_for = config.exactly_once.retry_for;

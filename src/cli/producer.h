@@ -71,7 +71,7 @@ Status ExactlyOnceFlagsFromVm(const boost::program_options::variables_map& vm,
 
 struct ProducerOptions {
   std::string server;  // HOST:PORT
-  std::string token;   // sent in a Hello on every connection; empty: none
+  client::ConnectOptions connect;  // TLS and token, for every (re)connection
   std::string producer_id;
   uint64_t first_sequence = 1;
   std::size_t window = 16;  // most batches unacknowledged
@@ -227,7 +227,7 @@ class PointSource {
 
 struct ProduceConfig {
   std::string server;
-  std::string token;
+  client::ConnectOptions connect;
   std::string series;
   bool json = false;
   std::size_t batch = 8192;

@@ -171,7 +171,6 @@ void AddInspectOptions(po::options_description*) {}
 Status ParseReplayConfig(const po::variables_map& vm, ReplayConfig* config) {
   *config = ReplayConfig{};
   config->server = vm["server"].as<std::string>();
-  config->token = vm["token"].as<std::string>();
   config->series = vm["series"].as<std::string>();
   config->rename = !vm["series"].defaulted();
   config->json = vm["json"].as<bool>();
@@ -444,7 +443,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
 
   ProducerOptions options;
   options.server = config.server;
-  options.token = config.token;
+  options.connect = config.connect;
   options.window = config.window;
   options.first_sequence = config.exactly_once.first_sequence;
   options.retry_for = config.exactly_once.retry_for;

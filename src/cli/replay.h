@@ -65,7 +65,7 @@ enum class ProgressMode {
 
 struct ReplayConfig {
   std::string server;
-  std::string token;
+  client::ConnectOptions connect;  // set by gradctl from the global TLS and token flags
   std::string series;   // CSV files' series; with `rename`, every batch's
   bool rename = false;  // --series was given
   bool json = false;

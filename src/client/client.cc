@@ -4,6 +4,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/read.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
 #include <vector>
 
@@ -19,11 +22,50 @@ namespace {
 // Replies are small, but a list of many series can be large.
 constexpr std::size_t kMaxResponseBytes = 1u << 30;
 
+using TlsStream = asio::ssl::stream<tcp::socket&>;
+
+// OpenSSL's reason for an error of the SSL category, without the library
+// name Asio appends; the verification result when that failed.
+std::string TlsReason(const boost::system::error_code& ec, TlsStream* stream) {
+  const char* reason = ERR_reason_error_string(static_cast<unsigned long>(ec.value()));
+  std::string text = reason != nullptr ? reason : ec.message();
+  if (stream != nullptr) {
+    const long verify = SSL_get_verify_result(stream->native_handle());
+    if (verify != X509_V_OK) {
+      text += std::string(" (") + X509_verify_cert_error_string(verify) + ")";
+    }
+  }
+  if (ERR_GET_REASON(static_cast<unsigned long>(ec.value())) == SSL_R_WRONG_VERSION_NUMBER) {
+    text += " (is the server serving TLS?)";
+  }
+  return text;
+}
+
 Status Broken(const std::string& server, const boost::system::error_code& ec) {
   if (ec == asio::error::eof) {
     return Status::Unavailable("connection to " + server + " closed by the server");
   }
+  if (ec == asio::ssl::error::stream_truncated) {
+    return Status::Unavailable("connection to " + server +
+                               " closed by the server (without TLS close_notify)");
+  }
+  if (ec.category() == asio::error::get_ssl_category()) {
+    return Status::FailedPrecondition("TLS error on the connection to " + server + ": " +
+                                      TlsReason(ec, nullptr));
+  }
   return Status::Unavailable("connection to " + server + " failed: " + ec.message());
+}
+
+// SSL_set_tlsext_host_name, without the macro's old-style cast.
+bool SetServerName(SSL* ssl, const std::string& host) {
+  return SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+                  const_cast<char*>(host.c_str())) == 1;
+}
+
+bool IsIpAddress(const std::string& host) {
+  boost::system::error_code ec;
+  asio::ip::make_address(host, ec);
+  return !ec;
 }
 
 }  // namespace
@@ -31,6 +73,20 @@ Status Broken(const std::string& server, const boost::system::error_code& ec) {
 struct Client::Impl {
   asio::io_context io;
   tcp::socket socket{io};
+  std::shared_ptr<asio::ssl::context> tls_context;  // outlives tls
+  std::unique_ptr<TlsStream> tls;                   // over socket; null for plaintext
+
+  template <typename ConstBuffers>
+  void WriteAll(const ConstBuffers& buffers, boost::system::error_code& ec) {
+    if (tls) {
+      asio::write(*tls, buffers, ec);
+    } else {
+      asio::write(socket, buffers, ec);
+    }
+  }
+  std::size_t ReadSome(asio::mutable_buffer buffer, boost::system::error_code& ec) {
+    return tls ? tls->read_some(buffer, ec) : socket.read_some(buffer, ec);
+  }
   std::string out;          // framed requests not yet written
   std::vector<uint8_t> in;  // received bytes
   std::size_t in_begin = 0, in_end = 0;
@@ -48,6 +104,11 @@ Client::Client(std::unique_ptr<Impl> impl, std::string server)
 Client::~Client() = default;
 
 Status Client::Connect(std::string_view server, std::unique_ptr<Client>* client) {
+  return Connect(server, ConnectOptions(), client);
+}
+
+Status Client::Connect(std::string_view server, const ConnectOptions& options,
+                       std::unique_ptr<Client>* client) {
   Endpoint endpoint;
   if (Status s = ParseEndpoint(server, &endpoint); !s.ok()) return s;
   auto impl = std::make_unique<Impl>();
@@ -59,16 +120,31 @@ Status Client::Connect(std::string_view server, std::unique_ptr<Client>* client)
   asio::connect(impl->socket, endpoints, ec);
   if (ec) return Status::Unavailable("cannot connect to " + name + ": " + ec.message());
   impl->socket.set_option(tcp::no_delay(true), ec);
-  client->reset(new Client(std::move(impl), name));
-  return Status::Ok();
-}
-
-Status Client::Connect(std::string_view server, std::string_view token,
-                       std::unique_ptr<Client>* client) {
-  std::unique_ptr<Client> connected;
-  if (Status s = Connect(server, &connected); !s.ok()) return s;
-  if (!token.empty()) {
-    if (Status s = connected->Hello(token); !s.ok()) return s;
+  if (options.tls) {
+    impl->tls_context = options.tls;
+    impl->tls = std::make_unique<TlsStream>(impl->socket, *impl->tls_context);
+    SSL* ssl = impl->tls->native_handle();
+    // The certificate must name the host we asked for: a DNS name (also sent
+    // as SNI, for servers with several certificates) or an IP address.
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl);
+    const bool ok = IsIpAddress(endpoint.host)
+                        ? X509_VERIFY_PARAM_set1_ip_asc(param, endpoint.host.c_str()) == 1
+                        : X509_VERIFY_PARAM_set1_host(param, endpoint.host.c_str(), 0) == 1 &&
+                              SetServerName(ssl, endpoint.host);
+    if (!ok) return Status::InvalidArgument("cannot verify TLS for host name " + endpoint.host);
+    impl->tls->handshake(TlsStream::client, ec);
+    if (ec) {
+      const std::string failed = "TLS handshake with " + name + " failed: ";
+      if (ec.category() == asio::error::get_ssl_category()) {
+        return Status::FailedPrecondition(failed + TlsReason(ec, impl->tls.get()));
+      }
+      return Status::Unavailable(failed +
+                                 (ec == asio::error::eof ? "closed by the server" : ec.message()));
+    }
+  }
+  std::unique_ptr<Client> connected(new Client(std::move(impl), name));
+  if (!options.token.empty()) {
+    if (Status s = connected->Hello(options.token); !s.ok()) return s;
   }
   *client = std::move(connected);
   return Status::Ok();
@@ -103,7 +179,7 @@ Status Client::Send(v1::Request& request) {
   impl_->out.clear();
   protocol::AppendFrame(request, &impl_->out);
   boost::system::error_code ec;
-  asio::write(impl_->socket, asio::buffer(impl_->out), ec);
+  impl_->WriteAll(asio::buffer(impl_->out), ec);
   if (ec) return Broken(server_, ec);
   ++sent_;
   return Status::Ok();
@@ -137,7 +213,7 @@ Status Client::Receive(v1::Response* response) {
     if (io.in.size() < want) io.in.resize(want);
     boost::system::error_code ec;
     const std::size_t n =
-        io.socket.read_some(asio::buffer(io.in.data() + io.in_end, io.in.size() - io.in_end), ec);
+        io.ReadSome(asio::buffer(io.in.data() + io.in_end, io.in.size() - io.in_end), ec);
     if (ec) return Broken(server_, ec);
     io.in_end += n;
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "client/tls.h"
 #include "core/status.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "protocol/endpoint.h"
@@ -20,6 +21,17 @@ inline constexpr std::string_view kDefaultServer = "127.0.0.1:7878";
 using protocol::Endpoint;
 using protocol::kDefaultPort;
 using protocol::ParseEndpoint;
+
+// How to connect.
+struct ConnectOptions {
+  // TLS with this context (see client/tls.h: MakeClientTlsContext); null:
+  // plaintext. The server's certificate must be valid for the HOST of
+  // HOST:PORT (a DNS name, sent as SNI, or an IP address).
+  std::shared_ptr<boost::asio::ssl::context> tls;
+  // Not empty: authenticate with a Hello carrying this token right after
+  // connecting (see Client::Hello).
+  std::string token;
+};
 
 // The error a response carries as a Status (OK when it carries none).
 Status ResponseStatus(const v1::Response& response);
@@ -33,10 +45,16 @@ class Client {
   // Connects to "HOST:PORT". Fails with kUnavailable ("cannot connect to
   // HOST:PORT: Connection refused") or kInvalidArgument for a bad address.
   static Status Connect(std::string_view server, std::unique_ptr<Client>* client);
-
-  // Connects, then, when `token` is not empty, authenticates with Hello:
-  // the server's refusal comes back as its status (kUnauthenticated).
-  static Status Connect(std::string_view server, std::string_view token,
+  // The same with options. With TLS, a failed handshake is kUnavailable when
+  // the connection broke, kFailedPrecondition when TLS itself failed
+  // ("TLS handshake with HOST:PORT failed: certificate verify failed
+  // (unable to get local issuer certificate)"), which retrying will not fix.
+  // A TLS error later on the connection (e.g. the server's alert that it
+  // requires a client certificate, which TLS 1.3 sends after the handshake)
+  // is kFailedPrecondition from Send or Receive too.
+  // With a token, the server's refusal of it is the status
+  // (kUnauthenticated or kPermissionDenied).
+  static Status Connect(std::string_view server, const ConnectOptions& options,
                         std::unique_ptr<Client>* client);
 
   // Sends a Hello with `token` and waits for its reply (into `reply` when

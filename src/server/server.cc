@@ -9,6 +9,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -19,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -36,6 +39,30 @@ namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(2);
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+// TLS over a connection's socket, which stays the lowest layer: closing and
+// half-closing it work as for plaintext.
+using TlsStream = asio::ssl::stream<tcp::socket&>;
+
+// The server side of the TLS handshake, bounded by `timeout`. False if it
+// failed (a plaintext client, an untrusted or missing client certificate)
+// or timed out; OpenSSL has then sent the client an alert if it could.
+asio::awaitable<bool> AcceptTls(TlsStream& stream, std::chrono::milliseconds timeout) {
+  asio::steady_timer deadline(stream.get_executor(), timeout);
+  auto result = co_await (stream.async_handshake(TlsStream::server, use_tuple) ||
+                          deadline.async_wait(use_tuple));
+  co_return result.index() == 0 && !std::get<0>(std::get<0>(result));
+}
+
+// Sends TLS close_notify after the last response, so the client can tell the
+// end of the responses from a cut connection. Does not wait for the client's
+// close_notify (marked as received), only for the write, within `timeout`.
+asio::awaitable<void> SendCloseNotify(TlsStream& stream, std::chrono::milliseconds timeout) {
+  SSL* ssl = stream.native_handle();
+  SSL_set_shutdown(ssl, SSL_get_shutdown(ssl) | SSL_RECEIVED_SHUTDOWN);
+  asio::steady_timer deadline(stream.get_executor(), timeout);
+  co_await (stream.async_shutdown(use_tuple) || deadline.async_wait(use_tuple));
+}
 
 // Completes with the log's verdict once `token` is durable, on the
 // awaiting coroutine's executor.
@@ -77,10 +104,11 @@ struct Server::Impl {
   // responses, a writer coroutine sends them in order, one write at a time.
   // Everything here is only touched on the connection's thread.
   struct Peer {
-    explicit Peer(tcp::socket s)
+    Peer(tcp::socket s, asio::ssl::context* tls_context)
         : socket(std::move(s)),
           writer_wake(socket.get_executor()),
           reader_wake(socket.get_executor()),
+          tls(tls_context ? std::make_unique<TlsStream>(socket, *tls_context) : nullptr),
           watchdog(socket.get_executor()) {}
     tcp::socket socket;
     std::deque<Chunk> chunks;
@@ -91,6 +119,7 @@ struct Server::Impl {
     // Timers used as condition variables: cancel() wakes the waiter.
     asio::steady_timer writer_wake;
     asio::steady_timer reader_wake;
+    std::unique_ptr<TlsStream> tls;  // over socket; null for plaintext
     // While a read or a write is pending, when it times out; the watchdog
     // enforces them. Moving a deadline costs a store, not a timer update.
     Clock::time_point read_deadline = Clock::time_point::max();
@@ -123,8 +152,12 @@ struct Server::Impl {
 
   asio::awaitable<void> Accept();
   asio::awaitable<void> Refuse(tcp::socket socket);
-  asio::awaitable<void> Read(std::shared_ptr<Peer> peer);
-  asio::awaitable<void> Write(std::shared_ptr<Peer> peer);
+  asio::awaitable<void> Handshake(std::shared_ptr<Peer> peer);
+  // Stream: the peer's tcp::socket, or its TlsStream once the handshake is done.
+  template <typename Stream>
+  asio::awaitable<void> Read(std::shared_ptr<Peer> peer, Stream& stream);
+  template <typename Stream>
+  asio::awaitable<void> Write(std::shared_ptr<Peer> peer, Stream& stream);
   asio::awaitable<void> Watch(std::shared_ptr<Peer> peer);
   void Forget(const std::shared_ptr<Peer>& peer);
   // Lets each thread's run() return once its work is done. REQUIRES: mu held.
@@ -135,6 +168,7 @@ struct Server::Impl {
   protocol::RequestHandler& handler;
   service::ChangeLog* const log;
   auth::Authenticator* const authenticator;  // null: open server
+  std::unique_ptr<asio::ssl::context> tls;  // null: plaintext
   // One io_context per thread. A connection lives on one of them, so its
   // reader and writer, and the handlers between them, never change thread:
   // no locking and no cross-thread wake-up on the way from request to
@@ -174,7 +208,7 @@ asio::awaitable<void> Server::Impl::Accept() {
       std::lock_guard lock(mu);
       if (stopping) co_return;
       if (peers.size() < options.max_connections) {
-        peer = std::make_shared<Peer>(std::move(socket));
+        peer = std::make_shared<Peer>(std::move(socket), tls.get());
         peers.push_back(peer);
       }
     }
@@ -183,10 +217,28 @@ asio::awaitable<void> Server::Impl::Accept() {
       asio::co_spawn(executor, Refuse(std::move(socket)), asio::detached);
       continue;
     }
-    asio::co_spawn(peer->socket.get_executor(), Read(peer), asio::detached);
-    asio::co_spawn(peer->socket.get_executor(), Write(peer), asio::detached);
+    if (peer->tls) {
+      asio::co_spawn(peer->socket.get_executor(), Handshake(peer), asio::detached);
+      continue;
+    }
+    asio::co_spawn(peer->socket.get_executor(), Read(peer, peer->socket), asio::detached);
+    asio::co_spawn(peer->socket.get_executor(), Write(peer, peer->socket), asio::detached);
     asio::co_spawn(peer->socket.get_executor(), Watch(peer), asio::detached);
   }
+}
+
+asio::awaitable<void> Server::Impl::Handshake(std::shared_ptr<Peer> peer) {
+  // A client that does not complete the handshake is dropped; it counted
+  // towards max_connections meanwhile.
+  if (!co_await AcceptTls(*peer->tls, options.request_timeout)) {
+    boost::system::error_code ignored;
+    peer->socket.close(ignored);
+    Forget(peer);
+    co_return;
+  }
+  asio::co_spawn(peer->socket.get_executor(), Read(peer, *peer->tls), asio::detached);
+  asio::co_spawn(peer->socket.get_executor(), Write(peer, *peer->tls), asio::detached);
+  asio::co_spawn(peer->socket.get_executor(), Watch(peer), asio::detached);
 }
 
 asio::awaitable<void> Server::Impl::Refuse(tcp::socket socket) {
@@ -196,15 +248,29 @@ asio::awaitable<void> Server::Impl::Refuse(tcp::socket socket) {
                      &response);
   std::string frame;
   protocol::AppendFrame(response, &frame);
-  asio::steady_timer deadline(socket.get_executor(), options.write_timeout);
-  co_await (asio::async_write(socket, asio::buffer(frame), use_tuple) ||
-            deadline.async_wait(use_tuple));
+  if (tls) {
+    // A TLS client can only read the refusal over TLS.
+    TlsStream stream(socket, *tls);
+    if (co_await AcceptTls(stream, options.request_timeout)) {
+      asio::steady_timer deadline(socket.get_executor(), options.write_timeout);
+      auto result = co_await (asio::async_write(stream, asio::buffer(frame), use_tuple) ||
+                              deadline.async_wait(use_tuple));
+      if (result.index() == 0 && !std::get<0>(std::get<0>(result))) {
+        co_await SendCloseNotify(stream, options.write_timeout);
+      }
+    }
+  } else {
+    asio::steady_timer deadline(socket.get_executor(), options.write_timeout);
+    co_await (asio::async_write(socket, asio::buffer(frame), use_tuple) ||
+              deadline.async_wait(use_tuple));
+  }
   boost::system::error_code ignored;
   socket.shutdown(tcp::socket::shutdown_both, ignored);
   socket.close(ignored);
 }
 
-asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
+template <typename Stream>
+asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& stream) {
   // Responses are cut into chunks of about this size, so a connection's
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
@@ -221,7 +287,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
                                                                        : options.request_timeout);
       const std::span<uint8_t> space = connection.ReceiveBuffer();
       auto [read_ec, n] =
-          co_await peer->socket.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
+          co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
       peer->read_deadline = Clock::time_point::max();
       if (read_ec) break;  // end of input (or timed out: see Watch), reset, or shutdown
       connection.Received(n);
@@ -245,7 +311,8 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer) {
   peer->writer_wake.cancel();
 }
 
-asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
+template <typename Stream>
+asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& stream) {
   while (true) {
     if (peer->chunks.empty()) {
       if (peer->reading_done) break;
@@ -261,7 +328,7 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
       if (!durable.ok()) protocol::Connection::FailUndurable(durable, chunk.waiting, &chunk.bytes);
     }
     peer->write_deadline = Clock::now() + options.write_timeout;
-    auto [write_ec, n] = co_await asio::async_write(peer->socket, asio::buffer(chunk.bytes), use_tuple);
+    auto [write_ec, n] = co_await asio::async_write(stream, asio::buffer(chunk.bytes), use_tuple);
     peer->write_deadline = Clock::time_point::max();
     if (write_ec) {
       peer->writing_failed = true;  // timed out or broken: give up on this client
@@ -273,6 +340,9 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer) {
   }
   peer->writing_failed = peer->writing_failed || !peer->chunks.empty();
   peer->reader_wake.cancel();
+  if constexpr (std::is_same_v<Stream, TlsStream>) {
+    if (!peer->writing_failed) co_await SendCloseNotify(stream, options.write_timeout);
+  }
   boost::system::error_code ignored;
   peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
   peer->socket.close(ignored);
@@ -355,6 +425,9 @@ Status Server::Start() {
     return Status::InvalidArgument("cannot resolve listen address " + impl_->options.listen + ": " +
                                    ec.message());
   }
+  if (impl_->options.tls.enabled()) {
+    if (Status s = MakeServerTlsContext(impl_->options.tls, &impl_->tls); !s.ok()) return s;
+  }
   const tcp::endpoint endpoint = results.begin()->endpoint();
   tcp::acceptor& acceptor = impl_->acceptor;
   acceptor.open(endpoint.protocol(), ec);
@@ -410,7 +483,9 @@ void Server::Stop() {
     impl->signals.cancel(ignored);
     impl->reload_signals.cancel(ignored);
     // Half-close for reading: each connection sees end of input once it has
-    // handled what it received, sends its responses and ends.
+    // handled what it received, sends its responses and ends. Over TLS too:
+    // this is the TCP socket under the TLS stream, whose read then fails
+    // (stream_truncated) while its write side keeps working.
     for (const auto& peer : peers) {
       asio::post(peer->socket.get_executor(), [peer] {
         boost::system::error_code e;

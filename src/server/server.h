@@ -16,6 +16,7 @@
 #include "auth/authenticator.h"
 #include "core/status.h"
 #include "protocol/connection.h"
+#include "server/tls.h"
 #include "service/change_log.h"
 
 namespace gradientd::server {
@@ -33,6 +34,8 @@ struct ServerOptions {
   std::chrono::milliseconds idle_timeout = std::chrono::minutes(5);
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
+  // TLS when tls.enabled(); the handshake is bounded by request_timeout.
+  TlsOptions tls;
 };
 
 class Server {

@@ -140,7 +140,14 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "write-timeout", po::value(&write_timeout)->default_value(write_timeout),
       "close a connection whose responses cannot be written for this long")(
       "record", po::value(&command_line->record_path),
-      "append every accepted batch to this recording file (see gradctl replay, inspect)");
+      "append every accepted batch to this recording file (see gradctl replay, inspect)")(
+      "tls-cert", po::value(&options.tls.cert_file)->value_name("FILE"),
+      "serve TLS (1.2 or newer) only, with this PEM certificate chain (leaf first); needs "
+      "--tls-key. The handshake is bounded by --request-timeout")(
+      "tls-key", po::value(&options.tls.key_file)->value_name("FILE"),
+      "the PEM private key (unencrypted) of the --tls-cert certificate")(
+      "tls-client-ca", po::value(&options.tls.client_ca_file)->value_name("FILE"),
+      "require every client to present a certificate signed by a CA in this PEM file");
   std::ostringstream usage;
   usage << flags;
   command_line->usage = usage.str();
@@ -188,6 +195,17 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
   }
   if (vm.count("auth-file") && command_line->auth_file.empty()) {
     return Status::InvalidArgument("--auth-file needs a FILE");
+  }
+  if (vm.count("tls-cert") != vm.count("tls-key")) {
+    return Status::InvalidArgument(vm.count("tls-cert") ? "--tls-cert needs --tls-key"
+                                                        : "--tls-key needs --tls-cert");
+  }
+  if (vm.count("tls-client-ca") && !vm.count("tls-cert")) {
+    return Status::InvalidArgument("--tls-client-ca needs --tls-cert and --tls-key");
+  }
+  if (vm.count("tls-cert") && (options.tls.cert_file.empty() || options.tls.key_file.empty() ||
+                               (vm.count("tls-client-ca") && options.tls.client_ca_file.empty()))) {
+    return Status::InvalidArgument("--tls-cert, --tls-key and --tls-client-ca need a FILE");
   }
   command_line->in_memory = vm.count("in-memory") > 0;
   storage::DataDirectoryOptions& data = command_line->data;
