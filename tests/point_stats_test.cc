@@ -907,6 +907,48 @@ TEST(PointStatsValidation, RejectsLengthMismatch) {
   EXPECT_EQ(ValidatePoints({}, y).code(), StatusCode::kInvalidArgument);
 }
 
+// FromClientPoints: FromPoints and ValidatePoints in one pass. Valid points
+// give FromPoints' statistics bit for bit; one bad value, wherever it is
+// (any chunk, either coordinate, any kind), gives ValidatePoints' error.
+TEST(PointStatsValidation, FromClientPointsIsFromPointsAndValidatePointsInOnePass) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> noise(0, 3);
+  std::vector<double> x, y;
+  for (int i = 0; i < 3 * 4096 + 123; ++i) {
+    x.push_back(1e6 + i * 0.25);
+    y.push_back(2 * x.back() + noise(rng));
+  }
+  PointStats client;
+  ASSERT_TRUE(PointStats::FromClientPoints(x, y, &client).ok());
+  const PointStats reference = PointStats::FromPoints(x, y);
+  EXPECT_EQ(client.raw(), reference.raw());
+  ASSERT_TRUE(PointStats::FromClientPoints({}, {}, &client).ok());
+  EXPECT_TRUE(client.empty());
+
+  const double inf = std::numeric_limits<double>::infinity();
+  for (const double bad : {std::numeric_limits<double>::quiet_NaN(), inf, -inf, 1e151,
+                           -std::nextafter(kMaxAbsValue, inf)}) {
+    for (const std::size_t at : {std::size_t{0}, std::size_t{4095}, std::size_t{4096},
+                                 std::size_t{3 * 4096 + 122}}) {
+      for (std::vector<double>* v : {&x, &y}) {
+        const double kept = (*v)[at];
+        (*v)[at] = bad;
+        PointStats untouched = reference;
+        const Status s = PointStats::FromClientPoints(x, y, &untouched);
+        const Status expected = ValidatePoints(x, y);
+        ASSERT_FALSE(expected.ok());
+        EXPECT_EQ(s.code(), expected.code()) << bad << " at " << at;
+        EXPECT_EQ(s.message(), expected.message());
+        EXPECT_EQ(untouched.raw(), reference.raw()) << "an error must leave the output alone";
+        (*v)[at] = kept;
+      }
+    }
+  }
+  EXPECT_EQ(PointStats::FromClientPoints(std::span(x).first(3), std::span(y).first(4), &client)
+                .message(),
+            ValidatePoints(std::span(x).first(3), std::span(y).first(4)).message());
+}
+
 // ---------------------------------------------------------------------------
 // GradientLipschitzConstant.
 

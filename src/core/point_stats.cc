@@ -54,21 +54,27 @@ Status ValidatePoints(std::span<const double> x, std::span<const double> y) {
   return Status::Ok();  // unreachable: AllInRange found a value out of range
 }
 
-PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n) {
+PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n,
+                                 bool* in_range) {
   const double px = x[0], py = y[0];
-  // First pass: means of the differences to the pivot.
+  // First pass: means of the differences to the pivot, and the range check
+  // (branch-free, so it vectorises with the sums).
   double sx[kLanes] = {}, sy[kLanes] = {};
+  unsigned out_of_range = 0;
   std::size_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
     for (std::size_t l = 0; l < kLanes; ++l) {
       sx[l] += x[i + l] - px;
       sy[l] += y[i + l] - py;
+      out_of_range |= !(std::fabs(x[i + l]) <= kMaxAbsValue) | !(std::fabs(y[i + l]) <= kMaxAbsValue);
     }
   }
   for (; i < n; ++i) {
     sx[0] += x[i] - px;
     sy[0] += y[i] - py;
+    out_of_range |= !(std::fabs(x[i]) <= kMaxAbsValue) | !(std::fabs(y[i]) <= kMaxAbsValue);
   }
+  *in_range = out_of_range == 0;
   const double nd = static_cast<double>(n);
   const double mx = ((sx[0] + sx[1]) + (sx[2] + sx[3])) / nd;
   const double my = ((sy[0] + sy[1]) + (sy[2] + sy[3])) / nd;
@@ -114,11 +120,27 @@ PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n
 PointStats PointStats::FromPoints(std::span<const double> x, std::span<const double> y) {
   PointStats total;
   const std::size_t n = std::min(x.size(), y.size());
+  bool in_range = true;
   for (std::size_t start = 0; start < n; start += kChunk) {
     const std::size_t len = std::min(kChunk, n - start);
-    total.Merge(FromChunk(x.data() + start, y.data() + start, len));
+    total.Merge(FromChunk(x.data() + start, y.data() + start, len, &in_range));
   }
   return total;
+}
+
+Status PointStats::FromClientPoints(std::span<const double> x, std::span<const double> y,
+                                    PointStats* stats) {
+  if (x.size() != y.size()) return ValidatePoints(x, y);
+  PointStats total;
+  for (std::size_t start = 0; start < x.size(); start += kChunk) {
+    const std::size_t len = std::min(kChunk, x.size() - start);
+    bool in_range = true;
+    const PointStats chunk = FromChunk(x.data() + start, y.data() + start, len, &in_range);
+    if (!in_range) return ValidatePoints(x, y);  // names the first bad value
+    total.Merge(chunk);
+  }
+  *stats = total;
+  return Status::Ok();
 }
 
 void PointStats::Merge(const PointStats& other) {

@@ -49,6 +49,7 @@ class PointStats {
     double pivot_x = 0, pivot_y = 0;
     double mean_dx = 0, mean_dy = 0;
     double var_x = 0, var_y = 0, cov_xy = 0;
+    bool operator==(const Raw&) const = default;
   };
 
   PointStats() = default;
@@ -73,6 +74,11 @@ class PointStats {
   // REQUIRES: x.size() == y.size(); every value finite with magnitude at
   // most kMaxAbsValue.
   static PointStats FromPoints(std::span<const double> x, std::span<const double> y);
+
+  // FromPoints for points a client sent: checks them as ValidatePoints does
+  // in the same pass over the data, and returns its error if one is bad.
+  static Status FromClientPoints(std::span<const double> x, std::span<const double> y,
+                                 PointStats* stats);
 
   // Adds the points summarised by `other` to this set. O(1).
   void Merge(const PointStats& other);
@@ -100,8 +106,9 @@ class PointStats {
   double GradientLipschitzConstant() const;
 
  private:
-  // REQUIRES: n > 0.
-  static PointStats FromChunk(const double* x, const double* y, std::size_t n);
+  // REQUIRES: n > 0. Sets *in_range to whether every value is finite with
+  // magnitude at most kMaxAbsValue (the statistics are meaningless if not).
+  static PointStats FromChunk(const double* x, const double* y, std::size_t n, bool* in_range);
   // The mean residual ybar - (m*xbar + b), kept accurate around the pivot.
   double MeanResidual(double m, double b) const;
 

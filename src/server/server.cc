@@ -279,6 +279,10 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
   if (authenticator != nullptr) session.emplace(handler, *authenticator);
   protocol::RequestHandler& first = session ? *session : handler;
   protocol::Connection connection(first, options.max_frame_bytes);
+  if constexpr (std::is_same_v<Stream, tcp::socket>) {
+    boost::system::error_code ignored;
+    stream.non_blocking(true, ignored);  // for the direct write below
+  }
   bool open = true;
   while (open && !peer->writing_failed) {
     if (!connection.HasFrame()) {
@@ -296,6 +300,15 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
     open = connection.Process(&chunk.bytes, kChunkBytes);
     chunk.token = connection.durability_token();
     chunk.waiting = connection.TakeWaiting();
+    if constexpr (std::is_same_v<Stream, tcp::socket>) {
+      // Nothing queued and nothing to wait for: send at once, without
+      // waking the writer; what the socket does not take goes to it.
+      if (chunk.token == 0 && peer->chunks.empty() && !chunk.bytes.empty()) {
+        boost::system::error_code ignored;  // the writer meets any error again
+        const std::size_t sent = stream.write_some(asio::buffer(chunk.bytes), ignored);
+        chunk.bytes.erase(0, sent);
+      }
+    }
     if (!chunk.bytes.empty()) {
       peer->queued_bytes += chunk.bytes.size();
       peer->chunks.push_back(std::move(chunk));

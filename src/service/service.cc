@@ -213,10 +213,6 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
         response);
     return 0;
   }
-  if (Status s = core::ValidatePoints(x, y); !s.ok()) {
-    SetError(s, response);
-    return 0;
-  }
   if (batch.producer_id().size() > kMaxProducerIdBytes) {
     SetError(Status::InvalidArgument("producer_id is longer than " +
                                      std::to_string(kMaxProducerIdBytes) + " bytes"),
@@ -224,7 +220,11 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
     return 0;
   }
   // The O(batch) work, outside every lock; what follows is O(1).
-  const core::PointStats partial = core::PointStats::FromPoints(x, y);
+  core::PointStats partial;
+  if (Status s = core::PointStats::FromClientPoints(x, y, &partial); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
   v1::JournalRecord record;
   record.set_series(*name);
   *record.mutable_batch() = ToState(partial);

@@ -39,6 +39,17 @@ void BM_Absorb(benchmark::State& state) {
 }
 BENCHMARK(BM_Absorb)->Arg(8192)->Arg(1 << 20);
 
+void BM_AbsorbClientPoints(benchmark::State& state) {
+  const Points p = MakePoints(static_cast<std::size_t>(state.range(0)));
+  core::PointStats stats;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(core::PointStats::FromClientPoints(p.x, p.y, &stats).ok());
+    benchmark::DoNotOptimize(stats);
+  }
+  state.SetItemsProcessed(state.iterations() * state.range(0));
+}
+BENCHMARK(BM_AbsorbClientPoints)->Arg(8192);
+
 void BM_Validate(benchmark::State& state) {
   const Points p = MakePoints(static_cast<std::size_t>(state.range(0)));
   for (auto _ : state) {
