@@ -18,46 +18,9 @@ fi
 GRADIENTD=$1
 GRADCTL=$2
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/auth_smoke.XXXXXX") || exit 1
-server_pid=""
-cleanup() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-LIMIT=()
-if command -v timeout >/dev/null 2>&1; then LIMIT=(timeout 120); fi
-
-checks=0
-fail() {
-  echo "FAIL: $*" >&2
-  for f in out err server.out server.err; do
-    [[ -f $tmp/$f ]] && { echo "--- $f:" >&2; cat "$tmp/$f" >&2; }
-  done
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-out=""
-err=""
-run() {  # run EXPECTED_RC WHAT COMMAND...
-  local expected=$1 what=$2
-  shift 2
-  ${LIMIT[@]+"${LIMIT[@]}"} "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  out=$(cat "$tmp/out")
-  err=$(cat "$tmp/err")
-  [[ $rc -eq $expected ]] || fail "$what: exit code $rc, expected $expected (command: $*)"
-}
-expect_out() { grep -Eq -- "$2" <<<"$out" || fail "$1: stdout does not match /$2/"; }
-expect_err() { grep -Eq -- "$2" <<<"$err" || fail "$1: stderr does not match /$2/"; }
+TEST_NAME=auth_smoke
+FAIL_LOGS=("server*.out")
+source "$(dirname "$0")/lib.sh" || exit 1
 
 INGEST_TOKEN=ingest-5f2c9a1d7e3b4c60
 QUERY_TOKEN=query-8b7d6e5f4a3c2b1a
@@ -100,17 +63,7 @@ expect_err "missing auth file" "cannot open $tmp/none"
 pass "a malformed or missing auth file: exit 1, file and line named"
 
 # --- Start the server with the good file. ------------------------------------
-"$GRADIENTD" --listen 127.0.0.1:0 --in-memory --auth-file "$auth" \
-  >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-server=""
-for _ in $(seq 1 300); do  # at most ~30 s
-  server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/server.out" | head -n 1)
-  [[ -n $server ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "gradientd exited before listening"
-  sleep 0.1
-done
-[[ -n $server ]] || fail "gradientd did not report 'gradientd listening on HOST:PORT'"
+start_server --in-memory --auth-file "$auth"
 grep -q "access control: 3 token(s) from $auth" "$tmp/server.err" ||
   fail "the server does not say how many tokens it loaded"
 grep -q "readable by other users" "$tmp/server.err" && fail "a chmod 600 auth file gets a warning"
@@ -223,24 +176,13 @@ for t in "${ALL_TOKENS[@]}"; do
     fail "a token appears in the server's output"
   fi
 done
-kill "$server_pid"
-wait "$server_pid"
+stop_server
 rc=$?
-server_pid=""
 [[ $rc -eq 0 ]] || fail "gradientd exited with $rc on SIGTERM"
 pass "no token in the server's output; clean shutdown"
 
 # --- Without --auth-file: open, and Hello is harmless. -----------------------
-"$GRADIENTD" --listen 127.0.0.1:0 --in-memory >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-server=""
-for _ in $(seq 1 300); do
-  server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/server.out" | head -n 1)
-  [[ -n $server ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "gradientd exited before listening"
-  sleep 0.1
-done
-[[ -n $server ]] || fail "open gradientd did not start"
+start_server -n open --in-memory
 run 0 "open server, no token" "$GRADCTL" --server "$server" configure --m 1
 GRADIENTD_TOKEN=anything-at-all-12345 run 0 "open server, a token" "$GRADCTL" --server "$server" \
   reset

@@ -14,29 +14,10 @@ PRODUCERS=3
 COUNT=400000   # points per producer
 BATCH=500
 
-tmp=$(mktemp -d)
-server_pid=
-cleanup() {
-  [ -n "$server_pid" ] && kill -9 "$server_pid" 2>/dev/null
-  jobs -p | xargs -r kill -9 2>/dev/null
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-fail() { echo "crash_test: FAIL: $*" >&2; exit 1; }
-
-# start_server DATA_DIR LISTEN -> sets server_pid and address
-start_server() {
-  local out=$tmp/server.$RANDOM
-  "$GRADIENTD" --listen "$2" "${@:3}" --data-dir "$1" >"$out" 2>>"$tmp/server.log" &
-  server_pid=$!
-  for _ in $(seq 300); do
-    address=$(sed -n 's/^gradientd listening on //p' "$out")
-    [ -n "$address" ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || { cat "$tmp/server.log" >&2; fail "gradientd exited"; }
-    sleep 0.05
-  done
-  fail "gradientd did not start listening"
-}
+TEST_NAME=crash_test
+CLEANUP_SIGNAL=KILL
+on_cleanup() { jobs -p | xargs -r kill -9 2>/dev/null; }  # the servers and the producers
+source "$(dirname "$0")/lib.sh" || exit 1
 
 produce_all() {  # produce_all ADDRESS TAG -> starts the producers in the background
   for i in $(seq "$PRODUCERS"); do
@@ -53,18 +34,18 @@ fit_field() {  # fit_field ADDRESS FIELD-PATH(python) -> value
 }
 
 # The reference: the same producers against an in-memory server, no crashes.
-start_server "$tmp/unused" 127.0.0.1:0 --in-memory
-produce_all "$address" ref
+start_server -n ref --in-memory --data-dir "$tmp/unused"
+produce_all "$server" ref
 wait $(jobs -p | grep -v "^$server_pid$") 2>/dev/null
-ref_n=$(fit_field "$address" "r['n']")
-ref_m=$(fit_field "$address" "r['least_squares']['m']")
-kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=
+ref_n=$(fit_field "$server" "r['n']")
+ref_m=$(fit_field "$server" "r['least_squares']['m']")
+stop_server KILL
 [ "$ref_n" = "'$((PRODUCERS * COUNT))'" ] || fail "reference run counted $ref_n points"
 
 for round in $(seq "$ROUNDS"); do
   data=$tmp/data.$round
-  start_server "$data" 127.0.0.1:0
-  listen=$address
+  start_server -n "r$round" --data-dir "$data"
+  listen=$server
   produce_all "$listen" "r$round"
   producer_pids=$(jobs -p | grep -v "^$server_pid$")
   kills=0
@@ -73,9 +54,9 @@ for round in $(seq "$ROUNDS"); do
     running=0
     for p in $producer_pids; do kill -0 "$p" 2>/dev/null && running=1; done
     [ "$running" = 1 ] || break
-    kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null
+    stop_server KILL
     kills=$((kills + 1))
-    start_server "$data" "$listen"
+    start_server -n "r$round.k$kills" -l "$listen" --data-dir "$data"
   done
   for p in $producer_pids; do
     wait "$p" || { cat "$tmp"/producer.r"$round".*.out >&2; fail "round $round: a producer failed"; }
@@ -86,11 +67,11 @@ for round in $(seq "$ROUNDS"); do
   python3 -c "import sys; a,b=float($m),float($ref_m); sys.exit(0 if abs(a-b)<=1e-9*abs(b) else 1)" ||
     fail "round $round: slope $m differs from the reference $ref_m"
   # One more restart: the recovered state is the same.
-  kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null
-  start_server "$data" "$listen"
+  stop_server KILL
+  start_server -n "r$round.final" -l "$listen" --data-dir "$data"
   n2=$(fit_field "$listen" "r['n']")
   [ "$n2" = "$n" ] || fail "round $round: $n2 points after a final restart, expected $n"
-  kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null; server_pid=
+  stop_server KILL
   echo "crash_test: round $round: $kills kills mid-stream, n = $n exact, slope matches"
 done
 echo "crash_test: passed $ROUNDS rounds"

@@ -16,43 +16,10 @@ fi
 GRADCTL=$1
 GRADIENTD=$2
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradctl_bench_smoke.XXXXXX") || exit 1
-server_pid=""
-cleanup() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+TEST_NAME=gradctl_bench_smoke
+LIMIT_SECONDS=240
+source "$(dirname "$0")/lib.sh" || exit 1
 
-LIMIT=()
-if command -v timeout >/dev/null 2>&1; then LIMIT=(timeout 240); fi
-
-checks=0
-fail() {
-  echo "FAIL: $*" >&2
-  for f in out err server.err; do
-    if [[ -f $tmp/$f ]]; then
-      echo "--- $f:" >&2
-      cat "$tmp/$f" >&2
-    fi
-  done
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-run() {  # run EXPECTED_RC WHAT COMMAND...
-  local expected=$1 what=$2
-  shift 2
-  ${LIMIT[@]+"${LIMIT[@]}"} "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  [[ $rc -eq $expected ]] || fail "$what: exit code $rc, expected $expected (command: $*)"
-}
 # check_json WHAT PYTHON_EXPRESSIONS...: each expression, evaluated with the
 # report as `j`, must be true.
 check_json() {
@@ -73,8 +40,6 @@ EOF
 }
 
 command -v python3 >/dev/null 2>&1 || fail "python3 is needed to check the JSON"
-[[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
-[[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
 
 # --- Help. ------------------------------------------------------------------
 run 0 "gradctl bench --help" "$GRADCTL" bench --help
@@ -118,16 +83,7 @@ done
 pass "bench readable report"
 
 # --- A server started here: every acknowledged point is in the series. ------
-"$GRADIENTD" --listen 127.0.0.1:0 --in-memory >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-server=""
-for _ in $(seq 1 300); do  # at most ~30 s
-  server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/server.out" | head -n 1)
-  [[ -n $server ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "gradientd exited before listening"
-  sleep 0.1
-done
-[[ -n $server ]] || fail "gradientd did not report its address"
+start_server --in-memory
 run 0 "bench --server" "$GRADCTL" --server "$server" --series smoke bench --json --seconds 0.5 \
   --idle-seconds 0.2 --query-rate 200 --batch 1000 --producers 3 --window 2
 check_json "bench --server: no server statistics without --spawn-server" \
@@ -158,9 +114,7 @@ run 2 "--batch 0" "$GRADCTL" bench --batch 0
 run 2 "--baseline --no-baseline" "$GRADCTL" bench --baseline --no-baseline
 run 1 "missing server binary" "$GRADCTL" bench --spawn-server --server-binary "$tmp/no-such-binary"
 grep -q "no-such-binary" "$tmp/err" || fail "missing server binary: not named in the error"
-kill "$server_pid" 2>/dev/null
-wait "$server_pid" 2>/dev/null
-server_pid=""
+stop_server
 run 1 "server down" "$GRADCTL" --server "$server" bench --seconds 0.2
 grep -q "cannot connect" "$tmp/err" || fail "server down: no 'cannot connect' message"
 pass "errors: exit codes and messages"

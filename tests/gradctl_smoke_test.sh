@@ -18,97 +18,11 @@ GRADIENTD=$1
 GRADCTL=$2
 SOURCE_DIR=$3
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/gradctl_smoke.XXXXXX") || exit 1
-server_pid=""
-
-stop_server() {
-  if [[ -n $server_pid ]] && kill -0 "$server_pid" 2>/dev/null; then
-    kill "$server_pid" 2>/dev/null
-    wait "$server_pid" 2>/dev/null
-  fi
-  server_pid=""
-}
-cleanup() {
-  stop_server
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-# Guard every client call against hanging (a hang is a failure, not a wait).
-LIMIT=()
-if command -v timeout >/dev/null 2>&1; then LIMIT=(timeout 120); fi
-
-checks=0
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -f $tmp/out ]]; then
-    echo "--- stdout of the last command:" >&2
-    cat "$tmp/out" >&2
-    echo "--- stderr of the last command:" >&2
-    cat "$tmp/err" >&2
-  fi
-  if [[ -f $tmp/server.err ]]; then
-    echo "--- server stderr:" >&2
-    cat "$tmp/server.err" >&2
-  fi
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-
-# run EXPECTED_RC WHAT COMMAND...: runs COMMAND with stdout in $out and
-# stderr in $err; fails unless it exits with EXPECTED_RC.
-out=""
-err=""
-run() {
-  local expected=$1 what=$2
-  shift 2
-  ${LIMIT[@]+"${LIMIT[@]}"} "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  out=$(cat "$tmp/out")
-  err=$(cat "$tmp/err")
-  [[ $rc -eq $expected ]] || fail "$what: exit code $rc, expected $expected (command: $*)"
-}
-
-expect_out() {  # expect_out WHAT EXTENDED_REGEX
-  grep -Eq -- "$2" <<<"$out" || fail "$1: stdout does not match /$2/"
-}
-expect_err() {  # expect_err WHAT EXTENDED_REGEX
-  grep -Eq -- "$2" <<<"$err" || fail "$1: stderr does not match /$2/"
-}
-# The first number after "KEY": in JSON text (keys may be nested paths
-# written as they appear, e.g. '"least_squares":{"m"').
-json_number() {  # json_number JSON KEY
-  grep -o -- "$2\":\"\{0,1\}-\{0,1\}[0-9][0-9.eE+-]*" <<<"$1" | head -n 1 |
-    sed -e 's/.*"://' -e 's/"//g'
-}
-# near WHAT ACTUAL EXPECTED TOLERANCE: |ACTUAL - EXPECTED| <= TOLERANCE.
-near() {
-  [[ -n $2 ]] || fail "$1: no value found"
-  awk -v a="$2" -v b="$3" -v t="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
-    fail "$1: got $2, expected $3 (within $4)"
-  pass "$1 = $2"
-}
-
-[[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
-[[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
+TEST_NAME=gradctl_smoke
+source "$(dirname "$0")/lib.sh" || exit 1
 
 # --- Start the server on a free port and read the port it reports. ---------
-"$GRADIENTD" --listen 127.0.0.1:0 --in-memory >"$tmp/server.out" 2>"$tmp/server.err" &
-server_pid=$!
-server=""
-for _ in $(seq 1 300); do  # at most ~30 s
-  server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/server.out" | head -n 1)
-  [[ -n $server ]] && break
-  kill -0 "$server_pid" 2>/dev/null || fail "gradientd exited before listening"
-  sleep 0.1
-done
-[[ -n $server ]] || fail "gradientd did not report 'gradientd listening on HOST:PORT'"
-port=${server##*:}
-[[ $port =~ ^[0-9]+$ && $port -gt 0 ]] || fail "bad listening address '$server'"
+start_server --in-memory
 pass "gradientd listening on $server"
 GC=("$GRADCTL" --server "$server")  # gradctl against the test server
 

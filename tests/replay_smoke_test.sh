@@ -27,83 +27,16 @@ fi
 GRADIENTD=$1
 GRADCTL=$2
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/replay_smoke.XXXXXX") || exit 1
-pids=()  # servers and background producers this script started
+TEST_NAME=replay_smoke
+CLEANUP_SIGNAL=KILL         # the servers and the background producers in $pids
+FAIL_LOGS=("produce.*")     # the background producers' output
+on_cleanup() { exec 7>&- 2>/dev/null; }  # the FIFO's write end
+source "$(dirname "$0")/lib.sh" || exit 1
 
-cleanup() {
-  exec 7>&- 2>/dev/null
-  local p
-  for p in "${pids[@]}"; do
-    kill -9 "$p" 2>/dev/null
-    wait "$p" 2>/dev/null
-  done
-  [[ -n ${KEEP_TMP:-} ]] && echo "kept $tmp" || rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-LIMIT=()
-if command -v timeout >/dev/null 2>&1; then LIMIT=(timeout 120); fi
-
-checks=0
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -f $tmp/out ]]; then
-    echo "--- stdout of the last command:" >&2
-    cat "$tmp/out" >&2
-    echo "--- stderr of the last command:" >&2
-    cat "$tmp/err" >&2
-  fi
-  for f in "$tmp"/server.*.err "$tmp"/produce.*; do
-    [[ -f $f ]] || continue
-    echo "--- $(basename "$f"):" >&2
-    cat "$f" >&2
-  done
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-
-out=""
-err=""
-run() {  # run EXPECTED_RC WHAT COMMAND...
-  local expected=$1 what=$2
-  shift 2
-  ${LIMIT[@]+"${LIMIT[@]}"} "$@" >"$tmp/out" 2>"$tmp/err" 7>&-
-  local rc=$?
-  out=$(cat "$tmp/out")
-  err=$(cat "$tmp/err")
-  [[ $rc -eq $expected ]] || fail "$what: exit code $rc, expected $expected (command: $*)"
-}
-expect_out() { grep -Eq -- "$2" <<<"$out" || fail "$1: stdout does not match /$2/"; }
-expect_err() { grep -Eq -- "$2" <<<"$err" || fail "$1: stderr does not match /$2/"; }
 json_field() {  # json_field JSON KEY: the raw value after "KEY": (first match)
   grep -o -- "\"$2\":\"\{0,1\}[^,}\"]*" <<<"$1" | head -n 1 | sed -e 's/^[^:]*://' -e 's/"//g'
 }
 
-[[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
-[[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
-
-# start_server NAME LISTEN: starts an in-memory gradientd; sets $server (its
-# HOST:PORT) and $server_pid.
-server=""
-server_pid=""
-start_server() {
-  local name=$1 listen=$2
-  "$GRADIENTD" --listen "$listen" --in-memory >"$tmp/server.$name.out" 2>"$tmp/server.$name.err" 7>&- &
-  server_pid=$!
-  pids+=("$server_pid")
-  server=""
-  for _ in $(seq 1 300); do  # at most ~30 s
-    server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/server.$name.out" | head -n 1)
-    [[ -n $server ]] && return 0
-    kill -0 "$server_pid" 2>/dev/null || fail "gradientd ($name) exited before listening"
-    sleep 0.1
-  done
-  fail "gradientd ($name) did not report its address"
-}
 wait_for_exit() {  # wait_for_exit PID: its exit code; fails after ~120 s
   local i
   for i in $(seq 1 1200); do
@@ -121,9 +54,16 @@ same_stats() {
   [[ -n $a && $a == "$b" ]] || fail "$1: '$a' on $2 but '$b' on $4"
   stats_line=$b
 }
-kill9() {  # kill9 PID
-  kill -9 "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
+# poll_n SERVER SERIES N: polls (at most ~30 s) until SERIES on SERVER has N
+# points; sets $n to the last count read.
+poll_n() {
+  n=""
+  for _ in $(seq 1 300); do
+    n=$(${LIMIT[@]+"${LIMIT[@]}"} "$GRADCTL" --server "$1" --series "$2" fit --json 7>&- 2>/dev/null |
+        grep -o '"n":"[0-9]*"' | grep -o '[0-9]\+')
+    [[ $n == "$3" ]] && break
+    sleep 0.1
+  done
 }
 # The statistics that must be identical after a replay, as one line.
 stats() {  # stats SERVER SERIES
@@ -153,7 +93,7 @@ done
 pass "help documents replay, inspect and produce's new flags"
 
 # --- Record two series with produce --save. ----------------------------------
-start_server a 127.0.0.1:0
+start_server -n a --in-memory
 A=$server
 # 20000 points in batches of 997: 20 whole batches and one of 60 points.
 run 0 "produce --save one.grd" "$GRADCTL" --server "$A" --series one produce --synthetic \
@@ -191,7 +131,7 @@ expect_out "inspect --json" '"id":"rec-one"'
 pass "inspect"
 
 # --- Replay into a fresh server: identical statistics. ----------------------
-start_server b 127.0.0.1:0
+start_server -n b --in-memory
 B=$server
 run 0 "replay --max" "$GRADCTL" --server "$B" replay --max "$tmp/one.grd" "$tmp/two.grd"
 expect_out "replay" "points sent: +25000$"
@@ -282,29 +222,21 @@ pass "error paths"
 fifo=$tmp/points.fifo
 mkfifo "$fifo" || fail "mkfifo"
 point_lines() { local i; for i in $(seq "$1" "$2"); do echo "$i,$((3 * i + 1))"; done; }
-start_server c 127.0.0.1:0
+start_server -n c --in-memory
 C=$server
-c_pid=$server_pid
 "$GRADCTL" --server "$C" --series rc produce "$fifo" --batch 5 --window 4 --retry-for 60s \
   >"$tmp/produce.reconnect.out" 2>"$tmp/produce.reconnect.err" 7>&- &
 producer=$!
 pids+=("$producer")
 exec 7<>"$fifo"  # read-write: does not wait for produce to open it
 point_lines 1 50 >&7
-n=""
-for _ in $(seq 1 300); do
-  n=$(${LIMIT[@]+"${LIMIT[@]}"} "$GRADCTL" --server "$C" --series rc fit --json 7>&- 2>/dev/null |
-      grep -o '"n":"[0-9]*"' | grep -o '[0-9]\+')
-  [[ $n == 50 ]] && break
-  sleep 0.1
-done
+poll_n "$C" rc 50
 [[ $n == 50 ]] || fail "the first 50 points did not reach server C (n = '$n')"
 kill -0 "$producer" 2>/dev/null || fail "produce exited before its input ended"
-kill9 "$c_pid"
+stop_server KILL  # server C
 point_lines 51 75 >&7
-start_server d "$C"  # the same port
+start_server -n d -l "$C" --in-memory  # the same port
 D=$server
-d_pid=$server_pid
 [[ $D == "$C" ]] || fail "server D listens on $D, not $C"
 point_lines 76 100 >&7
 exec 7>&-
@@ -338,15 +270,9 @@ producer=$!
 pids+=("$producer")
 exec 7<>"$fifo2"
 point_lines 1 10 >&7
-n=""
-for _ in $(seq 1 300); do
-  n=$(${LIMIT[@]+"${LIMIT[@]}"} "$GRADCTL" --server "$D" --series gone fit --json 7>&- 2>/dev/null |
-      grep -o '"n":"[0-9]*"' | grep -o '[0-9]\+')
-  [[ $n == 10 ]] && break
-  sleep 0.1
-done
+poll_n "$D" gone 10
 [[ $n == 10 ]] || fail "the first 10 points did not reach server D (n = '$n')"
-kill9 "$d_pid"
+stop_server KILL  # server D
 point_lines 11 30 >&7
 exec 7>&-
 wait_for_exit "$producer"

@@ -16,68 +16,11 @@ fi
 GRADIENTD=$1
 GRADCTL=$2
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/tls_smoke.XXXXXX") || exit 1
-server_pids=()
-cleanup() {
-  for pid in "${server_pids[@]}"; do
-    kill "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
+TEST_NAME=tls_smoke
+source "$(dirname "$0")/lib.sh" || exit 1
 
-LIMIT=()
-if command -v timeout >/dev/null 2>&1; then LIMIT=(timeout 120); fi
-
-checks=0
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -f $tmp/out ]]; then
-    echo "--- stdout of the last command:" >&2
-    cat "$tmp/out" >&2
-    echo "--- stderr of the last command:" >&2
-    cat "$tmp/err" >&2
-  fi
-  for f in "$tmp"/server*.err; do
-    [[ -f $f ]] || continue
-    echo "--- $f:" >&2
-    cat "$f" >&2
-  done
-  exit 1
-}
-pass() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-out=""
-err=""
-run() {  # run EXPECTED_RC WHAT COMMAND...
-  local expected=$1 what=$2
-  shift 2
-  ${LIMIT[@]+"${LIMIT[@]}"} "$@" >"$tmp/out" 2>"$tmp/err"
-  local rc=$?
-  out=$(cat "$tmp/out")
-  err=$(cat "$tmp/err")
-  [[ $rc -eq $expected ]] || fail "$what: exit code $rc, expected $expected (command: $*)"
-}
-expect_out() { grep -Eq -- "$2" <<<"$out" || fail "$1: stdout does not match /$2/"; }
-expect_err() { grep -Eq -- "$2" <<<"$err" || fail "$1: stderr does not match /$2/"; }
 reject_err() { ! grep -Eq -- "$2" <<<"$err" || fail "$1: stderr matches /$2/"; }
-json_number() {  # json_number JSON KEY
-  grep -o -- "$2\":\"\{0,1\}-\{0,1\}[0-9][0-9.eE+-]*" <<<"$1" | head -n 1 |
-    sed -e 's/.*"://' -e 's/"//g'
-}
-near() {  # near WHAT ACTUAL EXPECTED TOLERANCE
-  [[ -n $2 ]] || fail "$1: no value found"
-  awk -v a="$2" -v b="$3" -v t="$4" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= t) }' ||
-    fail "$1: got $2, expected $3 (within $4)"
-  pass "$1 = $2"
-}
 
-[[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
-[[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
 command -v openssl >/dev/null || fail "the openssl tool is needed to make the test CA"
 
 # --- A throw-away CA, a server certificate, a client certificate, and a CA
@@ -104,24 +47,6 @@ issue ca client ""
 issue stranger-ca stranger ""
 pass "made a CA and certificates with openssl"
 
-# start_server NAME ARGS...: starts gradientd, sets $server to its HOST:PORT.
-server=""
-start_server() {
-  local name=$1
-  shift
-  "$GRADIENTD" --listen 127.0.0.1:0 --in-memory "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-  local pid=$!
-  server_pids+=("$pid")
-  server=""
-  for _ in $(seq 1 300); do
-    server=$(sed -n 's/^gradientd listening on \(.*\)$/\1/p' "$tmp/$name.out" | head -n 1)
-    [[ -n $server ]] && break
-    kill -0 "$pid" 2>/dev/null || fail "gradientd $* exited before listening"
-    sleep 0.1
-  done
-  [[ -n $server ]] || fail "gradientd $* did not report 'gradientd listening on HOST:PORT'"
-}
-
 # --- gradientd's flags and startup errors. -----------------------------------
 run 0 "gradientd --help" "$GRADIENTD" --help
 for word in --tls-cert --tls-key --tls-client-ca; do
@@ -144,7 +69,7 @@ expect_err "mismatched key" "--tls-key $tmp/client.key: does not match the certi
 pass "gradientd's TLS usage and startup errors"
 
 # --- produce then fit over TLS. -------------------------------------------------
-start_server server --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key"
+start_server -n tls --in-memory --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key"
 tls_server=$server
 GC=("$GRADCTL" --server "$tls_server" --tls --tls-ca "$tmp/ca.pem")
 run 0 "produce over TLS" "${GC[@]}" --series line produce --synthetic --slope 2 --intercept 1 \
@@ -192,13 +117,13 @@ run 0 "fit after the failures" "${GC[@]}" --series line fit
 pass "TLS failures"
 
 # --- gradctl --tls against a plaintext gradientd. ----------------------------
-start_server plain
+start_server -n plain --in-memory
 run 1 "gradctl --tls against a plaintext server" "$GRADCTL" --server "$server" --tls \
   --tls-ca "$tmp/ca.pem" fit
 expect_err "TLS against plaintext" "TLS handshake with $server failed"
 
 # --- Client certificates. ----------------------------------------------------
-start_server mtls --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" \
+start_server -n mtls --in-memory --tls-cert "$tmp/server.pem" --tls-key "$tmp/server.key" \
   --tls-client-ca "$tmp/ca.pem"
 run 1 "no client certificate" "$GRADCTL" --server "$server" --tls --tls-ca "$tmp/ca.pem" fit
 run 1 "a client certificate from another CA" "$GRADCTL" --server "$server" --tls \
@@ -212,10 +137,10 @@ near "mutual TLS: n" "$(json_number "$out" '"n')" 100 0
 pass "client certificates"
 
 # --- Graceful shutdown. -----------------------------------------------------
-for pid in "${server_pids[@]}"; do
+for pid in "${pids[@]}"; do
   kill -TERM "$pid"
   wait "$pid" || fail "gradientd (pid $pid) did not exit 0 on SIGTERM"
 done
-server_pids=()
+pids=()
 pass "every gradientd stopped cleanly"
 echo "tls_smoke: $checks checks passed"
