@@ -294,25 +294,6 @@ TEST(Connection, ReadAheadGrowsForAClientThatFillsEveryRead) {
   }
 }
 
-TEST(Connection, ProcessStopsAfterMaxInputAndHasFrameSaysThereIsMore) {
-  const auto requests = PipelinedRequests();
-  EchoHandler handler;
-  Connection c(handler, kCap);
-  const std::string stream = Frames(requests);
-  const std::span<uint8_t> space = c.ReceiveBuffer();
-  ASSERT_GE(space.size(), stream.size());
-  std::memcpy(space.data(), stream.data(), stream.size());
-  c.Received(stream.size());
-  std::string out;
-  // One byte of input per call: exactly one whole frame each time.
-  for (std::size_t i = 1; i <= requests.size(); ++i) {
-    ASSERT_TRUE(c.Process(&out, std::numeric_limits<std::size_t>::max(), 1));
-    EXPECT_EQ(handler.requests.size(), i);
-    EXPECT_EQ(c.HasFrame(), i < requests.size());
-  }
-  ExpectEchoed(requests, handler, out);
-}
-
 TEST(Connection, ResponsesComeOnlyForWholeFrames) {
   const auto requests = PipelinedRequests();
   std::string first;

@@ -50,11 +50,10 @@ bool Connection::HasFrame() const {
   return DecodeFrameHeader(pending, max_frame_bytes_).kind != FrameHeader::Kind::kNeedMore;
 }
 
-bool Connection::Process(std::string* out, std::size_t max_output, std::size_t max_input) {
+bool Connection::Process(std::string* out, std::size_t max_output) {
   waiting_.clear();
   durability_token_ = 0;
-  const std::size_t first = begin_;
-  while (out->size() < max_output && begin_ - first < max_input) {
+  while (out->size() < max_output) {
     const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
     const FrameHeader h = DecodeFrameHeader(pending, max_frame_bytes_);
     switch (h.kind) {

@@ -56,10 +56,7 @@ class Connection {
   // must be closed once `out` has been sent (a frame could not be decoded,
   // or was over the size limit); bytes after such a frame are never looked
   // at.
-  // It also stops once it has consumed at least `max_input` bytes of
-  // frames, so one busy connection cannot hold its thread for long.
-  bool Process(std::string* out, std::size_t max_output = std::numeric_limits<std::size_t>::max(),
-               std::size_t max_input = std::numeric_limits<std::size_t>::max());
+  bool Process(std::string* out, std::size_t max_output = std::numeric_limits<std::size_t>::max());
 
   // A whole frame is buffered: call Process before receiving more.
   bool HasFrame() const;

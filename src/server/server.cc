@@ -274,9 +274,6 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
   // Responses are cut into chunks of about this size, so a connection's
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
-  // Requests handled before other connections on this thread get a turn
-  // (about 100 us of ingest): bounds the latency one producer adds to others.
-  constexpr std::size_t kTurnBytes = 256 * 1024;
   // Access control is per connection: the session holds who it is.
   std::optional<auth::Session> session;
   if (authenticator != nullptr) session.emplace(handler, *authenticator);
@@ -300,7 +297,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       connection.Received(n);
     }
     Chunk chunk;
-    open = connection.Process(&chunk.bytes, kChunkBytes, kTurnBytes);
+    open = connection.Process(&chunk.bytes, kChunkBytes);
     chunk.token = connection.durability_token();
     chunk.waiting = connection.TakeWaiting();
     if constexpr (std::is_same_v<Stream, tcp::socket>) {
@@ -322,7 +319,6 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       peer->reader_wake.expires_at(asio::steady_timer::time_point::max());
       co_await peer->reader_wake.async_wait(use_tuple);
     }
-    if (open && connection.HasFrame()) co_await asio::post(stream.get_executor(), asio::use_awaitable);
   }
   peer->reading_done = true;
   peer->writer_wake.cancel();
