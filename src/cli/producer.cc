@@ -20,13 +20,18 @@ namespace po = boost::program_options;
 using Clock = std::chrono::steady_clock;
 using std::chrono::nanoseconds;
 
-namespace {
-
 std::string Plural(uint64_t n, std::string_view noun) {
   std::string text = std::to_string(n) + " " + std::string(noun);
   if (n != 1) text += noun.ends_with("ch") ? "es" : "s";
   return text;
 }
+
+std::string SequenceRange(uint64_t first, uint64_t last) {
+  return first == last ? std::to_string(first)
+                       : std::to_string(first) + ".." + std::to_string(last);
+}
+
+namespace {
 
 std::string FormatSeconds(double seconds) {
   char buf[32];
@@ -43,11 +48,6 @@ std::string FormatRate(double per_second) {
 std::string ErrorCodeName(const v1::Error& error) {
   const std::string& name = v1::Error::Code_Name(error.code());
   return name.empty() ? "ERROR " + std::to_string(error.code()) : name;
-}
-
-std::string SequenceRange(uint64_t first, uint64_t last) {
-  return first == last ? std::to_string(first)
-                       : std::to_string(first) + ".." + std::to_string(last);
 }
 
 int64_t UnixNanosNow() {
@@ -472,6 +472,42 @@ std::string AcknowledgedText(const ProducerCounters& c) {
          (c.points_acked == 1 ? " was" : " were") + " sent and acknowledged";
 }
 
+void NoteDuplicates(const ProducerCounters& c, const std::string& producer_id, std::ostream& err) {
+  if (c.duplicate_batches == 0) return;
+  err << "gradctl: note: " << Plural(c.duplicate_batches, "batch") << " ("
+      << Plural(c.duplicate_points, "point")
+      << ") were acknowledged as duplicates: the server had applied them before (producer id "
+      << producer_id << "), so they were not counted again\n";
+}
+
+void AddCounterFields(const ProducerOptions& options, const ProducerCounters& c,
+                      uint64_t last_sequence, google::protobuf::Struct* summary) {
+  auto& fields = *summary->mutable_fields();
+  fields["producer_id"].set_string_value(options.producer_id);
+  fields["first_sequence"].set_number_value(static_cast<double>(options.first_sequence));
+  fields["last_sequence"].set_number_value(static_cast<double>(last_sequence));
+  fields["points_sent"].set_number_value(static_cast<double>(c.points_acked));
+  fields["batches"].set_number_value(static_cast<double>(c.batches_acked));
+  fields["duplicate_batches"].set_number_value(static_cast<double>(c.duplicate_batches));
+  fields["duplicate_points"].set_number_value(static_cast<double>(c.duplicate_points));
+  fields["reconnects"].set_number_value(static_cast<double>(c.reconnects));
+  fields["batches_resent"].set_number_value(static_cast<double>(c.batches_resent));
+}
+
+void AddCounterLines(const ProducerOptions& options, const ProducerCounters& c,
+                     uint64_t last_sequence, KeyValueBlock* block) {
+  block->Add("producer id", options.producer_id);
+  block->Add("sequences", c.batches_sent == 0
+                              ? std::string("none")
+                              : SequenceRange(options.first_sequence, last_sequence));
+  block->Add("points sent", std::to_string(c.points_acked));
+  block->Add("batches", std::to_string(c.batches_acked));
+  block->Add("duplicates", Plural(c.duplicate_batches, "batch") + " (" +
+                               Plural(c.duplicate_points, "point") + ") applied before");
+  block->Add("reconnects", std::to_string(c.reconnects));
+  if (c.reconnects > 0) block->Add("batches resent", std::to_string(c.batches_resent));
+}
+
 int ReportProducerFailure(const Producer& producer, const Status& status, bool json,
                           std::string_view resume, std::ostream& out, std::ostream& err) {
   const std::string acknowledged = AcknowledgedText(producer.counters());
@@ -628,12 +664,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
     err << "gradctl: warning: the descent steps were refused after " << c.descent_errors
         << " batches\n";
   }
-  if (c.duplicate_batches > 0) {
-    err << "gradctl: note: " << Plural(c.duplicate_batches, "batch") << " ("
-        << Plural(c.duplicate_points, "point")
-        << ") were acknowledged as duplicates: the server had applied them before (producer id "
-        << options.producer_id << "), so they were not counted again\n";
-  }
+  NoteDuplicates(c, options.producer_id, err);
   if (!send_error.ok()) {
     const int rc = ReportProducerFailure(producer, send_error, config.json,
                                          "the same input (same --batch)", out, err);
@@ -667,23 +698,14 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   }
   const double rate = seconds > 0 ? static_cast<double>(c.points_acked) / seconds : 0.0;
   const uint64_t last_sequence = producer.next_sequence() - 1;
-  const std::string sequences =
-      c.batches_sent == 0 ? "none" : SequenceRange(options.first_sequence, last_sequence);
   if (config.json) {
     google::protobuf::Struct summary;
     auto& fields = *summary.mutable_fields();
-    auto& inner = *fields["summary"].mutable_struct_value()->mutable_fields();
+    google::protobuf::Struct* summary_struct = fields["summary"].mutable_struct_value();
+    auto& inner = *summary_struct->mutable_fields();
     inner["series"].set_string_value(config.series);
     inner["source"].set_string_value(config.source_description);
-    inner["producer_id"].set_string_value(options.producer_id);
-    inner["first_sequence"].set_number_value(static_cast<double>(options.first_sequence));
-    inner["last_sequence"].set_number_value(static_cast<double>(last_sequence));
-    inner["points_sent"].set_number_value(static_cast<double>(c.points_acked));
-    inner["batches"].set_number_value(static_cast<double>(c.batches_acked));
-    inner["duplicate_batches"].set_number_value(static_cast<double>(c.duplicate_batches));
-    inner["duplicate_points"].set_number_value(static_cast<double>(c.duplicate_points));
-    inner["reconnects"].set_number_value(static_cast<double>(c.reconnects));
-    inner["batches_resent"].set_number_value(static_cast<double>(c.batches_resent));
+    AddCounterFields(options, c, last_sequence, summary_struct);
     inner["series_total"].set_number_value(static_cast<double>(series_total));
     inner["elapsed_seconds"].set_number_value(seconds);
     inner["points_per_second"].set_number_value(rate);
@@ -694,14 +716,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   }
   KeyValueBlock block;
   block.Add("source", config.source_description);
-  block.Add("producer id", options.producer_id);
-  block.Add("sequences", sequences);
-  block.Add("points sent", std::to_string(c.points_acked));
-  block.Add("batches", std::to_string(c.batches_acked));
-  block.Add("duplicates", Plural(c.duplicate_batches, "batch") + " (" +
-                              Plural(c.duplicate_points, "point") + ") applied before");
-  block.Add("reconnects", std::to_string(c.reconnects));
-  if (c.reconnects > 0) block.Add("batches resent", std::to_string(c.batches_resent));
+  AddCounterLines(options, c, last_sequence, &block);
   if (save) block.Add("saved to", config.save_path + " (" + Plural(c.batches_sent, "batch") + ")");
   block.Add("series total", std::to_string(series_total));
   block.Add("elapsed", FormatSeconds(seconds) + " s");

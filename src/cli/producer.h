@@ -31,7 +31,13 @@
 #include "gradientd/v1/gradientd.pb.h"
 #include "storage/recording.h"
 
+namespace google::protobuf {
+class Struct;
+}  // namespace google::protobuf
+
 namespace gradientd::cli {
+
+class KeyValueBlock;  // cli/output.h
 
 // ---------------------------------------------------------------------------
 // Helpers shared by the commands.
@@ -213,6 +219,22 @@ int ReportProducerFailure(const Producer& producer, const Status& status, bool j
 
 // "N points in M batches were sent and acknowledged".
 std::string AcknowledgedText(const ProducerCounters& counters);
+
+// "1 batch", "3 batches", "2 points".
+std::string Plural(uint64_t n, std::string_view noun);
+// "4", or "4..9".
+std::string SequenceRange(uint64_t first, uint64_t last);
+
+// What every sending command (produce, replay) says about its exactly-once
+// run: on `err`, a note when batches came back as duplicates; in its summary,
+// the producer id, sequences and counters, as JSON fields of `summary` or as
+// lines of `block`. `last_sequence` is the last one sent.
+void NoteDuplicates(const ProducerCounters& counters, const std::string& producer_id,
+                    std::ostream& err);
+void AddCounterFields(const ProducerOptions& options, const ProducerCounters& counters,
+                      uint64_t last_sequence, google::protobuf::Struct* summary);
+void AddCounterLines(const ProducerOptions& options, const ProducerCounters& counters,
+                     uint64_t last_sequence, KeyValueBlock* block);
 
 // ---------------------------------------------------------------------------
 // `gradctl produce`.

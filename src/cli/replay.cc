@@ -36,12 +36,6 @@ constexpr nanoseconds kBarInterval = std::chrono::milliseconds(100);
 // The longest sleep while waiting for a batch's time, so progress keeps moving.
 constexpr nanoseconds kWaitSlice = std::chrono::milliseconds(100);
 
-std::string Plural(uint64_t n, std::string_view noun) {
-  std::string text = std::to_string(n) + " " + std::string(noun);
-  if (n != 1) text += noun.ends_with("ch") ? "es" : "s";
-  return text;
-}
-
 std::string Fixed(double value, int decimals) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
@@ -49,11 +43,6 @@ std::string Fixed(double value, int decimals) {
 }
 
 std::string SeriesName(const std::string& series) { return series.empty() ? "default" : series; }
-
-std::string SequenceRange(uint64_t first, uint64_t last) {
-  return first == last ? std::to_string(first)
-                       : std::to_string(first) + ".." + std::to_string(last);
-}
 
 // ---------------------------------------------------------------------------
 // Progress on stderr.
@@ -611,12 +600,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
 
   const ProducerCounters& c = producer.counters();
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  if (c.duplicate_batches > 0) {
-    err << "gradctl: note: " << Plural(c.duplicate_batches, "batch") << " ("
-        << Plural(c.duplicate_points, "point")
-        << ") were acknowledged as duplicates: the server had applied them before (producer id "
-        << options.producer_id << "), so they were not counted again\n";
-  }
+  NoteDuplicates(c, options.producer_id, err);
   if (!send_error.ok()) {
     return ReportProducerFailure(producer, send_error, config.json,
                                  "the same files (same --batch for CSV)", out, err);
@@ -637,22 +621,15 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
   };
   if (config.json) {
     google::protobuf::Struct root;
-    auto& inner = *(*root.mutable_fields())["summary"].mutable_struct_value()->mutable_fields();
+    google::protobuf::Struct* summary = (*root.mutable_fields())["summary"].mutable_struct_value();
+    auto& inner = *summary->mutable_fields();
     auto* files = inner["files"].mutable_list_value();
     for (const Input& input : inputs) {
       auto& item = *files->add_values()->mutable_struct_value()->mutable_fields();
       item["file"].set_string_value(input.path);
       item["kind"].set_string_value(input.recording ? "recording" : "csv");
     }
-    inner["producer_id"].set_string_value(options.producer_id);
-    inner["first_sequence"].set_number_value(static_cast<double>(options.first_sequence));
-    inner["last_sequence"].set_number_value(static_cast<double>(last_sequence));
-    inner["points_sent"].set_number_value(static_cast<double>(c.points_acked));
-    inner["batches"].set_number_value(static_cast<double>(c.batches_acked));
-    inner["duplicate_batches"].set_number_value(static_cast<double>(c.duplicate_batches));
-    inner["duplicate_points"].set_number_value(static_cast<double>(c.duplicate_points));
-    inner["reconnects"].set_number_value(static_cast<double>(c.reconnects));
-    inner["batches_resent"].set_number_value(static_cast<double>(c.batches_resent));
+    AddCounterFields(options, c, last_sequence, summary);
     inner["elapsed_seconds"].set_number_value(seconds);
     inner["points_per_second"].set_number_value(rate);
     auto* truncated = inner["truncated"].mutable_list_value();
@@ -676,16 +653,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
     files += input.path + (input.recording ? " (recording)" : " (CSV)");
   }
   block.Add("files", files);
-  block.Add("producer id", options.producer_id);
-  block.Add("sequences", c.batches_sent == 0
-                             ? std::string("none")
-                             : SequenceRange(options.first_sequence, last_sequence));
-  block.Add("points sent", std::to_string(c.points_acked));
-  block.Add("batches", std::to_string(c.batches_acked));
-  block.Add("duplicates", Plural(c.duplicate_batches, "batch") + " (" +
-                              Plural(c.duplicate_points, "point") + ") applied before");
-  block.Add("reconnects", std::to_string(c.reconnects));
-  if (c.reconnects > 0) block.Add("batches resent", std::to_string(c.batches_resent));
+  AddCounterLines(options, c, last_sequence, &block);
   for (const std::string& t : truncations) block.Add("truncated", t);
   block.Add("timing", config.max ? std::string("as fast as possible (--max)")
                                  : "recorded, x" + FormatNumber(config.speed));
