@@ -583,6 +583,11 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   fit_query.mutable_fit()->set_series(config.series);
   v1::GradientReply progress_gradient;
   bool have_progress_gradient = false;
+  const auto warn_progress_failed = [&](uint64_t sequence, const v1::Response& response) {
+    err << "gradctl: warning: progress query after batch " << sequence
+        << " failed: " << ErrorCodeName(response.error()) << ": " << response.error().message()
+        << '\n';
+  };
   const auto on_gradient = [&](uint64_t sequence) {
     return [&, sequence](const v1::Response& response) {
       if (config.json) {
@@ -590,9 +595,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
         return;
       }
       if (response.has_error()) {
-        err << "gradctl: warning: progress query after batch " << sequence
-            << " failed: " << ErrorCodeName(response.error()) << ": " << response.error().message()
-            << '\n';
+        warn_progress_failed(sequence, response);
         have_progress_gradient = false;
         return;
       }
@@ -607,9 +610,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
         return;
       }
       if (response.has_error()) {
-        err << "gradctl: warning: progress query after batch " << sequence
-            << " failed: " << ErrorCodeName(response.error()) << ": " << response.error().message()
-            << '\n';
+        warn_progress_failed(sequence, response);
       } else if (response.has_fit()) {
         const v1::FitReply& fit = response.fit();
         const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
