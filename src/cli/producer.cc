@@ -472,6 +472,17 @@ std::string AcknowledgedText(const ProducerCounters& c) {
          (c.points_acked == 1 ? " was" : " were") + " sent and acknowledged";
 }
 
+int StartProducer(Producer& producer, const std::string& server, std::ostream& err) {
+  const Status s = producer.Start();
+  if (s.ok()) return 0;
+  if (s.code() == StatusCode::kInvalidArgument) {
+    err << "gradctl: --server " << server << ": " << s.message() << '\n';
+    return 2;
+  }
+  err << "gradctl: " << s.message() << '\n';
+  return 1;
+}
+
 void NoteDuplicates(const ProducerCounters& c, const std::string& producer_id, std::ostream& err) {
   if (c.duplicate_batches == 0) return;
   err << "gradctl: note: " << Plural(c.duplicate_batches, "batch") << " ("
@@ -568,13 +579,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
         << options.first_sequence << ")" << std::endl;
   }
   Producer producer(options, err);
-  if (Status s = producer.Start(); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      err << "gradctl: --server " << config.server << ": " << s.message() << '\n';
-      return 2;
-    }
-    return fail(s);
-  }
+  if (int rc = StartProducer(producer, config.server, err); rc != 0) return rc;
   const auto start = Clock::now();
 
   v1::Request gradient_query;

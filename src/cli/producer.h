@@ -217,6 +217,10 @@ class Producer {
 int ReportProducerFailure(const Producer& producer, const Status& status, bool json,
                           std::string_view resume, std::ostream& out, std::ostream& err);
 
+// Starts `producer`; on failure says why on `err` and returns the exit code
+// (2 for a bad --server, 1 otherwise), else 0.
+int StartProducer(Producer& producer, const std::string& server, std::ostream& err);
+
 // "N points in M batches were sent and acknowledged".
 std::string AcknowledgedText(const ProducerCounters& counters);
 

@@ -487,13 +487,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
   producer.set_on_wait([&] { update(); });
   producer.set_before_log([&] { progress.Interrupt(); });
 
-  if (Status s = producer.Start(); !s.ok()) {
-    if (s.code() == StatusCode::kInvalidArgument) {
-      err << "gradctl: --server " << config.server << ": " << s.message() << '\n';
-      return 2;
-    }
-    return fail(s);
-  }
+  if (int rc = StartProducer(producer, config.server, err); rc != 0) return rc;
   const auto start = Clock::now();
 
   Status send_error;
