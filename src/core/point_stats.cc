@@ -1,6 +1,7 @@
 #include "core/point_stats.h"
 
 #include <algorithm>
+#include <cassert>
 #include <cmath>
 #include <cstddef>
 #include <cstdio>
@@ -118,14 +119,11 @@ PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n
 }
 
 PointStats PointStats::FromPoints(std::span<const double> x, std::span<const double> y) {
-  PointStats total;
-  const std::size_t n = std::min(x.size(), y.size());
-  bool in_range = true;
-  for (std::size_t start = 0; start < n; start += kChunk) {
-    const std::size_t len = std::min(kChunk, n - start);
-    total.Merge(FromChunk(x.data() + start, y.data() + start, len, &in_range));
-  }
-  return total;
+  PointStats stats;
+  const Status valid = FromClientPoints(x, y, &stats);
+  assert(valid.ok());  // REQUIRES: the points are valid
+  (void)valid;
+  return stats;
 }
 
 Status PointStats::FromClientPoints(std::span<const double> x, std::span<const double> y,
