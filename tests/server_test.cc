@@ -202,6 +202,42 @@ TEST_F(ServerTest, PipelinedResponsesComeInRequestOrderWithTheirIds) {
   }
 }
 
+// A connection starts on the query thread and moves to an ingest thread at
+// its first ingest: nothing it sent or was sent may be lost or reordered.
+TEST_F(ServerTest, ConnectionThatStartsIngestingKeepsItsStateAndOrder) {
+  auto c = Connect();
+  v1::Request query;
+  query.mutable_gradient()->set_series("moving");
+  EXPECT_EQ(Call(*c, query).error().code(), v1::Error::NOT_FOUND);
+  for (int round = 1; round <= 20; ++round) {
+    // Each round pipelines an ingest between two queries.
+    v1::Request before = query, ingest, after;
+    ingest.mutable_ingest()->set_series("moving");
+    ingest.mutable_ingest()->add_x(round);
+    ingest.mutable_ingest()->add_y(3.0 * round + 1);
+    after.mutable_fit()->set_series("moving");
+    for (v1::Request* r : {&before, &ingest, &after}) ASSERT_TRUE(c->Send(*r).ok());
+    v1::Response response;
+    ASSERT_TRUE(c->Receive(&response).ok());
+    EXPECT_EQ(response.id(), before.id());
+    if (round == 1) {
+      EXPECT_EQ(response.error().code(), v1::Error::NOT_FOUND);
+    } else {
+      EXPECT_TRUE(response.has_gradient()) << response.DebugString();
+    }
+    ASSERT_TRUE(c->Receive(&response).ok());
+    EXPECT_EQ(response.id(), ingest.id());
+    EXPECT_EQ(response.ack().total(), static_cast<uint64_t>(round));
+    ASSERT_TRUE(c->Receive(&response).ok());
+    EXPECT_EQ(response.id(), after.id());
+    EXPECT_EQ(response.fit().n(), static_cast<uint64_t>(round));
+  }
+  // Other connections, querying and ingesting, see the same series.
+  auto other = Connect();
+  EXPECT_EQ(Fit(*other, "moving").fit().n(), 20u);
+  EXPECT_NEAR(Fit(*other, "moving").fit().least_squares().m(), 3.0, 1e-12);
+}
+
 TEST_F(ServerTest, InvalidRequestGetsAnErrorAndTheConnectionStaysUsable) {
   auto c = Connect();
   v1::Request good;
@@ -340,7 +376,7 @@ class AuthServerTest : public ServerTest {
 
   std::unique_ptr<client::Client> ConnectAs(const std::string& token) {
     std::unique_ptr<client::Client> c;
-    const Status s = client::Client::Connect(address_, {.token = token}, &c);
+    const Status s = client::Client::Connect(address_, {.tls = {}, .token = token}, &c);
     EXPECT_TRUE(s.ok()) << s.message();
     return c;
   }
@@ -395,7 +431,7 @@ TEST_F(AuthServerTest, RequestsWithoutHelloAreUnauthenticatedAndChangeNothing) {
 TEST_F(AuthServerTest, WrongTokenIsRefusedWithoutEchoingIt) {
   std::unique_ptr<client::Client> c;
   const std::string wrong = "reader-token-0123456780";
-  const Status s = client::Client::Connect(address_, {.token = wrong}, &c);
+  const Status s = client::Client::Connect(address_, {.tls = {}, .token = wrong}, &c);
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.code(), StatusCode::kUnauthenticated);
   EXPECT_NE(s.message().find("refused the token: UNAUTHENTICATED"), std::string::npos)
@@ -476,7 +512,7 @@ TEST_F(AuthServerTest, ReloadPicksUpANewTokenAndDropsARemovedOne) {
   EXPECT_EQ(Fit(*fresh, "s").error().code(), v1::Error::NOT_FOUND);  // allowed
 
   std::unique_ptr<client::Client> refused;
-  EXPECT_EQ(client::Client::Connect(address_, {.token = kReader}, &refused).code(),
+  EXPECT_EQ(client::Client::Connect(address_, {.tls = {}, .token = kReader}, &refused).code(),
             StatusCode::kUnauthenticated);
   // The connection that authenticated with the removed token is refused at
   // its next request.
@@ -514,7 +550,7 @@ TEST(ServerWithoutHello, ClientSaysTheHelloWasNotAcceptedNotThatTheTokenIsWrong)
   std::thread runner([&] { server.Run(); });
   std::unique_ptr<client::Client> c;
   const Status s = client::Client::Connect(server::FormatEndpoint(server.local_endpoint()),
-                                           {.token = "some-token-0123456789"}, &c);
+                                           {.tls = {}, .token = "some-token-0123456789"}, &c);
   server.Stop();
   runner.join();
   EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);

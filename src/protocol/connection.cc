@@ -79,6 +79,7 @@ bool Connection::Process(std::string* out, std::size_t max_output) {
       begin_ = end_;
       return false;
     }
+    ingested_ = ingested_ || request_.has_ingest();
     response_.Clear();
     const uint64_t token = handler_.Handle(request_, &response_);
     response_.set_id(request_.id());
@@ -95,8 +96,8 @@ bool Connection::Process(std::string* out, std::size_t max_output) {
 bool Connection::ParseIngestInPlace(const uint8_t* body, std::size_t size) {
   namespace wire = google::protobuf::internal;
   using wire::WireFormatLite;
-  constexpr uint32_t kIdTag = WireFormatLite::MakeTag(v1::Request::kIdFieldNumber,
-                                                     WireFormatLite::WIRETYPE_VARINT);
+  constexpr uint32_t kIdTag =
+      WireFormatLite::MakeTag(v1::Request::kIdFieldNumber, WireFormatLite::WIRETYPE_VARINT);
   constexpr uint32_t kIngestTag = WireFormatLite::MakeTag(
       v1::Request::kIngestFieldNumber, WireFormatLite::WIRETYPE_LENGTH_DELIMITED);
   google::protobuf::io::CodedInputStream in(body, static_cast<int>(size));

@@ -78,6 +78,10 @@ class Connection {
   // Bytes received that do not yet form a whole frame.
   std::size_t buffered() const { return end_ - begin_; }
 
+  // Whether a Process call has handled an Ingest request: the connection
+  // belongs to a producer.
+  bool ingested() const { return ingested_; }
+
  private:
   // Decodes a frame's body into request_; false if it is not a Request.
   bool ParseRequest(const uint8_t* body, std::size_t size);
@@ -94,12 +98,13 @@ class Connection {
   std::size_t end_ = 0;      // one past the last received byte
   std::size_t missing_ = 1;  // bytes the next frame still needs, at least
   std::size_t read_ahead_ = kMinReadAhead;
-  std::size_t offered_ = 0;  // the size of the last ReceiveBuffer
-  v1::Request request_;      // reused across frames
+  std::size_t offered_ = 0;    // the size of the last ReceiveBuffer
+  v1::Request request_;        // reused across frames
   bool reuse_ingest_ = false;  // request_ holds just an id and an ingest
   v1::Response response_;
   std::vector<Waiting> waiting_;
   uint64_t durability_token_ = 0;
+  bool ingested_ = false;
 };
 
 }  // namespace gradientd::protocol

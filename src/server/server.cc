@@ -1,5 +1,9 @@
 #include "server/server.h"
 
+#include <pthread.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <boost/asio/as_tuple.hpp>
@@ -82,6 +86,30 @@ auto AsyncWaitDurable(service::ChangeLog& log, uint64_t token, Token&& completio
       completion);
 }
 
+// Asks the kernel (Linux 6.12 or newer: EEVDF custom slices) for a short time
+// slice for the calling thread. A task with a short slice gets an early
+// deadline, so when it wakes it preempts a busy task at once instead of
+// queueing behind that task's slice (1.4 ms by default): the query thread
+// answers promptly even while the ingest threads keep every core busy. It
+// costs nothing when the thread is mostly asleep. Best effort: older kernels
+// ignore or refuse it.
+void RequestShortTimeSlice() {
+  constexpr uint64_t kSliceNs = 100'000;  // the shortest the kernel allows
+  struct {                                // the kernel's struct sched_attr (glibc has no wrapper)
+    uint32_t size, sched_policy;
+    uint64_t sched_flags;
+    int32_t sched_nice;
+    uint32_t sched_priority;
+    uint64_t sched_runtime, sched_deadline, sched_period;
+    uint32_t sched_util_min, sched_util_max;
+  } attr{};
+  if (syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) != 0) return;
+  if (attr.sched_policy != SCHED_OTHER) return;  // leave real-time settings alone
+  attr.size = sizeof attr;
+  attr.sched_runtime = kSliceNs;
+  syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
 }  // namespace
 
 std::string FormatEndpoint(const tcp::endpoint& endpoint) {
@@ -100,31 +128,43 @@ struct Server::Impl {
     std::vector<protocol::Connection::Waiting> waiting;
   };
 
-  // A live connection: a reader coroutine turns requests into chunks of
-  // responses, a writer coroutine sends them in order, one write at a time.
-  // Everything here is only touched on the connection's thread.
+  // A live connection: its socket, its protocol state, and the reader and
+  // writer coroutines' shared state. The reader turns requests into chunks
+  // of responses, the writer sends them in order, one write at a time.
+  // Everything here is touched only on the thread of the context the peer is
+  // on; it moves (see MoveToIngestContext) only while none of its
+  // coroutines runs.
   struct Peer {
-    Peer(tcp::socket s, asio::ssl::context* tls_context)
+    Peer(tcp::socket s, asio::ssl::context* tls_context, protocol::RequestHandler& handler,
+         auth::Authenticator* authenticator, std::size_t max_frame_bytes)
         : socket(std::move(s)),
           writer_wake(socket.get_executor()),
           reader_wake(socket.get_executor()),
+          watchdog(socket.get_executor()),
           tls(tls_context ? std::make_unique<TlsStream>(socket, *tls_context) : nullptr),
-          watchdog(socket.get_executor()) {}
+          session(authenticator ? std::make_unique<auth::Session>(handler, *authenticator)
+                                : nullptr),
+          connection(session ? *session : handler, max_frame_bytes) {}
     tcp::socket socket;
-    std::deque<Chunk> chunks;
-    std::size_t queued_bytes = 0;
-    bool reading_done = false;
-    bool writing_failed = false;
-    bool closed = false;
     // Timers used as condition variables: cancel() wakes the waiter.
     asio::steady_timer writer_wake;
     asio::steady_timer reader_wake;
-    std::unique_ptr<TlsStream> tls;  // over socket; null for plaintext
     // While a read or a write is pending, when it times out; the watchdog
     // enforces them. Moving a deadline costs a store, not a timer update.
     Clock::time_point read_deadline = Clock::time_point::max();
     Clock::time_point write_deadline = Clock::time_point::max();
     asio::steady_timer watchdog;
+    std::unique_ptr<TlsStream> tls;          // over socket; null for plaintext
+    std::unique_ptr<auth::Session> session;  // who the client is; null on an open server
+    protocol::Connection connection;
+    std::deque<Chunk> chunks;
+    std::size_t queued_bytes = 0;
+    bool reading_done = false;
+    bool writing_failed = false;
+    bool done = false;    // reader and writer have ended: so does the watchdog
+    bool moving = false;  // the reader stopped for the peer to move
+    std::optional<std::size_t> ingest_context;  // its index; nullopt: on the query context
+    bool may_move = true;                       // false once moved, or once a move failed
   };
 
   Impl(ServerOptions o, protocol::RequestHandler& h, service::ChangeLog* l, auth::Authenticator* a)
@@ -132,16 +172,18 @@ struct Server::Impl {
         handler(h),
         log(l),
         authenticator(a),
-        contexts(MakeContexts(options.threads)),
-        control(contexts.front()->get_executor()),
+        ingest_contexts(MakeIngestContexts(options.threads)),
+        producers(ingest_contexts.size(), 0),
+        control(query_context.get_executor()),
         acceptor(control),
         signals(control),
         reload_signals(control),
         grace_timer(control) {
-    for (const auto& context : contexts) keep_running.emplace_back(context->get_executor());
+    keep_running.emplace_back(query_context.get_executor());
+    for (const auto& context : ingest_contexts) keep_running.emplace_back(context->get_executor());
   }
 
-  static std::vector<std::unique_ptr<asio::io_context>> MakeContexts(unsigned threads) {
+  static std::vector<std::unique_ptr<asio::io_context>> MakeIngestContexts(unsigned threads) {
     if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
     std::vector<std::unique_ptr<asio::io_context>> contexts;
     for (unsigned i = 0; i < threads; ++i) {
@@ -152,14 +194,29 @@ struct Server::Impl {
 
   asio::awaitable<void> Accept();
   asio::awaitable<void> Refuse(tcp::socket socket);
-  asio::awaitable<void> Handshake(std::shared_ptr<Peer> peer);
+  // A connection's life on one context: the TLS handshake (first time
+  // only), then its reader, writer and watchdog until they end; then either
+  // on to an ingest context, or closed.
+  asio::awaitable<void> Serve(std::shared_ptr<Peer> peer);
   // Stream: the peer's tcp::socket, or its TlsStream once the handshake is done.
   template <typename Stream>
   asio::awaitable<void> Read(std::shared_ptr<Peer> peer, Stream& stream);
   template <typename Stream>
   asio::awaitable<void> Write(std::shared_ptr<Peer> peer, Stream& stream);
   asio::awaitable<void> Watch(std::shared_ptr<Peer> peer);
+  // Re-registers the peer's socket and timers with the ingest context that
+  // has the fewest producers and returns it. Null if the server is stopping
+  // or the socket could not move; the peer then stays (its socket may have
+  // been closed).
+  asio::io_context* MoveToIngestContext(Peer& peer);
   void Forget(const std::shared_ptr<Peer>& peer);
+  // Each live peer with the executor of the context it is on. REQUIRES: mu held.
+  using Located = std::pair<std::shared_ptr<Peer>, asio::any_io_executor>;
+  std::vector<Located> LocatePeers() const {
+    std::vector<Located> located;
+    for (const auto& peer : peers) located.emplace_back(peer, peer->socket.get_executor());
+    return located;
+  }
   // Lets each thread's run() return once its work is done. REQUIRES: mu held.
   void StopRunning();
   void AwaitSighup();
@@ -168,21 +225,27 @@ struct Server::Impl {
   protocol::RequestHandler& handler;
   service::ChangeLog* const log;
   auth::Authenticator* const authenticator;  // null: open server
-  std::unique_ptr<asio::ssl::context> tls;  // null: plaintext
-  // One io_context per thread. A connection lives on one of them, so its
-  // reader and writer, and the handlers between them, never change thread:
-  // no locking and no cross-thread wake-up on the way from request to
-  // response. Connections are dealt out round robin.
-  std::vector<std::unique_ptr<asio::io_context>> contexts;
-  std::atomic<std::size_t> next_context{0};
-  // The acceptor, signals and shutdown timer live on the first context.
+  std::unique_ptr<asio::ssl::context> tls;   // null: plaintext
+  // One io_context per thread, so that a connection's reader and writer,
+  // and the handlers between them, stay on one thread: no locking and no
+  // cross-thread wake-up on the way from request to response.
+  //
+  // Every connection starts on the query context. One that ingests moves,
+  // once, to the ingest context with the fewest producers: a query never
+  // waits behind a producer's batches on the same thread, and the query
+  // thread, mostly asleep, is woken promptly by the kernel even when the
+  // ingest threads keep every core busy.
+  asio::io_context query_context{1};
+  std::vector<std::unique_ptr<asio::io_context>> ingest_contexts;
+  // The acceptor, signals and shutdown timer live on the query context.
+  std::vector<std::size_t> producers;  // per ingest context; guarded by mu
   asio::io_context::executor_type control;
   tcp::acceptor acceptor;
   asio::signal_set signals;
   asio::signal_set reload_signals;
   asio::steady_timer grace_timer;
 
-  std::mutex mu;  // guards peers, stopping and keep_running
+  std::mutex mu;  // guards peers, stopping, producers, keep_running and moves
   std::list<std::shared_ptr<Peer>> peers;
   bool stopping = false;
   // Contexts without connections have no work; these keep them running.
@@ -191,8 +254,7 @@ struct Server::Impl {
 
 asio::awaitable<void> Server::Impl::Accept() {
   while (true) {
-    asio::io_context& context = *contexts[next_context++ % contexts.size()];
-    auto [ec, socket] = co_await acceptor.async_accept(context, use_tuple);
+    auto [ec, socket] = co_await acceptor.async_accept(query_context, use_tuple);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
       // Out of descriptors and the like: say so, back off a moment, go on.
@@ -208,37 +270,75 @@ asio::awaitable<void> Server::Impl::Accept() {
       std::lock_guard lock(mu);
       if (stopping) co_return;
       if (peers.size() < options.max_connections) {
-        peer = std::make_shared<Peer>(std::move(socket), tls.get());
+        peer = std::make_shared<Peer>(std::move(socket), tls.get(), handler, authenticator,
+                                      options.max_frame_bytes);
         peers.push_back(peer);
       }
     }
     if (!peer) {
-      auto executor = socket.get_executor();
-      asio::co_spawn(executor, Refuse(std::move(socket)), asio::detached);
+      asio::co_spawn(control, Refuse(std::move(socket)), asio::detached);
       continue;
     }
-    if (peer->tls) {
-      asio::co_spawn(peer->socket.get_executor(), Handshake(peer), asio::detached);
-      continue;
-    }
-    asio::co_spawn(peer->socket.get_executor(), Read(peer, peer->socket), asio::detached);
-    asio::co_spawn(peer->socket.get_executor(), Write(peer, peer->socket), asio::detached);
-    asio::co_spawn(peer->socket.get_executor(), Watch(peer), asio::detached);
+    asio::co_spawn(control, Serve(peer), asio::detached);
   }
 }
 
-asio::awaitable<void> Server::Impl::Handshake(std::shared_ptr<Peer> peer) {
+asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Peer> peer) {
+  boost::system::error_code ignored;
   // A client that does not complete the handshake is dropped; it counted
   // towards max_connections meanwhile.
-  if (!co_await AcceptTls(*peer->tls, options.request_timeout)) {
-    boost::system::error_code ignored;
+  if (peer->tls && !peer->ingest_context &&
+      !co_await AcceptTls(*peer->tls, options.request_timeout)) {
     peer->socket.close(ignored);
     Forget(peer);
     co_return;
   }
-  asio::co_spawn(peer->socket.get_executor(), Read(peer, *peer->tls), asio::detached);
-  asio::co_spawn(peer->socket.get_executor(), Write(peer, *peer->tls), asio::detached);
-  asio::co_spawn(peer->socket.get_executor(), Watch(peer), asio::detached);
+  while (true) {
+    if (peer->tls) {
+      co_await (Read(peer, *peer->tls) && Write(peer, *peer->tls) && Watch(peer));
+    } else {
+      co_await (Read(peer, peer->socket) && Write(peer, peer->socket) && Watch(peer));
+    }
+    if (!peer->moving || peer->writing_failed) break;
+    peer->moving = peer->reading_done = peer->done = peer->may_move = false;
+    if (asio::io_context* target = MoveToIngestContext(*peer)) {
+      asio::co_spawn(*target, Serve(peer), asio::detached);
+      co_return;
+    }
+    // Stopping, or the socket could not move: go on here (the reader meets
+    // the end of input, or the closed socket).
+  }
+  if (peer->tls && !peer->writing_failed)
+    co_await SendCloseNotify(*peer->tls, options.write_timeout);
+  peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
+  peer->socket.close(ignored);
+  Forget(peer);
+}
+
+asio::io_context* Server::Impl::MoveToIngestContext(Peer& peer) {
+  std::lock_guard lock(mu);
+  if (stopping) return nullptr;
+  const auto index = static_cast<std::size_t>(std::min_element(producers.begin(), producers.end()) -
+                                              producers.begin());
+  asio::io_context& target = *ingest_contexts[index];
+  boost::system::error_code ec;
+  const tcp::endpoint local = peer.socket.local_endpoint(ec);
+  if (ec) return nullptr;
+  const tcp::socket::native_handle_type fd = peer.socket.release(ec);
+  if (ec) return nullptr;
+  tcp::socket moved(target);
+  if (moved.assign(local.protocol(), fd, ec); ec) {
+    ::close(fd);
+    return nullptr;
+  }
+  // The TLS stream holds a reference to the socket object, which stays.
+  peer.socket = std::move(moved);
+  peer.writer_wake = asio::steady_timer(target);
+  peer.reader_wake = asio::steady_timer(target);
+  peer.watchdog = asio::steady_timer(target);
+  peer.ingest_context = index;
+  ++producers[index];
+  return &target;
 }
 
 asio::awaitable<void> Server::Impl::Refuse(tcp::socket socket) {
@@ -274,11 +374,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
   // Responses are cut into chunks of about this size, so a connection's
   // queue is bounded by max_queued_bytes plus one chunk and one response.
   constexpr std::size_t kChunkBytes = 256 * 1024;
-  // Access control is per connection: the session holds who it is.
-  std::optional<auth::Session> session;
-  if (authenticator != nullptr) session.emplace(handler, *authenticator);
-  protocol::RequestHandler& first = session ? *session : handler;
-  protocol::Connection connection(first, options.max_frame_bytes);
+  protocol::Connection& connection = peer->connection;
   if constexpr (std::is_same_v<Stream, tcp::socket>) {
     boost::system::error_code ignored;
     stream.non_blocking(true, ignored);  // for the direct write below
@@ -319,6 +415,12 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       peer->reader_wake.expires_at(asio::steady_timer::time_point::max());
       co_await peer->reader_wake.async_wait(use_tuple);
     }
+    // A producer: hand the connection over to an ingest thread, once the
+    // writer has sent what is queued (Serve does the move).
+    if (open && connection.ingested() && peer->may_move) {
+      peer->moving = true;
+      break;
+    }
   }
   peer->reading_done = true;
   peer->writer_wake.cancel();
@@ -326,6 +428,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
 
 template <typename Stream>
 asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& stream) {
+  boost::system::error_code ignored;
   while (true) {
     if (peer->chunks.empty()) {
       if (peer->reading_done) break;
@@ -344,24 +447,18 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
     auto [write_ec, n] = co_await asio::async_write(stream, asio::buffer(chunk.bytes), use_tuple);
     peer->write_deadline = Clock::time_point::max();
     if (write_ec) {
-      peer->writing_failed = true;  // timed out or broken: give up on this client
+      // Timed out or broken: give up on this client, and stop its reader.
+      peer->writing_failed = true;
+      peer->socket.close(ignored);
       break;
     }
     peer->queued_bytes -= chunk.bytes.size();
     peer->chunks.pop_front();
     peer->reader_wake.cancel();
   }
-  peer->writing_failed = peer->writing_failed || !peer->chunks.empty();
+  peer->done = true;
   peer->reader_wake.cancel();
-  if constexpr (std::is_same_v<Stream, TlsStream>) {
-    if (!peer->writing_failed) co_await SendCloseNotify(stream, options.write_timeout);
-  }
-  boost::system::error_code ignored;
-  peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
-  peer->socket.close(ignored);
-  peer->closed = true;
   peer->watchdog.cancel();
-  Forget(peer);
 }
 
 asio::awaitable<void> Server::Impl::Watch(std::shared_ptr<Peer> peer) {
@@ -372,7 +469,7 @@ asio::awaitable<void> Server::Impl::Watch(std::shared_ptr<Peer> peer) {
       std::chrono::milliseconds(1),
       std::min({options.idle_timeout, options.request_timeout, options.write_timeout}));
   boost::system::error_code ignored;
-  while (!peer->closed) {
+  while (!peer->done) {
     const auto now = Clock::now();
     if (now >= peer->write_deadline) {
       peer->socket.close(ignored);  // a client that does not read: the writer gives up
@@ -392,6 +489,7 @@ asio::awaitable<void> Server::Impl::Watch(std::shared_ptr<Peer> peer) {
 void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
   std::lock_guard lock(mu);
   peers.remove(peer);
+  if (peer->ingest_context) --producers[*peer->ingest_context];
   if (stopping && peers.empty()) {
     // The last connection is gone: no need to wait out the grace period.
     asio::post(control, [this] { grace_timer.cancel(); });
@@ -474,21 +572,26 @@ void Server::ReloadOnSighup() {
 
 void Server::Run() {
   std::vector<std::thread> pool;
-  for (std::size_t i = 1; i < impl_->contexts.size(); ++i) {
-    pool.emplace_back([context = impl_->contexts[i].get()] { context->run(); });
+  for (std::size_t i = 0; i < impl_->ingest_contexts.size(); ++i) {
+    pool.emplace_back([context = impl_->ingest_contexts[i].get(), i] {
+      pthread_setname_np(pthread_self(), ("gd-ingest-" + std::to_string(i)).substr(0, 15).c_str());
+      context->run();
+    });
   }
-  impl_->contexts.front()->run();
+  pthread_setname_np(pthread_self(), "gd-query");
+  RequestShortTimeSlice();
+  impl_->query_context.run();
   for (auto& t : pool) t.join();
 }
 
 void Server::Stop() {
   asio::post(impl_->control, [impl = impl_.get()] {
-    std::vector<std::shared_ptr<Impl::Peer>> peers;
+    std::vector<Impl::Located> peers;
     {
       std::lock_guard lock(impl->mu);
       if (impl->stopping) return;
-      impl->stopping = true;
-      peers.assign(impl->peers.begin(), impl->peers.end());
+      impl->stopping = true;  // from here on, no connection moves
+      peers = impl->LocatePeers();
       if (peers.empty()) impl->StopRunning();
     }
     boost::system::error_code ignored;
@@ -499,8 +602,8 @@ void Server::Stop() {
     // handled what it received, sends its responses and ends. Over TLS too:
     // this is the TCP socket under the TLS stream, whose read then fails
     // (stream_truncated) while its write side keeps working.
-    for (const auto& peer : peers) {
-      asio::post(peer->socket.get_executor(), [peer] {
+    for (const auto& [peer, executor] : peers) {
+      asio::post(executor, [peer] {
         boost::system::error_code e;
         peer->socket.shutdown(tcp::socket::shutdown_receive, e);
       });
@@ -510,13 +613,13 @@ void Server::Stop() {
     impl->grace_timer.expires_after(kShutdownGrace);
     impl->grace_timer.async_wait([impl](const boost::system::error_code& ec) {
       if (ec) return;  // cancelled: every connection has ended
-      std::vector<std::shared_ptr<Impl::Peer>> left;
+      std::vector<Impl::Located> left;
       {
         std::lock_guard lock(impl->mu);
-        left.assign(impl->peers.begin(), impl->peers.end());
+        left = impl->LocatePeers();
       }
-      for (const auto& peer : left) {
-        asio::post(peer->socket.get_executor(), [peer] {
+      for (const auto& [peer, executor] : left) {
+        asio::post(executor, [peer] {
           boost::system::error_code e;
           peer->socket.close(e);
         });
