@@ -14,10 +14,11 @@
 //      in-process server that reads and drops bytes receives the same
 //      producer code's same bytes for the same duration.
 //   3. Idle queries for --idle-seconds, before any ingest (the series gets
-//      one batch first if it has no points yet). With the baselines, each
-//      tick also times a round trip to an in-process TCP echo server of the
-//      same frame (same client code), alternately before and after the
-//      query, so that both see the same machine.
+//      one batch first, on a connection of its own, if it has no points
+//      yet). With the baselines, each tick also times a round trip to a
+//      plain TCP echo server, in a child process, of the same frame (same
+//      client code), alternately before and after the query, so that both
+//      see the same machine.
 //   4. Ingest for --seconds (or until --points points are acknowledged),
 //      with the query (and echo) connections running alongside.
 //   5. --series-count N: N more series of one point each, and the server's
