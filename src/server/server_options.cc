@@ -97,7 +97,8 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "UNAUTHENTICATED, and those the roles do not allow PERMISSION_DENIED. SIGHUP re-reads "
       "FILE (a bad file keeps the previous tokens). See README, Access control")(
       "threads", po::value(&options.threads)->default_value(0),
-      "threads serving connections; 0 = one per core")(
+      "ingest threads; 0 = one per core. Connections start on one more thread, which "
+      "answers queries; a connection moves to an ingest thread at its first ingest")(
       "max-frame-bytes", po::value(&max_frame)->default_value(max_frame),
       "largest request frame accepted (B, KiB, MiB, GiB); a larger declared size "
       "gets a RESOURCE_EXHAUSTED error and the connection is closed")(
