@@ -833,6 +833,12 @@ struct Hostile {
   Problems* problems;
   Tally* tally;
 
+  // A connection a hostile client holds, and when it started waiting on it.
+  struct Opened {
+    RawSocket socket;
+    Clock::time_point since;
+  };
+
   // A valid ingest frame for a well-behaved producer's series: if any of it
   // were applied, that series' exact totals would be off.
   std::string IngestFrame(std::mt19937_64& rng) const {
@@ -923,11 +929,7 @@ struct Hostile {
   // close each, without answering, once --request-timeout has passed (never
   // before).
   void Stall(std::mt19937_64& rng) const {
-    struct Stalled {
-      RawSocket socket;
-      Clock::time_point since;
-    };
-    std::vector<Stalled> stalled;
+    std::vector<Opened> stalled;
     for (int i = 0; i < kStallersAtOnce; ++i) {
       RawSocket s = RawSocket::Connect(port);
       if (!s.valid()) return problems->Add("staller: cannot connect");
@@ -979,11 +981,7 @@ struct Hostile {
   // --idle-timeout). The served ones were all open at once, next to the
   // well-behaved clients, so at most kMaxConnections - kWellBehaved.
   void Hoard(std::mt19937_64& rng) const {
-    struct Held {
-      RawSocket socket;
-      Clock::time_point since;
-    };
-    std::vector<Held> held;
+    std::vector<Opened> held;
     for (int i = 0; i < kMaxConnections + kHoardExtra && !*stop; ++i) {
       const auto since = Clock::now();
       RawSocket s = RawSocket::Connect(port);

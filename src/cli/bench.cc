@@ -641,6 +641,11 @@ Status RunRoundTrips(const RoundTripPlan& plan, Latencies* latencies, Latencies*
   return Status::Ok();
 }
 
+// A failed system call's error, with what was being done.
+Status Errno(const std::string& what) {
+  return Status::Internal(what + ": " + std::strerror(errno));
+}
+
 // ---------------------------------------------------------------------------
 // The discard baseline: an in-process server that reads and drops bytes,
 // blocking Asio, one thread per connection.
@@ -765,10 +770,6 @@ class EchoProcess {
   }
 
  private:
-  static Status Errno(const std::string& what) {
-    return Status::Internal(what + ": " + std::strerror(errno));
-  }
-
   // The child. This process has threads, so only async-signal-safe calls.
   [[noreturn]] static void Serve(int listener, pid_t parent) {
     prctl(PR_SET_PDEATHSIG, SIGKILL);  // never outlive gradctl
@@ -937,9 +938,6 @@ class SpawnedServer {
     if (WIFEXITED(status)) return "exit code " + std::to_string(WEXITSTATUS(status));
     if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
     return "status " + std::to_string(status);
-  }
-  static Status Errno(const std::string& what) {
-    return Status::Internal(what + ": " + std::strerror(errno));
   }
   Status Failed(const std::string& what) {
     std::string ignored;
