@@ -69,7 +69,9 @@ check_json "bench --spawn-server --json: keys" "${exprs[@]}" \
   "j['query_count'] >= 1 and j['idle_query_count'] >= 1 and j['baseline_echo_count'] >= 1" \
   "j['query_p50_us'] <= j['query_p99_us'] <= j['query_p999_us'] <= j['query_max_us']" \
   "j['series_count'] == 1000" \
-  "j['server_peak_rss_bytes'] > 0"
+  "j['server_peak_rss_bytes'] > 0" \
+  "j['ingest_window_seconds'] == 0.5 and j['ingest_windows'] >= 1" \
+  "0 < j['ingest_window_min_points_per_second'] <= j['ingest_window_p50_points_per_second'] <= j['ingest_window_max_points_per_second']"
 pass "bench --spawn-server --json: every key, numbers"
 
 # --- Spawned server with an explicit binary, readable, no baselines. ---------

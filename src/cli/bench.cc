@@ -1049,6 +1049,10 @@ std::string RandomHex() {
 // ---------------------------------------------------------------------------
 // The run.
 
+constexpr std::chrono::milliseconds kRateWindow{500};
+constexpr std::pair<const char*, double> kWindowQuantiles[] = {
+    {"min", 0.0}, {"p10", 0.1}, {"p50", 0.5}, {"p90", 0.9}, {"max", 1.0}};
+
 struct RssCheckpoint {
   uint64_t threshold = 0;  // a power of ten
   uint64_t points = 0;     // acknowledged when sampled
@@ -1063,6 +1067,9 @@ struct Report {
 
   bool ingest_ran = false;
   IngestResult ingest;
+  // Points/s acknowledged in each whole kRateWindow of ingest, sorted: how
+  // steady ingest was (the scheduler's placement of the threads shows here).
+  std::vector<int64_t> window_rates;
   double client_cpu_ingest = 0;
   Latencies idle, loaded, echo, loaded_echo;
   bool idle_ran = false, loaded_ran = false;
@@ -1110,6 +1117,16 @@ void PrintJson(const BenchConfig& c, const Report& r, std::ostream& out) {
     j.Number("wire_bytes_per_second", wire_per_second);
     j.Number("batches_per_second", static_cast<double>(r.ingest.batches_acked) / r.ingest.seconds);
     j.Number("client_cpu_seconds_ingest", r.client_cpu_ingest);
+    j.Number("ingest_window_seconds", std::chrono::duration<double>(kRateWindow).count());
+    j.Integer("ingest_windows", r.window_rates.size());
+    for (const auto& [name, q] : kWindowQuantiles) {
+      const std::string key = std::string("ingest_window_") + name + "_points_per_second";
+      if (r.window_rates.empty()) {
+        j.Null(key);
+      } else {
+        j.Number(key, static_cast<double>(Percentile(r.window_rates, q)));
+      }
+    }
   } else {
     for (const char* k : {"ingest_seconds", "points_acknowledged", "batches_acknowledged",
                           "points_per_second", "payload_bytes_per_second", "wire_bytes_per_second",
@@ -1150,7 +1167,9 @@ void PrintJson(const BenchConfig& c, const Report& r, std::ostream& out) {
              r.ingest_ran && discard_per_second > 0 ? wire_per_second / discard_per_second : kNaN);
     latencies("baseline_echo_", r.echo, true);
     latencies("baseline_echo_under_ingest_", r.loaded_echo, r.loaded_ran);
-    j.Number("query_p50_over_echo_p50", r.loaded_ran ? r.loaded.Us(0.5) / r.echo.Us(0.5) : kNaN);
+    // Each query p50 over the echo p50 of the same phase: same machine state.
+    j.Number("query_p50_over_echo_p50",
+             r.loaded_ran ? r.loaded.Us(0.5) / r.loaded_echo.Us(0.5) : kNaN);
     j.Number("idle_query_p50_over_echo_p50", r.idle_ran ? r.idle.Us(0.5) / r.echo.Us(0.5) : kNaN);
   } else {
     for (const char* k :
@@ -1222,6 +1241,15 @@ void PrintReadable(const BenchConfig& c, const Report& r, std::ostream& out) {
                                 Grouped(r.ingest.batches_acked) + " batches, " +
                                 Fixed(r.ingest.seconds, 3) + " s");
     b.Add("  on the wire", Fixed(wire_per_second / 1e6, 1) + " MB/s (payload: 16 bytes a point)");
+    if (!r.window_rates.empty()) {
+      std::string line;
+      for (const auto& [name, q] : kWindowQuantiles) {
+        line += std::string(line.empty() ? "" : "   ") + name + " " +
+                Fixed(static_cast<double>(Percentile(r.window_rates, q)) / 1e6, 1);
+      }
+      b.Add("  per " + FormatNumber(std::chrono::duration<double>(kRateWindow).count()) + " s",
+            line + " M points/s (" + Grouped(r.window_rates.size()) + " windows)");
+    }
   }
   if (r.idle_ran) b.Add("query, idle", LatencyLine(r.idle));
   if (r.loaded_ran) {
@@ -1239,7 +1267,7 @@ void PrintReadable(const BenchConfig& c, const Report& r, std::ostream& out) {
     if (r.idle_ran) ratio += "idle " + Fixed(r.idle.Us(0.5) / r.echo.Us(0.5), 2) + "x";
     if (r.loaded_ran) {
       ratio += (ratio.empty() ? "" : ", ") + std::string("under ingest ") +
-               Fixed(r.loaded.Us(0.5) / r.echo.Us(0.5), 2) + "x";
+               Fixed(r.loaded.Us(0.5) / r.loaded_echo.Us(0.5), 2) + "x";
     }
     if (!ratio.empty()) b.Add("query p50 / echo p50", ratio);
   }
@@ -1516,8 +1544,18 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     std::thread query_thread([&] { query_status = RunRoundTrips(rt, &r.loaded, &r.loaded_echo); });
     uint64_t next_checkpoint = 1'000'000;
     ProcessStats sample;
-    // The server's RSS when the points acknowledged pass each power of ten.
+    Clock::time_point window_start = Clock::now();
+    uint64_t window_points = 0;
+    // The ingest rate of each window, and the server's RSS when the points
+    // acknowledged pass each power of ten.
     const std::function<void(uint64_t)> monitor = [&](uint64_t points) {
+      if (const Clock::time_point now = Clock::now(); now - window_start >= kRateWindow) {
+        const double seconds = std::chrono::duration<double>(now - window_start).count();
+        r.window_rates.push_back(
+            static_cast<int64_t>(static_cast<double>(points - window_points) / seconds));
+        window_start = now;
+        window_points = points;
+      }
       if (!r.have_stats) return;
       while (points >= next_checkpoint) {
         if (spawned.Stats(&sample).ok()) {
@@ -1529,6 +1567,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     plan.points_limit = c.points;
     const double cpu_before = CpuSecondsSelf();
     r.ingest = RunProducers(endpoint, c.producers, plan, c.seconds, run_id, monitor);
+    std::sort(r.window_rates.begin(), r.window_rates.end());
     r.client_cpu_ingest = CpuSecondsSelf() - cpu_before;
     ingest_done.store(true);
     query_thread.join();
