@@ -3,6 +3,8 @@
 #include "server/server.h"
 
 #include <gtest/gtest.h>
+#include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -236,6 +238,39 @@ TEST_F(ServerTest, ConnectionThatStartsIngestingKeepsItsStateAndOrder) {
   auto other = Connect();
   EXPECT_EQ(Fit(*other, "moving").fit().n(), 20u);
   EXPECT_NEAR(Fit(*other, "moving").fit().least_squares().m(), 3.0, 1e-12);
+}
+
+// The scheduling policy of each of this process's threads named `prefix`*.
+std::vector<int> PoliciesOfThreadsNamed(const std::string& prefix) {
+  std::vector<int> policies;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    std::string name;
+    std::getline(std::ifstream(task.path() / "comm"), name);
+    if (name.rfind(prefix, 0) != 0) continue;
+    policies.push_back(sched_getscheduler(std::stoi(task.path().filename().string())));
+  }
+  return policies;
+}
+
+TEST_F(ServerTest, IngestThreadsRunAsBatchWorkAndTheQueryThreadDoesNot) {
+  // Where the kernel refuses SCHED_BATCH, the server goes on without it.
+  bool allowed = false;
+  std::thread probe([&allowed] {
+    sched_param param{};
+    allowed = pthread_setschedparam(pthread_self(), SCHED_BATCH, &param) == 0;
+  });
+  probe.join();
+  if (!allowed) GTEST_SKIP() << "this kernel refuses SCHED_BATCH";
+  // Run() names and sets up its threads as they start: give them time.
+  const std::vector<int> batch = {SCHED_BATCH, SCHED_BATCH}, other = {SCHED_OTHER};
+  std::vector<int> ingest, query;
+  for (int i = 0; i < 10'000 && (ingest != batch || query != other); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ingest = PoliciesOfThreadsNamed("gd-ingest-");
+    query = PoliciesOfThreadsNamed("gd-query");
+  }
+  EXPECT_EQ(ingest, batch);
+  EXPECT_EQ(query, other);
 }
 
 TEST_F(ServerTest, InvalidRequestGetsAnErrorAndTheConnectionStaysUsable) {

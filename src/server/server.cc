@@ -1,6 +1,7 @@
 #include "server/server.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -108,6 +109,19 @@ void RequestShortTimeSlice() {
   attr.size = sizeof attr;
   attr.sched_runtime = kSliceNs;
   syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
+// Ingest is throughput work. A SCHED_BATCH thread does not preempt the
+// running thread when it wakes, so a producer's bytes gather into larger
+// reads instead of waking the reader as each piece arrives (BENCHMARKS.md,
+// "What the profile taught", 7). Best effort; real-time settings are left
+// alone.
+void RequestBatchScheduling() {
+  int policy = 0;
+  sched_param param{};
+  if (pthread_getschedparam(pthread_self(), &policy, &param) != 0 || policy != SCHED_OTHER) return;
+  param.sched_priority = 0;
+  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
 }  // namespace
@@ -575,6 +589,7 @@ void Server::Run() {
   for (std::size_t i = 0; i < impl_->ingest_contexts.size(); ++i) {
     pool.emplace_back([context = impl_->ingest_contexts[i].get(), i] {
       pthread_setname_np(pthread_self(), ("gd-ingest-" + std::to_string(i)).substr(0, 15).c_str());
+      RequestBatchScheduling();
       context->run();
     });
   }
