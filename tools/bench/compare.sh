@@ -71,6 +71,8 @@ rm -f "$results"/*.json "$results"/*.txt "$results"/summary.md
   echo "memory_gib $(awk '/MemTotal/ {printf "%.1f", $2 / 1048576}' /proc/meminfo)"
   echo "os $(. /etc/os-release && echo "$PRETTY_NAME") (Debian $(cat /etc/debian_version))"
   echo "kernel $(uname -r)"
+  # Loopback throughput depends on these: BBR paces every flow, loopback too.
+  echo "tcp_congestion_control $(sysctl -n net.ipv4.tcp_congestion_control 2>/dev/null || echo unknown)"
   echo "compiler $(c++ --version | head -n 1)"
   echo "source $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)$(
     git -C "$root" status --porcelain 2>/dev/null | grep -q . && echo ' + uncommitted changes')"
@@ -364,7 +366,8 @@ for size in ("1e6", "1e7"):
         f"PostgreSQL {pg_db:.12g}, {pg_dm:.12g}")
 
 print(f"Machine: {machine['cpu']}, {machine['cores']} cores, {machine['memory_gib']} GiB; {machine['os']}; "
-      f"kernel {machine['kernel']}; {machine['compiler']}; PostgreSQL {pg['version']}")
+      f"kernel {machine['kernel']} (TCP congestion control {machine.get('tcp_congestion_control', 'unknown')}); "
+      f"{machine['compiler']}; PostgreSQL {pg['version']}")
 print(f"Source: {machine.get('source', 'unknown')}")
 print(f"Date: {machine['date']}; load average (1, 5, 15 min) before {machine['load_before']}, "
       f"after {machine['load_after']}")
