@@ -70,6 +70,7 @@ check_json "bench --spawn-server --json: keys" "${exprs[@]}" \
   "j['query_p50_us'] <= j['query_p99_us'] <= j['query_p999_us'] <= j['query_max_us']" \
   "j['series_count'] == 1000" \
   "j['server_peak_rss_bytes'] > 0" \
+  "isinstance(j['tcp_congestion'], str) and j['tcp_congestion'] != ''" \
   "j['ingest_window_seconds'] == 0.5 and j['ingest_windows'] >= 1" \
   "0 < j['ingest_window_min_points_per_second'] <= j['ingest_window_p50_points_per_second'] <= j['ingest_window_max_points_per_second']"
 pass "bench --spawn-server --json: every key, numbers"
@@ -83,6 +84,16 @@ for line in "^ingest: " "^query, idle: " "^query, under ingest: " "^server CPU: 
 done
 ! grep -q "discard baseline" "$tmp/out" || fail "bench --no-baseline ran the baselines"
 pass "bench readable report"
+
+# --- The congestion control of the benchmark's connections. -----------------
+run 0 "bench --tcp-congestion reno" "$GRADCTL" --tcp-congestion reno bench --spawn-server --json \
+  --seconds 0.5 --idle-seconds 0.1 --query-rate 200 --batch 512
+check_json "bench --tcp-congestion reno: reported" "j['tcp_congestion'] == 'reno'" \
+  "num('points_per_second')" "num('baseline_discard_bytes_per_second')"
+run 1 "bench --tcp-congestion with an unknown name" "$GRADCTL" --tcp-congestion no-such-cc \
+  bench --spawn-server --seconds 0.5 --idle-seconds 0.1
+expect_err "bench --tcp-congestion no-such-cc" "cannot use TCP congestion control 'no-such-cc'"
+pass "bench --tcp-congestion"
 
 # --- A server started here: every acknowledged point is in the series. ------
 start_server --in-memory

@@ -163,6 +163,14 @@ run 2 "bad flag value" "${GC[@]}" step --iterations many
 run 2 "no subcommand" "$GRADCTL"
 pass "usage errors: exit 2"
 
+run 0 "a chosen congestion control" "${GC[@]}" --tcp-congestion reno --series revenue fit
+run 1 "an unknown congestion control" "${GC[@]}" --tcp-congestion no-such-cc --series revenue fit
+expect_err "an unknown congestion control" \
+  "cannot use TCP congestion control 'no-such-cc': this kernel has no such algorithm"
+run 2 "an empty congestion control" "${GC[@]}" --tcp-congestion "" fit
+expect_err "an empty congestion control" "--tcp-congestion needs a NAME"
+pass "--tcp-congestion: used, or a clear error"
+
 # --- The server down: its port is closed once it has stopped. ----------------
 stop_server
 run 1 "server down" "$GRADCTL" --server "$server" list

@@ -240,6 +240,25 @@ TEST_F(ServerTest, ConnectionThatStartsIngestingKeepsItsStateAndOrder) {
   EXPECT_NEAR(Fit(*other, "moving").fit().least_squares().m(), 3.0, 1e-12);
 }
 
+TEST_F(ServerTest, ClientMayChooseItsTcpCongestionControl) {
+  tcp::socket raw = RawConnect();
+  ASSERT_TRUE(client::SetTcpCongestion(raw.native_handle(), "reno").ok());
+  EXPECT_EQ(client::TcpCongestion(raw.native_handle()), "reno");
+
+  client::ConnectOptions options;
+  options.tcp_congestion = "reno";
+  std::unique_ptr<client::Client> c;
+  ASSERT_TRUE(client::Client::Connect(address_, options, &c).ok());
+  EXPECT_EQ(Fit(*c, "none").error().code(), v1::Error::NOT_FOUND);
+
+  options.tcp_congestion = "no-such-algorithm";
+  const Status refused = client::Client::Connect(address_, options, &c);
+  EXPECT_EQ(refused.code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(refused.message(),
+            "cannot use TCP congestion control 'no-such-algorithm': this kernel has no such "
+            "algorithm (see net.ipv4.tcp_available_congestion_control)");
+}
+
 // The scheduling policy of each of this process's threads named `prefix`*.
 std::vector<int> PoliciesOfThreadsNamed(const std::string& prefix) {
   std::vector<int> policies;

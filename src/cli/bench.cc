@@ -41,6 +41,7 @@
 
 #include "cli/gradctl.h"
 #include "cli/output.h"
+#include "client/client.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "protocol/endpoint.h"
 #include "protocol/frame_codec.h"
@@ -173,12 +174,14 @@ Status CheckResponse(std::span<const uint8_t> body, v1::Response::BodyCase expec
 
 class Connection {
  public:
-  // Connects; with a token, authenticates with a Hello and waits for its
-  // reply before returning.
-  Status Connect(const protocol::Endpoint& endpoint, const std::string& token = {}) {
-    if (Status s = Open(endpoint); !s.ok() || token.empty()) return s;
+  // Connects (with the options' congestion control); with the options'
+  // token, authenticates with a Hello and waits for its reply.
+  Status Connect(const protocol::Endpoint& endpoint, const client::ConnectOptions& options = {}) {
+    if (Status s = Open(endpoint, options.tcp_congestion); !s.ok() || options.token.empty()) {
+      return s;
+    }
     v1::Request request;
-    request.mutable_hello()->set_token(token);
+    request.mutable_hello()->set_token(options.token);
     std::string frame;
     protocol::AppendFrame(request, &frame);
     if (Status s = Write(asio::buffer(frame)); !s.ok()) return s;
@@ -191,7 +194,7 @@ class Connection {
     return Status::Ok();
   }
 
-  Status Open(const protocol::Endpoint& endpoint) {
+  Status Open(const protocol::Endpoint& endpoint, const std::string& tcp_congestion = {}) {
     name_ = EndpointName(endpoint);
     boost::system::error_code ec;
     tcp::resolver resolver(io_);
@@ -200,8 +203,12 @@ class Connection {
     asio::connect(socket_, endpoints, ec);
     if (ec) return Status::Unavailable("cannot connect to " + name_ + ": " + ec.message());
     socket_.set_option(tcp::no_delay(true), ec);
-    return Status::Ok();
+    if (tcp_congestion.empty()) return Status::Ok();
+    return client::SetTcpCongestion(socket_.native_handle(), tcp_congestion);
   }
+
+  // The socket's TCP congestion control.
+  std::string congestion() { return client::TcpCongestion(socket_.native_handle()); }
 
   template <typename ConstBufferSequence>
   Status Write(const ConstBufferSequence& buffers) {
@@ -387,7 +394,7 @@ struct ProducerPlan {
   std::string series;
   bool expect_acks = true;  // false: a discard server, which never answers
   uint64_t window = 1;
-  std::string token;  // for the Hello of each connection; empty: none
+  client::ConnectOptions connect;  // token and congestion control (TLS: never)
   Clock::time_point deadline;
   uint64_t points_limit = 0;                      // 0: none
   std::atomic<uint64_t>* points_acked = nullptr;  // over all producers
@@ -473,6 +480,7 @@ struct IngestResult {
   uint64_t points_acked = 0;
   uint64_t bytes_sent = 0;
   double seconds = 0;
+  std::string tcp_congestion;  // what the producers' sockets used
 };
 
 // Connects `producers` connections to `endpoint`, runs them from `start` to
@@ -485,11 +493,12 @@ IngestResult RunProducers(const protocol::Endpoint& endpoint, int producers, Pro
   std::vector<std::unique_ptr<Connection>> connections;
   for (int i = 0; i < producers; ++i) {
     connections.push_back(std::make_unique<Connection>());
-    if (Status s = connections.back()->Connect(endpoint, plan.token); !s.ok()) {
+    if (Status s = connections.back()->Connect(endpoint, plan.connect); !s.ok()) {
       total.status = s;
       return total;
     }
   }
+  total.tcp_congestion = connections.front()->congestion();
   std::atomic<uint64_t> points_acked{0};
   std::atomic<bool> stop{false};
   std::atomic<int> running{producers};
@@ -973,10 +982,10 @@ Status FindServerBinary(const BenchConfig& config, std::string* binary) {
 // ---------------------------------------------------------------------------
 // Series-count phase: `count` series of one point each.
 
-Status CreateSeries(const protocol::Endpoint& endpoint, const std::string& token,
+Status CreateSeries(const protocol::Endpoint& endpoint, const client::ConnectOptions& options,
                     const std::string& prefix, uint64_t count, double* seconds) {
   Connection connection;
-  if (Status s = connection.Connect(endpoint, token); !s.ok()) return s;
+  if (Status s = connection.Connect(endpoint, options); !s.ok()) return s;
   const Clock::time_point start = Clock::now();
   v1::Request request;
   v1::PointBatch* batch = request.mutable_ingest();
@@ -1107,6 +1116,12 @@ void PrintJson(const BenchConfig& c, const Report& r, std::ostream& out) {
   j.Number("idle_seconds", c.idle_seconds);
   j.Number("query_rate", c.query_rate);
   j.Integer("payload_bytes_per_point", kPayloadBytesPerPoint);
+  const std::string& congestion = r.ingest_ran ? r.ingest.tcp_congestion : r.discard.tcp_congestion;
+  if (congestion.empty()) {
+    j.Null("tcp_congestion");
+  } else {
+    j.String("tcp_congestion", congestion);
+  }
   // Ingest.
   if (r.ingest_ran) {
     j.Number("ingest_seconds", r.ingest.seconds);
@@ -1222,7 +1237,9 @@ void PrintReadable(const BenchConfig& c, const Report& r, std::ostream& out) {
   if (r.ingest_ran) {
     out << c.producers << " producer" << (c.producers == 1 ? "" : "s") << " x "
         << Grouped(static_cast<uint64_t>(c.batch)) << "-point batches, window " << c.window << ", "
-        << FormatNumber(c.seconds) << " s; ";
+        << FormatNumber(c.seconds) << " s";
+    if (!r.ingest.tcp_congestion.empty()) out << ", TCP " << r.ingest.tcp_congestion;
+    out << "; ";
   } else {
     out << "no ingest (--seconds 0); ";
   }
@@ -1383,6 +1400,7 @@ void AddBenchOptions(po::options_description* d) {
 Status ParseBenchConfig(const po::variables_map& vm, BenchConfig* c) {
   c->server = vm["server"].as<std::string>();
   c->token = vm["token"].as<std::string>();
+  if (vm.count("tcp-congestion")) c->tcp_congestion = vm["tcp-congestion"].as<std::string>();
   // The benchmark writes a lot: not into "default" unless asked to.
   c->series = vm["series"].defaulted() ? "bench" : vm["series"].as<std::string>();
   c->json = vm["json"].as<bool>();
@@ -1475,7 +1493,8 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   plan.batch = &batch;
   plan.series = c.series;
   plan.window = static_cast<uint64_t>(c.window);
-  plan.token = c.token;
+  plan.connect.token = c.token;
+  plan.connect.tcp_congestion = c.tcp_congestion;
 
   // Baselines: the discard server first, alone; the echo server is probed
   // at the same ticks as the queries, idle and under ingest.
@@ -1488,7 +1507,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     if (Status s = discard.Start(&discard_endpoint); !s.ok()) return fail_run(s);
     ProducerPlan discard_plan = plan;
     discard_plan.expect_acks = false;
-    discard_plan.token.clear();  // the discard server never answers a Hello
+    discard_plan.connect.token.clear();  // the discard server never answers a Hello
     r.discard = RunProducers(discard_endpoint, c.producers, discard_plan,
                              c.seconds > 0 ? c.seconds : 1.0, run_id + "-discard", nullptr);
     discard.Join();
@@ -1498,7 +1517,9 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     echo_server.emplace();
     protocol::Endpoint echo_endpoint;
     if (Status s = echo_server->Start(&echo_endpoint); !s.ok()) return fail_run(s);
-    if (Status s = echo.Connect(echo_endpoint); !s.ok()) return fail_run(s);
+    client::ConnectOptions echo_options;
+    echo_options.tcp_congestion = c.tcp_congestion;
+    if (Status s = echo.Connect(echo_endpoint, echo_options); !s.ok()) return fail_run(s);
   }
 
   // Idle queries. The query series is only made when queries will run (a
@@ -1510,12 +1531,12 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     // stays a pure query client (gradientd moves a connection that ingests
     // to an ingest thread).
     Connection setup;
-    if (Status s = setup.Connect(endpoint, c.token); !s.ok()) return fail_run(s);
+    if (Status s = setup.Connect(endpoint, plan.connect); !s.ok()) return fail_run(s);
     if (Status s = EnsureSeries(&setup, c.series, batch, run_id + "-setup"); !s.ok()) {
       return fail_run(s);
     }
     setup.Close();
-    if (Status s = queries.Connect(endpoint, c.token); !s.ok()) return fail_run(s);
+    if (Status s = queries.Connect(endpoint, plan.connect); !s.ok()) return fail_run(s);
   }
   RoundTripPlan rt;
   rt.connection = &queries;
@@ -1590,8 +1611,8 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   if (c.series_count > 0) {
     ProcessStats before, after;
     if (Status s = spawned.Stats(&before); !s.ok()) return fail_run(s);
-    if (Status s = CreateSeries(endpoint, c.token, c.series + "-" + RandomHex(), c.series_count,
-                                &r.series_seconds);
+    if (Status s = CreateSeries(endpoint, plan.connect, c.series + "-" + RandomHex(),
+                                c.series_count, &r.series_seconds);
         !s.ok()) {
       return fail_run(s);
     }

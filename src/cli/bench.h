@@ -38,9 +38,10 @@
 namespace gradientd::cli {
 
 struct BenchConfig {
-  std::string server;  // HOST:PORT, without --spawn-server
-  std::string token;   // --token: a Hello on every connection to gradientd
-  std::string series;  // the series the producers and queries use
+  std::string server;          // HOST:PORT, without --spawn-server
+  std::string token;           // --token: a Hello on every connection to gradientd
+  std::string tcp_congestion;  // --tcp-congestion: for every connection; empty: the system's
+  std::string series;          // the series the producers and queries use
   bool json = false;
   bool spawn_server = false;
   std::string server_binary;  // empty: gradientd next to this executable
@@ -74,8 +75,8 @@ int RunBench(const BenchConfig& config, std::ostream& out, std::ostream& err);
 int64_t Percentile(const std::vector<int64_t>& sorted, double q);
 
 struct ProcessStats {
-  double cpu_seconds = 0;   // utime + stime
-  uint64_t rss_bytes = 0;   // VmRSS
+  double cpu_seconds = 0;       // utime + stime
+  uint64_t rss_bytes = 0;       // VmRSS
   uint64_t peak_rss_bytes = 0;  // VmHWM
 };
 

@@ -58,6 +58,7 @@ struct GlobalFlags {
   std::string tls_ca;  // empty: $GRADIENTD_TLS_CA, else the system's CAs
   std::string tls_cert;
   std::string tls_key;
+  std::string tcp_congestion;  // empty: the system's
 };
 
 po::options_description GlobalOptions(GlobalFlags* flags, const std::string& default_server,
@@ -92,13 +93,20 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
        "--tls-client-ca); needs --tls-key")
       ("tls-key", po::value(&flags->tls_key)->value_name("FILE"),
        "the PEM private key (unencrypted) of --tls-cert")
+      ("tcp-congestion", po::value(&flags->tcp_congestion)->value_name("NAME"),
+       "TCP congestion control for every connection this command makes (Linux, e.g. reno or "
+       "cubic; default: the system's, net.ipv4.tcp_congestion_control). With bbr, Linux paces "
+       "each flow, loopback too, which costs producers on the server's machine throughput")
       ("help,h", po::bool_switch(&flags->help), "print usage and exit");
   // clang-format on
   return d;
 }
 
-// The combinations of the TLS flags that make no sense.
-Status CheckTlsFlags(const GlobalFlags& flags, const po::variables_map& vm) {
+// The global flags' values and combinations that make no sense.
+Status CheckGlobalFlags(const GlobalFlags& flags, const po::variables_map& vm) {
+  if (vm.count("tcp-congestion") && flags.tcp_congestion.empty()) {
+    return Status::InvalidArgument("--tcp-congestion needs a NAME");
+  }
   for (const char* flag : {"tls-ca", "tls-cert", "tls-key"}) {
     if (vm.count(flag) && !flags.tls) {
       return Status::InvalidArgument("--" + std::string(flag) + " needs --tls");
@@ -330,6 +338,7 @@ class Gradctl {
 
 int Gradctl::MakeConnectOptions(client::ConnectOptions* options) {
   options->token = flags_.token;
+  options->tcp_congestion = flags_.tcp_congestion;
   if (!flags_.tls) return kExitOk;
   client::TlsOptions tls;
   tls.ca_file = flags_.tls_ca;
@@ -792,7 +801,7 @@ int RunGradctl(const std::vector<std::string>& args, std::istream& in, std::ostr
     PrintCommandUsage(out, *command, global);
     return kExitOk;
   }
-  if (Status s = CheckTlsFlags(flags, vm); !s.ok()) {
+  if (Status s = CheckGlobalFlags(flags, vm); !s.ok()) {
     err << "gradctl " << command->name << ": " << s.message() << "\nTry 'gradctl " << command->name
         << " --help'.\n";
     return kExitUsage;

@@ -1,5 +1,9 @@
 #include "client/client.h"
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -8,6 +12,8 @@
 #include <boost/asio/ssl/error.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "protocol/error_codes.h"
@@ -120,6 +126,12 @@ Status Client::Connect(std::string_view server, const ConnectOptions& options,
   asio::connect(impl->socket, endpoints, ec);
   if (ec) return Status::Unavailable("cannot connect to " + name + ": " + ec.message());
   impl->socket.set_option(tcp::no_delay(true), ec);
+  if (!options.tcp_congestion.empty()) {
+    if (Status s = SetTcpCongestion(impl->socket.native_handle(), options.tcp_congestion);
+        !s.ok()) {
+      return s;
+    }
+  }
   if (options.tls) {
     impl->tls_context = options.tls;
     impl->tls = std::make_unique<TlsStream>(impl->socket, *impl->tls_context);
@@ -148,6 +160,28 @@ Status Client::Connect(std::string_view server, const ConnectOptions& options,
   }
   *client = std::move(connected);
   return Status::Ok();
+}
+
+Status SetTcpCongestion(int fd, const std::string& name) {
+  if (setsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name.data(),
+                 static_cast<socklen_t>(name.size())) == 0) {
+    return Status::Ok();
+  }
+  const int error = errno;
+  std::string why = std::strerror(error);
+  if (error == ENOENT) {
+    why = "this kernel has no such algorithm (see net.ipv4.tcp_available_congestion_control)";
+  } else if (error == EPERM) {
+    why = "only privileged programs may choose it (see net.ipv4.tcp_allowed_congestion_control)";
+  }
+  return Status::FailedPrecondition("cannot use TCP congestion control '" + name + "': " + why);
+}
+
+std::string TcpCongestion(int fd) {
+  char name[32] = {};
+  socklen_t size = sizeof name - 1;
+  if (getsockopt(fd, IPPROTO_TCP, TCP_CONGESTION, name, &size) != 0) return "";
+  return std::string(name, strnlen(name, size));
 }
 
 Status Client::Hello(std::string_view token, v1::HelloReply* reply) {

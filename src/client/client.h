@@ -31,7 +31,16 @@ struct ConnectOptions {
   // Not empty: authenticate with a Hello carrying this token right after
   // connecting (see Client::Hello).
   std::string token;
+  // Not empty: the connection's TCP congestion control (Linux
+  // TCP_CONGESTION, e.g. "reno"); empty: the system's default.
+  std::string tcp_congestion;
 };
+
+// Sets the TCP congestion control of the connected socket `fd`. Fails with
+// kFailedPrecondition, naming the algorithm and why the kernel refused it.
+Status SetTcpCongestion(int fd, const std::string& name);
+// The TCP congestion control of socket `fd` ("" if the kernel does not say).
+std::string TcpCongestion(int fd);
 
 // The error a response carries as a Status (OK when it carries none).
 Status ResponseStatus(const v1::Response& response);

@@ -9,7 +9,8 @@
 # 3. gradctl bench --spawn-server --json: 2 producers, 8192-point batches,
 #    $INGEST_SECONDS s (10), with the discard and echo baselines; $BENCH_RUNS
 #    (3) runs, the table shows each figure's median and range. Then one
-#    run with gradctl on CPU 0 and gradientd on CPU 1 (taskset).
+#    run with --tcp-congestion reno, and one with gradctl on CPU 0 and
+#    gradientd on CPU 1 (taskset).
 # 4. Memory: the server's RSS as ingest passes 10^6 ... $RSS_POINTS points
 #    (10^9), and the RSS of $SERIES_COUNT (10^6) one-point series.
 # 5. The same CSV points (10^6, then 10^7; x uniform in [0, 10),
@@ -120,6 +121,12 @@ for ((run = 1; run <= bench_runs; run++)); do
   limit 600 "$gradctl" bench --spawn-server --json --producers 2 --batch 8192 \
     --seconds "$ingest_seconds" >"$results/bench_$run.json"
 done
+# The same run with the producers' flows unpaced (bbr paces every flow;
+# reno, which any program may choose, does not).
+log "gradctl bench --tcp-congestion reno: ${ingest_seconds} s, baselines"
+note_load bench_reno
+limit 600 "$gradctl" --tcp-congestion reno bench --spawn-server --json --producers 2 --batch 8192 \
+  --seconds "$ingest_seconds" >"$results/bench_reno.json"
 # The same ingest with the server on a core of its own: what one core of
 # gradientd absorbs when it does not share it with the producers.
 if (($(nproc) >= 2)); then
@@ -308,6 +315,10 @@ row("ingest per 0.5 s window: p10 / p50 / p90 M points/s (median over the runs)"
     " / ".join(fmt(M(f"ingest_window_{q}_points_per_second") * 1e-6) for q in ("p10", "p50", "p90")))
 row("server CPU per point during ingest, ns",
     R_of([r["server_cpu_seconds_ingest"] / r["points_acknowledged"] * 1e9 for r in runs], 2))
+reno = load("bench_reno.json")
+row("with --tcp-congestion reno (one run): ingest M points/s; discard MB/s; ingest / discard %",
+    f"{fmt(reno['points_per_second'] * 1e-6, 2)}; {fmt(reno['baseline_discard_bytes_per_second'] * 1e-6)}; "
+    f"{fmt(reno['ingest_fraction_of_discard'] * 100)}")
 if os.path.exists(os.path.join(d, "bench_pinned.json")):
     pinned = load("bench_pinned.json")
     row("ingest with gradctl on CPU 0, gradientd on CPU 1: M points/s; server cores",
