@@ -1388,8 +1388,8 @@ void AddBenchOptions(po::options_description* d) {
        "query latency is measured this long before ingest starts (and the echo baseline runs "
        "this long); 0 skips it")
       ("baseline", po::bool_switch(),
-       "run the baselines: an in-process discard server fed by the same producers, and a TCP "
-       "echo round trip (the default with --spawn-server)")
+       "run the baselines: a discard server in gradctl fed by the same producers, and a TCP "
+       "echo server in a child process (the default with --spawn-server)")
       ("no-baseline", po::bool_switch(), "skip the baselines")
       ("series-count", po::value<int64_t>()->default_value(0)->value_name("N"),
        "after ingest, create N more series of one point each and report the server's RSS per "

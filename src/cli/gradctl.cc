@@ -646,11 +646,13 @@ const Command kCommands[] = {
      "measure ingest throughput and query latency",
      "Runs P producer connections sending B-point batches for S seconds (pipelined, at most\n"
      "W unacknowledged each) while another connection sends gradient queries at a steady\n"
-     "rate, then reports ingest points/s and MB/s of payload (16 bytes a point), batches/s,\n"
-     "and query round-trip p50/p99/p99.9 idle and under ingest. --spawn-server starts a\n"
-     "private gradientd and reports its CPU time and peak RSS; the baselines (a discard\n"
-     "server fed by the same producers, a TCP echo round trip) run in-process. --json\n"
-     "prints one JSON object. Writes to the series 'bench' unless --series is given.",
+     "rate, then reports ingest points/s (overall, and the spread of its half-second rates)\n"
+     "and MB/s of payload (16 bytes a point), batches/s, and query round-trip p50/p99/p99.9\n"
+     "idle and under ingest. --spawn-server starts a private gradientd and reports its CPU\n"
+     "time and peak RSS; the baselines are a discard server in gradctl fed by the same\n"
+     "producers and a TCP echo server in a child process, probed at the same ticks as the\n"
+     "queries. --json prints one JSON object. Writes to the series 'bench' unless --series\n"
+     "is given.",
      &AddBenchOptions, &Gradctl::Bench},
     {"replay", "FILE...", kReplaySummary, kReplayDescription, &AddReplayOptions, &Gradctl::Replay},
     {"inspect", "FILE...", kInspectSummary, kInspectDescription, &AddInspectOptions,
