@@ -1399,8 +1399,6 @@ void AddBenchOptions(po::options_description* d) {
 
 Status ParseBenchConfig(const po::variables_map& vm, BenchConfig* c) {
   c->server = vm["server"].as<std::string>();
-  c->token = vm["token"].as<std::string>();
-  if (vm.count("tcp-congestion")) c->tcp_congestion = vm["tcp-congestion"].as<std::string>();
   // The benchmark writes a lot: not into "default" unless asked to.
   c->series = vm["series"].defaulted() ? "bench" : vm["series"].as<std::string>();
   c->json = vm["json"].as<bool>();
@@ -1493,8 +1491,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   plan.batch = &batch;
   plan.series = c.series;
   plan.window = static_cast<uint64_t>(c.window);
-  plan.connect.token = c.token;
-  plan.connect.tcp_congestion = c.tcp_congestion;
+  plan.connect = c.connect;
 
   // Baselines: the discard server first, alone; the echo server is probed
   // at the same ticks as the queries, idle and under ingest.
@@ -1518,7 +1515,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     protocol::Endpoint echo_endpoint;
     if (Status s = echo_server->Start(&echo_endpoint); !s.ok()) return fail_run(s);
     client::ConnectOptions echo_options;
-    echo_options.tcp_congestion = c.tcp_congestion;
+    echo_options.tcp_congestion = c.connect.tcp_congestion;
     if (Status s = echo.Connect(echo_endpoint, echo_options); !s.ok()) return fail_run(s);
   }
 

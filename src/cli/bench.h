@@ -33,15 +33,17 @@
 #include <string>
 #include <vector>
 
+#include "client/client.h"
 #include "core/status.h"
 
 namespace gradientd::cli {
 
 struct BenchConfig {
-  std::string server;          // HOST:PORT, without --spawn-server
-  std::string token;           // --token: a Hello on every connection to gradientd
-  std::string tcp_congestion;  // --tcp-congestion: for every connection; empty: the system's
-  std::string series;          // the series the producers and queries use
+  std::string server;  // HOST:PORT, without --spawn-server
+  // Set by gradctl from the global flags: --token (a Hello on every
+  // connection to gradientd) and --tcp-congestion (every connection). No TLS.
+  client::ConnectOptions connect;
+  std::string series;  // the series the producers and queries use
   bool json = false;
   bool spawn_server = false;
   std::string server_binary;  // empty: gradientd next to this executable
@@ -60,8 +62,8 @@ struct BenchConfig {
 void AddBenchOptions(boost::program_options::options_description* options);
 
 // Fills `config` from the parsed command line (which holds the global
-// options too: --server, --series, --json). A returned error is a usage
-// error.
+// options too: --server, --series, --json), all but `connect`, which gradctl
+// sets. A returned error is a usage error.
 Status ParseBenchConfig(const boost::program_options::variables_map& vm, BenchConfig* config);
 
 // Runs the benchmark; the report goes to `out` (readable, or one JSON

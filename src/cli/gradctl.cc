@@ -475,6 +475,7 @@ int Gradctl::Bench(const po::variables_map& vm) {
   if (Status s = ParseBenchConfig(vm, &config); !s.ok()) return Usage(s.message());
   // The benchmark's connections and baselines are plain TCP.
   if (flags_.tls) return Usage("--tls is not supported by bench (it measures plaintext only)");
+  if (int rc = MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
   return RunBench(config, out_, err_);
 }
 

@@ -87,16 +87,13 @@ auto AsyncWaitDurable(service::ChangeLog& log, uint64_t token, Token&& completio
       completion);
 }
 
-// Asks the kernel (Linux 6.12 or newer: EEVDF custom slices) for a short time
-// slice for the calling thread. A task with a short slice gets an early
-// deadline, so when it wakes it preempts a busy task at once instead of
-// queueing behind that task's slice (1.4 ms by default): the query thread
-// answers promptly even while the ingest threads keep every core busy. It
-// costs nothing when the thread is mostly asleep. Best effort: older kernels
-// ignore or refuse it.
-void RequestShortTimeSlice() {
-  constexpr uint64_t kSliceNs = 100'000;  // the shortest the kernel allows
-  struct {                                // the kernel's struct sched_attr (glibc has no wrapper)
+// Sets the calling thread's scheduling policy, SCHED_OTHER or SCHED_BATCH,
+// and its time slice (0: the kernel's default; Linux 6.12 or newer, EEVDF
+// custom slices, honours others). Best effort: older kernels ignore or
+// refuse what they do not know, and a thread given a real-time policy is
+// left alone.
+void SetFairScheduling(uint32_t policy, uint64_t slice_ns) {
+  struct {  // the kernel's struct sched_attr (glibc has no wrapper)
     uint32_t size, sched_policy;
     uint64_t sched_flags;
     int32_t sched_nice;
@@ -105,23 +102,11 @@ void RequestShortTimeSlice() {
     uint32_t sched_util_min, sched_util_max;
   } attr{};
   if (syscall(SYS_sched_getattr, 0, &attr, sizeof attr, 0) != 0) return;
-  if (attr.sched_policy != SCHED_OTHER) return;  // leave real-time settings alone
+  if (attr.sched_policy != SCHED_OTHER) return;
   attr.size = sizeof attr;
-  attr.sched_runtime = kSliceNs;
+  attr.sched_policy = policy;
+  attr.sched_runtime = slice_ns;
   syscall(SYS_sched_setattr, 0, &attr, 0);
-}
-
-// Ingest is throughput work. A SCHED_BATCH thread does not preempt the
-// running thread when it wakes, so a producer's bytes gather into larger
-// reads instead of waking the reader as each piece arrives (BENCHMARKS.md,
-// "What the profile taught", 7). Best effort; real-time settings are left
-// alone.
-void RequestBatchScheduling() {
-  int policy = 0;
-  sched_param param{};
-  if (pthread_getschedparam(pthread_self(), &policy, &param) != 0 || policy != SCHED_OTHER) return;
-  param.sched_priority = 0;
-  pthread_setschedparam(pthread_self(), SCHED_BATCH, &param);
 }
 
 }  // namespace
@@ -589,12 +574,21 @@ void Server::Run() {
   for (std::size_t i = 0; i < impl_->ingest_contexts.size(); ++i) {
     pool.emplace_back([context = impl_->ingest_contexts[i].get(), i] {
       pthread_setname_np(pthread_self(), ("gd-ingest-" + std::to_string(i)).substr(0, 15).c_str());
-      RequestBatchScheduling();
+      // Ingest is throughput work. A SCHED_BATCH thread does not preempt the
+      // running thread when it wakes, so a producer's bytes gather into
+      // larger reads instead of waking the reader as each piece arrives
+      // (BENCHMARKS.md, "What the profile taught", 7).
+      SetFairScheduling(SCHED_BATCH, 0);
       context->run();
     });
   }
   pthread_setname_np(pthread_self(), "gd-query");
-  RequestShortTimeSlice();
+  // A short slice gives the query thread an early deadline, so when a query
+  // wakes it, it preempts a busy thread at once instead of queueing behind
+  // that thread's slice (1.4 ms by default). It costs nothing while the
+  // thread sleeps.
+  constexpr uint64_t kQuerySliceNs = 100'000;  // the shortest the kernel allows
+  SetFairScheduling(SCHED_OTHER, kQuerySliceNs);
   impl_->query_context.run();
   for (auto& t : pool) t.join();
 }
