@@ -19,9 +19,16 @@ class ChangeLog {
   // failed. Thread-safe.
   virtual Status Append(const v1::JournalRecord& record, uint64_t* token) = 0;
 
-  // Calls done(status) once every record up to `token` is durable, or with
-  // the error that stopped the log. From any thread, possibly inline.
+  // Calls done(Ok) once every record up to `token` is durable, or done(the
+  // log's error) once the log has failed without making `token` durable.
+  // From any thread, possibly inline.
   virtual void OnDurable(uint64_t token, std::function<void(const Status&)> done) = 0;
+
+  // The fate of one record, for answering each change by its own outcome
+  // after an OnDurable of a later token failed: Ok if `token` is durable,
+  // the log's error if the log failed before making it so.
+  // REQUIRES: OnDurable has completed for some token >= `token`.
+  virtual Status Outcome(uint64_t token) = 0;
 };
 
 }  // namespace gradientd::service

@@ -137,6 +137,13 @@ void Journal::OnDurable(uint64_t token, std::function<void(const Status&)> done)
   done(status);
 }
 
+Status Journal::Outcome(uint64_t token) {
+  std::lock_guard lock(mu_);
+  const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
+  if (token <= durable) return Status::Ok();
+  return failed_.ok() ? Status::FailedPrecondition("journal record not yet durable") : failed_;
+}
+
 uint64_t Journal::Rotate() {
   std::unique_lock lock(mu_);
   progress_.wait(lock, [&] { return !rotate_ || !failed_.ok(); });

@@ -68,6 +68,7 @@ class Journal : public service::ChangeLog {
 
   Status Append(const v1::JournalRecord& record, uint64_t* token) override;
   void OnDurable(uint64_t token, std::function<void(const Status&)> done) override;
+  Status Outcome(uint64_t token) override;
 
   // Records appended from now on go to a new file; returns its position (the
   // number of records appended so far). Call while no Append runs, to get a
