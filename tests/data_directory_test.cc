@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
+#include <map>
 
 #include "storage/record_format.h"
 #include "storage/snapshot.h"
@@ -175,7 +176,7 @@ TEST_F(DataDirectoryTest, CloseCheckpointsAndDropsTheJournalItCovers) {
   }
   EXPECT_EQ(Files("snapshot-").size(), 1u);
   ASSERT_EQ(Files("journal-").size(), 1u);
-  EXPECT_EQ(fs::file_size(Files("journal-")[0]), kJournalMagic.size());  // empty
+  EXPECT_EQ(fs::file_size(Files("journal-")[0]), kJournalMagic.size() + kSaltBytes);  // empty
   auto db = Open();
   ASSERT_TRUE(db);
   EXPECT_EQ(db->State(), before);
@@ -224,11 +225,12 @@ TEST_F(DataDirectoryTest, TornJournalTailAtEveryOffsetRecoversTheWholeRecords) {
   const fs::path journal = Files("journal-").back();
   std::ifstream in(journal, std::ios::binary);
   const std::string full{std::istreambuf_iterator<char>(in), {}};
+  const std::string salt = full.substr(kJournalMagic.size(), kSaltBytes);
   // The last record starts after the second-to-last.
-  std::size_t last_start = kJournalMagic.size();
+  std::size_t last_start = kJournalMagic.size() + kSaltBytes;
   for (std::size_t offset = last_start; offset < full.size();) {
     last_start = offset;
-    offset = ReadRecord(full, offset).next;
+    offset = ReadRecord(full, offset, salt, kMaxJournalRecordBytes).next;
   }
   const fs::path saved = dir_.string() + ".saved";
   fs::remove_all(saved);
@@ -260,15 +262,15 @@ TEST_F(DataDirectoryTest, CorruptJournalMiddleStopsStartupNamingFileAndOffset) {
   }
   const fs::path journal = Files("journal-").back();
   std::fstream f(journal, std::ios::in | std::ios::out | std::ios::binary);
-  f.seekp(static_cast<std::streamoff>(kJournalMagic.size() + kRecordHeaderBytes + 3));
+  const std::size_t first = kJournalMagic.size() + kSaltBytes;
+  f.seekp(static_cast<std::streamoff>(first + kRecordHeaderBytes + 3));
   f.put('\x7f');
   f.close();
   const auto size_before = fs::file_size(journal);
   const Status s = OpenError();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find(journal.string()), std::string::npos) << s.message();
-  EXPECT_NE(s.message().find("offset " + std::to_string(kJournalMagic.size())), std::string::npos)
-      << s.message();
+  EXPECT_NE(s.message().find("offset " + std::to_string(first)), std::string::npos) << s.message();
   EXPECT_EQ(fs::file_size(journal), size_before);  // nothing was dropped
 }
 
@@ -318,11 +320,179 @@ TEST_F(DataDirectoryTest, FullDiskTurnsIntoErrorsAndLosesNoAcknowledgedBatch) {
   auto db = Open();
   ASSERT_TRUE(db);
   EXPECT_EQ(db->State(), acknowledged);
-  EXPECT_GT(db->report.torn_bytes, 0u);
+  EXPECT_EQ(db->report.torn_bytes, 0u);  // the failed write was cut back at once
   // The producer's retry of the failed batch is applied now.
   const v1::Response retry = db->Call(Ingest("s", 2, "p", 2));
   EXPECT_FALSE(retry.ack().duplicate());
   EXPECT_EQ(retry.ack().total(), 200u);
+}
+
+// Snapshots never land (their rename fails): checkpoints still rotate the
+// journal, so it grows a chain of files.
+class NoSnapshotsFileSystem : public FaultInjectingFileSystem {
+ public:
+  NoSnapshotsFileSystem() : FaultInjectingFileSystem(PosixFileSystem()) {}
+  Status Rename(const std::string& from, const std::string& to) override {
+    if (from.ends_with(".tmp")) return Status::Internal("rename refused by the test");
+    return FaultInjectingFileSystem::Rename(from, to);
+  }
+};
+
+// Three journal files, chained, and no snapshot; returns the state.
+std::string MakeJournalChain(DataDirectoryTest& test, std::unique_ptr<Instance> db) {
+  std::string state;
+  for (int round = 0; round < 3; ++round) {
+    for (int i = 0; i < 4; ++i) EXPECT_TRUE(db->Call(Ingest("c", round * 10 + i)).has_ack());
+    if (round < 2) EXPECT_FALSE(db->data->Checkpoint().ok());
+  }
+  state = db->State();
+  return state;
+}
+
+TEST_F(DataDirectoryTest, FailedSnapshotDeletesNoJournalAndRestartRecoversEverything) {
+  NoSnapshotsFileSystem no_snapshots;
+  std::string state;
+  {
+    auto db = Open(&no_snapshots);
+    ASSERT_TRUE(db);
+    state = MakeJournalChain(*this, std::move(db));
+  }
+  EXPECT_EQ(Files("journal-").size(), 3u);
+  EXPECT_TRUE(Files("snapshot-").empty());
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), state);
+  EXPECT_EQ(db->report.records_replayed, 12u);
+}
+
+TEST_F(DataDirectoryTest, MissingJournalFileInTheChainStopsStartupNamingIt) {
+  NoSnapshotsFileSystem no_snapshots;
+  {
+    auto db = Open(&no_snapshots);
+    ASSERT_TRUE(db);
+    MakeJournalChain(*this, std::move(db));
+  }
+  const std::vector<fs::path> journals = Files("journal-");
+  ASSERT_EQ(journals.size(), 3u);
+  for (const fs::path& missing : journals) {
+    const fs::path saved = dir_.string() + ".saved";
+    fs::remove_all(saved);
+    fs::copy(dir_, saved);
+    fs::remove(missing);
+    const Status s = OpenError();
+    ASSERT_FALSE(s.ok()) << "started without " << missing;
+    EXPECT_NE(s.message().find(missing.string()), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
+    fs::remove_all(dir_);
+    fs::rename(saved, dir_);
+  }
+}
+
+TEST_F(DataDirectoryTest, MissingJournalFileAfterTheNewestSnapshotStopsStartup) {
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    ASSERT_TRUE(db->data->Checkpoint().ok());
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(db->Call(Ingest("after", i)).has_ack());
+  }
+  ASSERT_EQ(Files("snapshot-").size(), 1u);
+  const std::vector<fs::path> journals = Files("journal-");
+  ASSERT_EQ(journals.size(), 1u);
+  fs::remove(journals[0]);
+  const Status s = OpenError();
+  ASSERT_FALSE(s.ok()) << "recovered the snapshot alone, dropping the journal after it";
+  EXPECT_NE(s.message().find(journals[0].string()), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(Files("snapshot-")[0].string()), std::string::npos) << s.message();
+}
+
+TEST_F(DataDirectoryTest, DamageInANonLastJournalFileStopsStartupAndChangesNothing) {
+  NoSnapshotsFileSystem no_snapshots;
+  {
+    auto db = Open(&no_snapshots);
+    ASSERT_TRUE(db);
+    MakeJournalChain(*this, std::move(db));
+  }
+  const std::vector<fs::path> journals = Files("journal-");
+  ASSERT_EQ(journals.size(), 3u);
+  for (const std::size_t damaged : {std::size_t{0}, std::size_t{1}}) {
+    const fs::path saved = dir_.string() + ".saved";
+    fs::remove_all(saved);
+    fs::copy(dir_, saved);
+    // Cut the file short, as a torn tail would look in the last file.
+    const auto cut = fs::file_size(journals[damaged]) - 7;
+    fs::resize_file(journals[damaged], cut);
+    std::map<std::string, uintmax_t> sizes;
+    for (const fs::path& p : Files("journal-")) sizes[p.string()] = fs::file_size(p);
+    const Status s = OpenError();
+    ASSERT_FALSE(s.ok()) << "cut " << journals[damaged] << " as if it were the last file";
+    EXPECT_NE(s.message().find(journals[damaged].string()), std::string::npos) << s.message();
+    EXPECT_NE(s.message().find("byte offset"), std::string::npos) << s.message();
+    for (const fs::path& p : Files("journal-")) EXPECT_EQ(fs::file_size(p), sizes[p.string()]);
+    fs::remove_all(dir_);
+    fs::rename(saved, dir_);
+  }
+}
+
+TEST_F(DataDirectoryTest, CheckpointThatCannotOpenTheNextJournalFileKeepsWriting) {
+  FaultInjectingFileSystem faulty(PosixFileSystem());
+  std::string state;
+  {
+    auto db = Open(&faulty);
+    ASSERT_TRUE(db);
+    MakeHistory(*db);
+    faulty.FailOpens(true);  // out of descriptors: neither journal nor snapshot opens
+    EXPECT_FALSE(db->data->Checkpoint().ok());
+    ASSERT_TRUE(db->Call(Ingest("later", 1)).has_ack());
+    faulty.FailOpens(false);
+    ASSERT_TRUE(db->Call(Ingest("later", 2)).has_ack());
+    ASSERT_TRUE(db->data->Checkpoint().ok());  // the retry rotates
+    ASSERT_TRUE(db->Call(Ingest("later", 3)).has_ack());
+    state = db->State();
+  }
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->State(), state);
+}
+
+TEST_F(DataDirectoryTest, SnapshotIsStreamedAsBoundedRecordsAndReadsBackWhole) {
+  v1::Snapshot snapshot;
+  snapshot.set_journal_position(42);
+  snapshot.set_journal_file(40);
+  for (int i = 0; i < 3000; ++i) {
+    v1::SeriesState* s = snapshot.add_series();
+    s->set_name(std::string(200, 'n') + std::to_string(i));
+    s->mutable_stats()->set_n(static_cast<uint64_t>(i));
+    v1::ProducerState* p = snapshot.add_producers();
+    p->set_producer_id(std::string(250, 'p') + std::to_string(i));
+    p->set_last_sequence(static_cast<uint64_t>(i) * 7);
+  }
+  fs::create_directories(dir_);
+  ASSERT_TRUE(WriteSnapshot(PosixFileSystem(), dir_.string(), snapshot).ok());
+  const fs::path path = dir_ / SnapshotFileName(42);
+  std::ifstream in(path, std::ios::binary);
+  const std::string data{std::istreambuf_iterator<char>(in), {}};
+  const std::string salt = data.substr(kSnapshotMagic.size(), kSaltBytes);
+  // No record grows with the number of series or producers.
+  std::size_t records = 0, largest = 0;
+  for (std::size_t offset = kSnapshotMagic.size() + kSaltBytes; offset < data.size(); ++records) {
+    const RecordRead r = ReadRecord(data, offset, salt, data.size());
+    ASSERT_EQ(r.kind, RecordRead::Kind::kRecord) << offset;
+    largest = std::max(largest, r.payload.size());
+    offset = r.next;
+  }
+  EXPECT_EQ(records, 1 + 3000 + 3 + 1);  // header, series, producer chunks, end
+  EXPECT_LT(largest, 1024u * 300);
+  v1::Snapshot back;
+  ASSERT_TRUE(ReadSnapshot(PosixFileSystem(), path.string(), &back).ok());
+  EXPECT_EQ(back.SerializeAsString(), snapshot.SerializeAsString());
+  // Cut at any record boundary, it is incomplete, never a smaller state.
+  for (std::size_t cut : {data.size() - 1, data.size() / 2, std::size_t{100}}) {
+    fs::resize_file(path, cut);
+    const Status s = ReadSnapshot(PosixFileSystem(), path.string(), &back);
+    EXPECT_FALSE(s.ok()) << cut;
+    EXPECT_NE(s.message().find(path.string()), std::string::npos) << s.message();
+  }
 }
 
 }  // namespace

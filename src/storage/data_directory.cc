@@ -73,7 +73,12 @@ std::string RecoveryReport::ToString(const std::string& path) const {
     line += "; truncated a torn tail of " + std::to_string(torn_bytes) + " bytes from " +
             torn_file + ", never acknowledged";
   }
-  return line + ")";
+  line += ")";
+  if (!checkpoint_error.empty()) {
+    line += "; the snapshot after recovery failed (" + checkpoint_error +
+            "), the journal keeps everything";
+  }
+  return line;
 }
 
 DataDirectory::DataDirectory(DataDirectoryOptions options, service::Service& service)
@@ -111,63 +116,126 @@ Status DataDirectory::Recover(RecoveryReport* report) {
   DirectoryListing listing;
   if (Status s = List(fs_, dir, &listing); !s.ok()) return s;
 
-  uint64_t position = 0;  // the next record expected
+  // First decide, touching nothing: the newest snapshot, then the journal
+  // from the file it names, file by file as each names the next.
+  uint64_t position = 0;       // the next record expected
+  uint64_t file_position = 0;  // the start of the journal file that holds it
+  std::string source = "there is no snapshot, so the journal must start at record 0";
   if (!listing.snapshots.empty()) {
     const auto& [snapshot_position, name] = *listing.snapshots.rbegin();
+    const std::string path = dir + "/" + name;
     v1::Snapshot snapshot;
-    if (Status s = ReadSnapshot(fs_, dir + "/" + name, &snapshot); !s.ok()) {
+    if (Status s = ReadSnapshot(fs_, path, &snapshot); !s.ok()) {
       return Status(s.code(), s.message() +
-                                  "; refusing to start rather than lose its data (restore it, "
-                                  "or move it away to recover from older files)");
+                                  "; refusing to start rather than lose its data (restore the "
+                                  "file from a backup: the journal files it covers are gone)");
     }
-    if (snapshot.journal_position() != snapshot_position) {
-      return Status::Internal("snapshot " + dir + "/" + name + " says it is at record " +
-                              std::to_string(snapshot.journal_position()) +
-                              ", not the record its name says");
+    if (snapshot.journal_position() != snapshot_position ||
+        snapshot.journal_file() > snapshot_position) {
+      return Status::Internal("snapshot " + path + " says it is at record " +
+                              std::to_string(snapshot.journal_position()) + " in journal file " +
+                              std::to_string(snapshot.journal_file()) +
+                              ", which its name does not allow");
     }
     service_.Restore(snapshot);
     position = snapshot_position;
+    file_position = snapshot.journal_file();
+    source = "snapshot " + path + " goes on in it";
     report->snapshot = true;
     report->snapshot_position = snapshot_position;
-    last_snapshot_position_ = snapshot_position;
     has_snapshot_ = true;
   }
 
-  for (const auto& [start, name] : listing.journals) {
-    const std::string file = dir + "/" + name;
-    JournalFileContents contents;
-    if (Status s = ReadJournalFile(fs_, file, &contents); !s.ok()) return s;
-    const uint64_t end = start + contents.records.size();
-    if (end <= position && contents.torn_bytes == 0) continue;  // covered by the snapshot
-    if (start > position) {
-      return Status::Internal("journal records " + std::to_string(position) + " to " +
-                              std::to_string(start - 1) + " are missing before " + file +
-                              "; refusing to start rather than skip them");
+  std::optional<JournalTail> tail;
+  std::string last_path;
+  uint64_t cut_to = 0;  // with torn_bytes: the length the last file keeps
+  std::string last_damage;
+  const bool fresh = listing.snapshots.empty() && listing.journals.empty();
+  bool ended = fresh;
+  for (std::size_t files = 0; !ended && files < listing.journals.size() + 1; ++files) {
+    const std::string path = dir + "/" + JournalFileName(file_position);
+    if (!listing.journals.contains(file_position)) {
+      return Status::Internal("journal file " + path + " is missing (" + source +
+                              "); refusing to start rather than lose the records it held");
     }
-    for (uint64_t i = position - start; i < contents.records.size(); ++i) {
+    JournalFileContents contents;
+    if (Status s = ReadJournalFile(fs_, path, file_position, &contents); !s.ok()) return s;
+    const bool last = !contents.next_file.has_value();
+    if (contents.damaged_bytes > 0 && (!last || contents.valid_after)) {
+      return Status::Internal(
+          path + " is damaged at byte offset " + std::to_string(contents.valid_bytes) + " (" +
+          contents.damage + ") with records after it" +
+          (contents.valid_after ? ", at byte offset " + std::to_string(*contents.valid_after)
+                                : std::string(" in the journal files that follow")) +
+          "; refusing to start rather than drop them. Restore the file from a backup; nothing "
+          "was changed");
+    }
+    const uint64_t end = file_position + contents.records.size();
+    if (end < position) {
+      return Status::Internal(path + " ends at record " + std::to_string(end) + ", before record " +
+                              std::to_string(position) + " (" + source + "); refusing to start");
+    }
+    for (uint64_t i = position - file_position; i < contents.records.size(); ++i) {
       service_.Apply(contents.records[i]);
       ++report->records_replayed;
     }
-    position = std::max(position, end);
-    if (contents.torn_bytes > 0) {
-      if (Status s =
-              fs_.Truncate(file, std::max<uint64_t>(contents.valid_bytes, kJournalMagic.size()));
-          !s.ok()) {
-        return s;
+    position = end;
+    if (!last) {
+      if (*contents.next_file <= file_position) {
+        return Status::Internal(path + " names a journal file before itself; refusing to start");
       }
-      report->torn_bytes += contents.torn_bytes;
-      report->torn_file = file;
+      source = path + " says so";
+      file_position = *contents.next_file;
+      continue;
+    }
+    ended = true;
+    last_path = path;
+    if (contents.damaged_bytes > 0) {
+      report->torn_bytes = contents.damaged_bytes;
+      report->torn_file = path;
+      cut_to = contents.valid_bytes;
+      last_damage = contents.damage;
+    }
+    if (!contents.salt.empty()) {
+      tail = JournalTail{file_position, contents.salt, contents.valid_bytes};
     }
   }
+  if (!ended)
+    return Status::Internal("the journal files of " + dir + " do not end; refusing to start");
+  // A journal file past the last one holds nothing that was acknowledged
+  // only if it holds no record at all (a rotation that stopped halfway).
+  std::vector<std::string> leftovers;
+  for (const auto& [start, name] : listing.journals) {
+    if (start <= file_position) continue;
+    JournalFileContents contents;
+    const std::string path = dir + "/" + name;
+    if (Status s = ReadJournalFile(fs_, path, start, &contents); !s.ok()) return s;
+    if (!contents.records.empty()) {
+      return Status::Internal(
+          path + " holds records, but the journal before it ends in " + last_path +
+          (report->torn_bytes > 0
+               ? " with damage at byte offset " + std::to_string(cut_to) + " (" + last_damage + ")"
+               : " without naming it") +
+          "; refusing to start rather than drop them. Restore the files from a backup; nothing "
+          "was changed");
+    }
+    leftovers.push_back(path);
+  }
 
-  if (Status s = Journal::Open(fs_, dir, position, options_.journal, &journal_); !s.ok()) {
+  // Decided: now cut the torn tail, and go on writing where the journal ends.
+  if (report->torn_bytes > 0 && tail) {
+    if (Status s = fs_.Truncate(last_path, cut_to); !s.ok()) return s;
+  }
+  for (const std::string& path : leftovers) (void)fs_.Remove(path);
+  if (Status s = Journal::Open(fs_, dir, position, tail, options_.journal, &journal_); !s.ok()) {
     return s;
   }
-  // Start the next run from a snapshot of what was recovered.
+  last_snapshot_position_ = report->snapshot_position;
+  // Start the next run from a snapshot of what was recovered. Not needed
+  // for correctness (the journal has it all), so a failure only delays it.
   if (report->records_replayed > 0 || report->torn_bytes > 0) {
-    v1::Snapshot snapshot;
-    service_.Checkpoint([position] { return position; }, &snapshot);
-    if (Status s = WriteSnapshotAndPrune(snapshot); !s.ok()) return s;
+    std::lock_guard lock(checkpoint_mu_);
+    if (Status s = WriteCheckpoint(); !s.ok()) report->checkpoint_error = s.message();
   }
   service_.Totals(&report->series, &report->points);
   return Status::Ok();
@@ -178,18 +246,15 @@ Status DataDirectory::WriteSnapshotAndPrune(const v1::Snapshot& snapshot) {
   if (Status s = WriteSnapshot(fs_, dir, snapshot); !s.ok()) return s;
   last_snapshot_position_ = snapshot.journal_position();
   has_snapshot_ = true;
-  // The snapshot is durable: older snapshots and the journal files wholly
-  // before it are no longer needed.
+  // The snapshot is durable and verified: older snapshots and the journal
+  // files before the one it goes on in are no longer needed.
   DirectoryListing listing;
   if (Status s = List(fs_, dir, &listing); !s.ok()) return s;
   for (const auto& [position, name] : listing.snapshots) {
     if (position < snapshot.journal_position()) (void)fs_.Remove(dir + "/" + name);
   }
-  for (auto it = listing.journals.begin(); it != listing.journals.end(); ++it) {
-    const auto next = std::next(it);
-    const bool covered =
-        next != listing.journals.end() && next->first <= snapshot.journal_position();
-    if (covered) (void)fs_.Remove(dir + "/" + it->second);
+  for (const auto& [start, name] : listing.journals) {
+    if (start < snapshot.journal_file()) (void)fs_.Remove(dir + "/" + name);
   }
   return fs_.SyncDir(dir);
 }
@@ -198,11 +263,20 @@ Status DataDirectory::Checkpoint() {
   std::lock_guard lock(checkpoint_mu_);
   if (journal_ == nullptr) return Status::FailedPrecondition("the data directory is closed");
   if (has_snapshot_ && journal_->bytes_since_rotate() == 0) return Status::Ok();  // no change
+  return WriteCheckpoint();
+}
+
+Status DataDirectory::WriteCheckpoint() {
   v1::Snapshot snapshot;
   service_.Checkpoint([&] { return journal_->Rotate(); }, &snapshot);
   // Everything in the snapshot must be durable in the journal first: a
   // snapshot must never hold a change whose acknowledgement failed.
   if (Status s = journal_->Sync(); !s.ok()) return s;
+  snapshot.set_journal_file(journal_->file_start());
+  if (const std::string error = journal_->rotation_error(); !error.empty()) {
+    std::cerr << "gradientd: checkpoint: the journal stays in its current file (" << error
+              << "); the next checkpoint tries again\n";
+  }
   return WriteSnapshotAndPrune(snapshot);
 }
 

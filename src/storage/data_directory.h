@@ -40,6 +40,9 @@ struct RecoveryReport {
   uint64_t torn_bytes = 0;  // cut from the journal's tail
   std::string torn_file;
   double seconds = 0;
+  // Why the snapshot after recovery could not be written ("" if it was, or
+  // none was needed); the journal still holds everything.
+  std::string checkpoint_error;
 
   // One line for the log: "recovered 3 series, 120000 points from DIR in 0.02 s (...)".
   std::string ToString(const std::string& path) const;
@@ -68,6 +71,8 @@ class DataDirectory {
   DataDirectory(DataDirectoryOptions options, service::Service& service);
   Status Recover(RecoveryReport* report);
   Status WriteSnapshotAndPrune(const v1::Snapshot& snapshot);
+  // Snapshots the state now. REQUIRES: checkpoint_mu_ held.
+  Status WriteCheckpoint();
   void CheckpointLoop();
 
   const DataDirectoryOptions options_;

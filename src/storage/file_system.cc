@@ -43,6 +43,11 @@ class PosixFile : public WritableFile {
     return Status::Ok();
   }
 
+  Status Truncate(uint64_t size) override {
+    if (::ftruncate(fd_, static_cast<off_t>(size)) != 0) return OsError("truncate", path_, errno);
+    return Sync();
+  }
+
   Status Close() override {
     const int fd = fd_;
     fd_ = -1;
@@ -69,6 +74,13 @@ class Posix : public FileSystem {
   Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) override {
     const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_APPEND | O_CLOEXEC, 0644);
     if (fd < 0) return OsError("cannot create", path, errno);
+    *file = std::make_unique<PosixFile>(fd, path);
+    return Status::Ok();
+  }
+
+  Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) override {
+    const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+    if (fd < 0) return OsError("cannot open", path, errno);
     *file = std::make_unique<PosixFile>(fd, path);
     return Status::Ok();
   }
@@ -194,6 +206,7 @@ class FaultInjectingFileSystem::File : public WritableFile {
     if (fs_.fail_syncs_) return OsError("fsync", path_, EIO);
     return base_->Sync();
   }
+  Status Truncate(uint64_t size) override { return base_->Truncate(size); }
   Status Close() override { return base_->Close(); }
 
  private:
@@ -204,8 +217,18 @@ class FaultInjectingFileSystem::File : public WritableFile {
 
 Status FaultInjectingFileSystem::NewWritableFile(const std::string& path,
                                                  std::unique_ptr<WritableFile>* file) {
+  if (fail_opens_) return OsError("cannot create", path, EMFILE);
   std::unique_ptr<WritableFile> base;
   if (Status s = base_.NewWritableFile(path, &base); !s.ok()) return s;
+  *file = std::make_unique<File>(*this, std::move(base), path);
+  return Status::Ok();
+}
+
+Status FaultInjectingFileSystem::OpenForAppend(const std::string& path,
+                                               std::unique_ptr<WritableFile>* file) {
+  if (fail_opens_) return OsError("cannot open", path, EMFILE);
+  std::unique_ptr<WritableFile> base;
+  if (Status s = base_.OpenForAppend(path, &base); !s.ok()) return s;
   *file = std::make_unique<File>(*this, std::move(base), path);
   return Status::Ok();
 }

@@ -20,6 +20,8 @@ class WritableFile {
   virtual ~WritableFile() = default;
   virtual Status Append(std::string_view data) = 0;
   virtual Status Sync() = 0;  // data reaches stable storage (fdatasync)
+  // Cuts the file to `size` bytes and syncs that; later appends go after it.
+  virtual Status Truncate(uint64_t size) = 0;
   virtual Status Close() = 0;
 };
 
@@ -34,6 +36,8 @@ class FileSystem {
   virtual ~FileSystem() = default;
   // Creates `path`, or truncates it, for appending.
   virtual Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) = 0;
+  // Opens an existing `path` for appending after its last byte.
+  virtual Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) = 0;
   virtual Status ReadFile(const std::string& path, std::string* contents) = 0;
   virtual Status Truncate(const std::string& path, uint64_t size) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
@@ -63,6 +67,9 @@ class FaultInjectingFileSystem : public FileSystem {
   void FailSyncs(bool fail) { fail_syncs_ = fail; }
 
   Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) override;
+  Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) override;
+  // New files fail to open (as when out of descriptors) while set.
+  void FailOpens(bool fail) { fail_opens_ = fail; }
   Status ReadFile(const std::string& path, std::string* contents) override {
     return base_.ReadFile(path, contents);
   }
@@ -87,6 +94,7 @@ class FaultInjectingFileSystem : public FileSystem {
   FileSystem& base_;
   std::atomic<int64_t> write_budget_{-1};  // -1: unlimited
   std::atomic<bool> fail_syncs_{false};
+  std::atomic<bool> fail_opens_{false};
 };
 
 }  // namespace gradientd::storage

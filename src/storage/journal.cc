@@ -10,8 +10,29 @@
 namespace gradientd::storage {
 namespace {
 
-// How far past a bad record to look for a valid one (records are far smaller).
-constexpr std::size_t kMaxScan = 1 << 16;
+constexpr uint8_t kChangeRecord = 1;    // a v1::JournalRecord
+constexpr uint8_t kNextFileRecord = 2;  // empty; its index is the next file's start
+
+// A record found after damage is one the journal wrote if its checksum
+// verifies (the salt is the file's secret) and its index could follow.
+constexpr uint64_t kMaxIndexGap = uint64_t{1} << 32;
+
+std::string At(const std::string& path, uint64_t offset) {
+  return path + " at byte offset " + std::to_string(offset);
+}
+
+// After damage at `offset`, where the record `index` was expected: the
+// offset of a later record the journal wrote, if there is one.
+std::optional<uint64_t> FindValidRecordAfter(std::string_view data, std::size_t offset,
+                                             std::string_view salt, uint64_t index) {
+  for (std::size_t later = offset + 1; later + kRecordHeaderBytes <= data.size(); ++later) {
+    const RecordRead r = ReadRecord(data, later, salt, kMaxJournalRecordBytes);
+    if (r.kind == RecordRead::Kind::kRecord && r.index >= index && r.index - index < kMaxIndexGap) {
+      return later;
+    }
+  }
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -21,52 +42,65 @@ std::string JournalFileName(uint64_t position) {
   return name;
 }
 
-Status ReadJournalFile(FileSystem& fs, const std::string& path, JournalFileContents* contents) {
+Status ReadJournalFile(FileSystem& fs, const std::string& path, uint64_t start,
+                       JournalFileContents* contents) {
   std::string data;
   if (Status s = fs.ReadFile(path, &data); !s.ok()) return s;
   *contents = JournalFileContents();
+  contents->first_index = start;
   const std::string_view view = data;
-  if (view.size() < kJournalMagic.size()) {
-    // A crash right after the file was created: nothing was acknowledged.
-    contents->torn_bytes = view.size();
+  const std::size_t header = kJournalMagic.size() + kSaltBytes;
+  if (view.size() < header) {
+    // Created, but its header never became durable: it holds no record.
+    contents->damaged_bytes = view.size();
+    contents->damage = "an incomplete file header";
     return Status::Ok();
   }
   if (view.substr(0, kJournalMagic.size()) != kJournalMagic) {
-    return Status::Internal(path + " is not a gradientd journal file (bad header)");
+    return Status::Internal(
+        path + " is not a gradientd journal file of this version (bad header" +
+        (view.starts_with("GRDJNL01") ? ": format 01, written by an older gradientd" : "") + ")");
   }
-  std::size_t offset = kJournalMagic.size();
+  contents->salt = std::string(view.substr(kJournalMagic.size(), kSaltBytes));
+  std::size_t offset = header;
+  uint64_t index = start;  // the index the next record must have
   while (true) {
-    const RecordRead r = ReadRecord(view, offset);
+    const RecordRead r = ReadRecord(view, offset, contents->salt, kMaxJournalRecordBytes);
     if (r.kind == RecordRead::Kind::kEnd) break;
-    // The journal never writes an empty record: zeros are an unwritten tail.
-    if (r.kind == RecordRead::Kind::kRecord && !r.payload.empty()) {
-      v1::JournalRecord& record = contents->records.emplace_back();
-      if (!record.ParseFromArray(r.payload.data(), static_cast<int>(r.payload.size()))) {
-        return Status::Internal(path + " is corrupt at byte offset " + std::to_string(offset) +
-                                ": a record with a good checksum does not parse");
-      }
-      offset = r.next;
-      continue;
+    if (r.kind != RecordRead::Kind::kRecord) {
+      contents->damage = r.kind == RecordRead::Kind::kBadChecksum ? "a checksum mismatch"
+                         : r.kind == RecordRead::Kind::kTooLong   ? "an impossible record length"
+                                                                  : "an incomplete record";
+      contents->valid_after = FindValidRecordAfter(view, offset, contents->salt, index);
+      break;
     }
-    // A bad record: a torn tail only if no valid record follows it.
-    for (std::size_t later = offset + 1; later + kRecordHeaderBytes <= view.size(); ++later) {
-      // Journal records are small; a longer length is garbage, not a record.
-      const RecordRead next =
-          ReadRecord(view.substr(0, std::min(view.size(), later + kMaxScan)), later);
-      if (next.kind == RecordRead::Kind::kRecord && !next.payload.empty()) {
-        return Status::Internal(
-            path + " is corrupt at byte offset " + std::to_string(offset) + " (record " +
-            std::to_string(contents->records.size()) + ": " +
-            (r.kind == RecordRead::Kind::kBadChecksum ? "checksum mismatch" : "bad length") +
-            ") with valid records after it, at byte offset " + std::to_string(later) +
-            "; refusing to start rather than drop them. Restore the file from a backup, or "
-            "move it away to start without the records from that offset on");
-      }
+    if (contents->next_file) {
+      return Status::Internal(At(path, offset) +
+                              ": a record after the one that ends the file; refusing to start");
     }
-    break;
+    if (r.index != index) {
+      return Status::Internal(At(path, offset) + ": record " + std::to_string(r.index) +
+                              " where record " + std::to_string(index) +
+                              " belongs; refusing to start");
+    }
+    if (r.type == kNextFileRecord) {
+      contents->next_file = r.index;
+    } else if (r.type == kChangeRecord) {
+      if (!contents->records.emplace_back().ParseFromArray(r.payload.data(),
+                                                           static_cast<int>(r.payload.size()))) {
+        return Status::Internal(At(path, offset) +
+                                ": a record with a good checksum does not parse; refusing "
+                                "to start");
+      }
+      ++index;
+    } else {
+      return Status::Internal(At(path, offset) + ": a record of unknown kind " +
+                              std::to_string(r.type) + "; refusing to start");
+    }
+    offset = r.next;
   }
   contents->valid_bytes = offset;
-  contents->torn_bytes = view.size() - offset;
+  contents->damaged_bytes = view.size() - offset;
   return Status::Ok();
 }
 
@@ -78,10 +112,22 @@ Journal::Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOpti
       written_(position),
       synced_(position) {}
 
-Status Journal::Open(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options,
+Status Journal::Open(FileSystem& fs, std::string dir, uint64_t position,
+                     const std::optional<JournalTail>& tail, JournalOptions options,
                      std::unique_ptr<Journal>* journal) {
   std::unique_ptr<Journal> j(new Journal(fs, std::move(dir), position, options));
-  if (Status s = j->StartFile(position); !s.ok()) return s;
+  if (tail) {
+    const std::string path = j->dir_ + "/" + JournalFileName(tail->file_start);
+    if (Status s = fs.OpenForAppend(path, &j->file_); !s.ok()) return s;
+    j->file_start_ = tail->file_start;
+    j->salt_ = tail->salt;
+    j->file_size_ = tail->size;
+  } else {
+    if (Status s = j->CreateFile(position, &j->file_, &j->salt_); !s.ok()) return s;
+    j->file_start_ = position;
+    j->file_size_ = kJournalMagic.size() + kSaltBytes;
+  }
+  j->file_start_shared_ = j->file_start_;
   j->committer_ = std::thread([raw = j.get()] { raw->CommitLoop(); });
   *journal = std::move(j);
   return Status::Ok();
@@ -98,25 +144,34 @@ Journal::~Journal() {
   if (file_) (void)file_->Close();
 }
 
-Status Journal::StartFile(uint64_t position) {
+Status Journal::CreateFile(uint64_t position, std::unique_ptr<WritableFile>* file,
+                           std::string* salt) const {
   const std::string path = dir_ + "/" + JournalFileName(position);
-  if (Status s = fs_.NewWritableFile(path, &file_); !s.ok()) return s;
-  if (Status s = file_->Append(kJournalMagic); !s.ok()) return s;
-  if (options_.fsync != FsyncMode::kNever) {
-    if (Status s = file_->Sync(); !s.ok()) return s;
-    return fs_.SyncDir(dir_);
+  *salt = NewSalt();
+  Status s = fs_.NewWritableFile(path, file);
+  if (s.ok()) s = (*file)->Append(FileHeader(kJournalMagic, *salt));
+  if (s.ok() && options_.fsync != FsyncMode::kNever) s = (*file)->Sync();
+  if (s.ok() && options_.fsync != FsyncMode::kNever) s = fs_.SyncDir(dir_);
+  if (!s.ok() && *file) {
+    (void)(*file)->Close();
+    file->reset();
+    (void)fs_.Remove(path);
   }
-  return Status::Ok();
+  return s;
 }
 
 Status Journal::Append(const v1::JournalRecord& record, uint64_t* token) {
-  const std::string payload = record.SerializeAsString();
+  std::string payload = record.SerializeAsString();
+  if (payload.size() > kMaxJournalRecordBytes) {
+    return Status::InvalidArgument("the change is " + std::to_string(payload.size()) +
+                                   " bytes as a journal record; the limit is " +
+                                   std::to_string(kMaxJournalRecordBytes));
+  }
   {
     std::lock_guard lock(mu_);
     if (!failed_.ok()) return failed_;
-    const std::size_t before = pending_.size();
-    AppendRecord(payload, &pending_);
-    bytes_since_rotate_ += pending_.size() - before;
+    bytes_since_rotate_ += payload.size() + kRecordHeaderBytes;
+    pending_.push_back(std::move(payload));
     *token = ++next_;
   }
   wake_.notify_one();
@@ -128,11 +183,14 @@ void Journal::OnDurable(uint64_t token, std::function<void(const Status&)> done)
   {
     std::lock_guard lock(mu_);
     const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
-    if (failed_.ok() && durable < token) {
+    if (token <= durable) {
+      status = Status::Ok();
+    } else if (failed_.ok()) {
       waiters_.emplace(token, std::move(done));
       return;
+    } else {
+      status = failed_;
     }
-    status = failed_;
   }
   done(status);
 }
@@ -148,8 +206,9 @@ uint64_t Journal::Rotate() {
   std::unique_lock lock(mu_);
   progress_.wait(lock, [&] { return !rotate_ || !failed_.ok(); });
   rotate_ = true;
-  rotate_offset_ = pending_.size();
+  rotate_count_ = pending_.size();
   rotate_position_ = next_;
+  rotation_error_.clear();
   bytes_since_rotate_ = 0;
   wake_.notify_one();
   return next_;
@@ -164,9 +223,79 @@ Status Journal::Sync() {
   return failed_;
 }
 
+uint64_t Journal::file_start() const {
+  std::lock_guard lock(mu_);
+  return file_start_shared_;
+}
+
+std::string Journal::rotation_error() const {
+  std::lock_guard lock(mu_);
+  return rotation_error_;
+}
+
 uint64_t Journal::bytes_since_rotate() const {
   std::lock_guard lock(mu_);
   return bytes_since_rotate_;
+}
+
+std::string Journal::Encode(const std::vector<std::string>& batch, std::size_t begin,
+                            std::size_t end, uint64_t first_index) const {
+  std::string data;
+  for (std::size_t i = begin; i < end; ++i) {
+    AppendRecord(salt_, first_index + i, kChangeRecord, batch[i], &data);
+  }
+  return data;
+}
+
+Status Journal::WriteOrCutBack(std::string_view data, bool sync) {
+  if (data.empty() && !sync) return Status::Ok();
+  Status s = data.empty() ? Status::Ok() : file_->Append(data);
+  if (s.ok() && sync) s = file_->Sync();
+  if (s.ok()) {
+    file_size_ += data.size();
+    return s;
+  }
+  // Part of the write may be in the file: cut it back, so that what was not
+  // acknowledged cannot be recovered after a restart.
+  const std::string path = dir_ + "/" + JournalFileName(file_start_);
+  if (Status cut = file_->Truncate(file_size_); !cut.ok()) {
+    return Status(s.code(), s.message() +
+                                "; and the file could not be cut back to its last "
+                                "durable record (" +
+                                cut.message() +
+                                "), so changes answered with this error may reappear after a "
+                                "restart");
+  }
+  return s;
+}
+
+bool Journal::MoveToNewFile(uint64_t position) {
+  if (position == file_start_) return true;  // the current file starts there
+  std::unique_ptr<WritableFile> next;
+  std::string salt;
+  Status s = CreateFile(position, &next, &salt);
+  // The old file ends with a record naming the new one, so recovery knows
+  // the new one must exist.
+  std::string marker;
+  if (s.ok()) AppendRecord(salt_, position, kNextFileRecord, "", &marker);
+  if (s.ok()) s = WriteOrCutBack(marker, options_.fsync != FsyncMode::kNever);
+  if (!s.ok()) {
+    if (next) {
+      (void)next->Close();
+      (void)fs_.Remove(dir_ + "/" + JournalFileName(position));
+    }
+    std::lock_guard lock(mu_);
+    rotation_error_ = s.message();
+    return false;
+  }
+  (void)file_->Close();
+  file_ = std::move(next);
+  file_start_ = position;
+  salt_ = std::move(salt);
+  file_size_ = kJournalMagic.size() + kSaltBytes;
+  std::lock_guard lock(mu_);
+  file_start_shared_ = position;
+  return true;
 }
 
 void Journal::CommitLoop() {
@@ -193,54 +322,65 @@ void Journal::CommitLoop() {
       wake_.wait(lock, [&] { return stop_ || !pending_.empty(); });
       continue;
     }
-    std::string batch;
+    std::vector<std::string> batch;
     batch.swap(pending_);
     const uint64_t end = next_;
+    const uint64_t first_index = end - batch.size();
     const bool rotate = rotate_;
-    const std::size_t rotate_offset = rotate_offset_;
+    const std::size_t rotate_count = rotate ? rotate_count_ : 0;
     const uint64_t rotate_position = rotate_position_;
     const bool sync_requested = sync_requested_;
     sync_requested_ = false;
     const bool stopping = stop_;
     lock.unlock();
 
+    // How far the records got: written to the OS, and synced.
+    uint64_t written = 0, synced = 0;
     Status s;
-    bool synced = false;
-    std::string_view rest = batch;
     if (rotate) {
-      s = file_->Append(rest.substr(0, rotate_offset));
-      if (s.ok() && options_.fsync != FsyncMode::kNever) s = file_->Sync();
-      if (s.ok()) s = file_->Close();
-      if (s.ok()) s = StartFile(rotate_position);
-      rest.remove_prefix(rotate_offset);
+      // What came before the rotation goes to the old file, synced unless
+      // the mode is never: the snapshot at the rotation's position relies on it.
+      const bool sync_old = options_.fsync != FsyncMode::kNever;
+      s = WriteOrCutBack(Encode(batch, 0, rotate_count, first_index), sync_old);
+      if (s.ok()) {
+        written = first_index + rotate_count;
+        if (sync_old) synced = written;
+        MoveToNewFile(rotate_position);
+      }
     }
-    if (s.ok() && !rest.empty()) s = file_->Append(rest);
     const bool interval_due = options_.fsync == FsyncMode::kInterval &&
                               Clock::now() >= last_sync + options_.fsync_interval;
-    if (s.ok() && (options_.fsync == FsyncMode::kAlways || sync_requested || interval_due)) {
-      s = file_->Sync();
-      synced = true;
-      last_sync = Clock::now();
+    const bool sync = options_.fsync == FsyncMode::kAlways || sync_requested || interval_due;
+    if (s.ok()) s = WriteOrCutBack(Encode(batch, rotate_count, batch.size(), first_index), sync);
+    if (s.ok()) {
+      written = end;
+      if (sync) {
+        synced = end;
+        last_sync = Clock::now();
+      }
     }
 
     lock.lock();
     if (rotate) rotate_ = false;
-    if (s.ok()) {
-      written_ = end;
-      if (synced) synced_ = end;
-    } else {
+    written_ = std::max(written_, written);
+    synced_ = std::max(synced_, synced);
+    if (!s.ok()) {
       failed_ =
           Status(s.code(), "the journal failed, so the change was not made durable (" +
                                s.message() + "); gradientd refuses changes until it is restarted");
     }
     const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
-    std::vector<std::function<void(const Status&)>> done;
-    auto last = s.ok() ? waiters_.upper_bound(durable) : waiters_.end();
-    for (auto it = waiters_.begin(); it != last; ++it) done.push_back(std::move(it->second));
+    // Each waiter by its own fate: those made durable before the failure
+    // are acknowledged, the others get the error.
+    std::vector<std::pair<std::function<void(const Status&)>, Status>> done;
+    const auto last = s.ok() ? waiters_.upper_bound(durable) : waiters_.end();
+    for (auto it = waiters_.begin(); it != last; ++it) {
+      done.emplace_back(std::move(it->second), it->first <= durable ? Status::Ok() : failed_);
+    }
     waiters_.erase(waiters_.begin(), last);
     progress_.notify_all();
     lock.unlock();
-    for (auto& callback : done) callback(s.ok() ? s : failed_);
+    for (auto& [callback, status] : done) callback(status);
     lock.lock();
     if (stopping && pending_.empty() && !rotate_) return;
   }

@@ -1,18 +1,22 @@
 // Journal: the write-ahead log of the data directory, with group commit.
 //
-// Records are appended to an in-memory buffer by any thread; one committer
+// Records are appended to an in-memory queue by any thread; one committer
 // thread writes what has accumulated in a single write and, per the fsync
 // mode, one fdatasync, then completes every OnDurable waiting on it. So many
 // acknowledgements share one fsync.
 //
-// Files: DIR/journal-<position>.log, where position is the index of its first
-// record since the data directory was created; each starts with "GRDJNL01"
-// and holds checksummed records (storage/record_format.h) of
-// v1::JournalRecord. Rotate starts a new file so that the ones before a
-// snapshot can be deleted.
+// Files: DIR/journal-<position>.log, where position is the index of its
+// first record since the data directory was created. Each starts with
+// "GRDJNL02" and a salt, then holds numbered, checksummed records
+// (storage/record_format.h): one per change (a v1::JournalRecord, numbered
+// by its position) and, when Rotate has moved on to a new file, a last
+// record that names it. So recovery knows every file the journal must have.
 //
-// After a failed write or fsync the journal stops: every waiter and every
-// later Append gets the error.
+// After a failed write or fsync the file is cut back to its last durable
+// record, so that no change answered with an error can come back after a
+// restart; then the journal stops: every later Append gets the error. A new
+// file that cannot be opened at a rotation is not a failure: the journal
+// stays in its current file and the next Rotate tries again.
 #pragma once
 
 #include <chrono>
@@ -21,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,7 +35,9 @@
 
 namespace gradientd::storage {
 
-inline constexpr std::string_view kJournalMagic = "GRDJNL01";
+inline constexpr std::string_view kJournalMagic = "GRDJNL02";
+// The largest record the journal writes or accepts when reading.
+inline constexpr std::size_t kMaxJournalRecordBytes = 1u << 20;
 
 enum class FsyncMode {
   kAlways,    // acknowledge after the fdatasync that covers the record
@@ -45,39 +52,68 @@ struct JournalOptions {
 
 std::string JournalFileName(uint64_t position);
 
-// The records of one journal file, read for recovery.
+// One journal file as found on disk, for recovery. Reading decides nothing:
+// whether damage is a torn tail (allowed only at the end of the last file)
+// is the caller's decision.
 struct JournalFileContents {
-  std::vector<v1::JournalRecord> records;
-  uint64_t valid_bytes = 0;  // the file's length up to the last whole record
-  uint64_t torn_bytes = 0;   // bytes after it: a write cut short by a crash
+  std::string salt;                        // empty: the file's header is incomplete
+  std::vector<v1::JournalRecord> records;  // the changes, in order
+  uint64_t first_index = 0;                // the position of records[0]
+  std::optional<uint64_t> next_file;       // the journal goes on in journal-<next_file>
+  uint64_t valid_bytes = 0;                // up to the end of the last whole record
+  uint64_t damaged_bytes = 0;              // after it: a torn write, or damage
+  std::string damage;                      // what is wrong at valid_bytes
+  // A record written by the journal that lies after the damage: proof that
+  // the damage is not a torn tail.
+  std::optional<uint64_t> valid_after;
 };
 
-// Reads a journal file. An incomplete or corrupt record with nothing valid
-// after it is a torn tail (reported in torn_bytes, not an error); a corrupt
-// record followed by valid ones is corruption in the middle: an error naming
-// the file and the offset.
-Status ReadJournalFile(FileSystem& fs, const std::string& path, JournalFileContents* contents);
+// Reads a journal file that starts at `start`. Errors (naming the file and
+// the offset): unreadable, not a journal file, a record out of sequence, a
+// checksummed record that does not parse, records after the file's last.
+Status ReadJournalFile(FileSystem& fs, const std::string& path, uint64_t start,
+                       JournalFileContents* contents);
+
+// Where an existing journal goes on: its last file, already checked (and
+// cut back to `size`, its last whole record, if it had a torn tail).
+struct JournalTail {
+  uint64_t file_start = 0;
+  std::string salt;
+  uint64_t size = 0;
+};
 
 class Journal : public service::ChangeLog {
  public:
-  // Starts a new journal file at `position` in `dir`.
-  static Status Open(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options,
+  // Opens the journal at `position` (the number of records so far): with a
+  // tail, appending to its file; without, in a new file journal-<position>.
+  static Status Open(FileSystem& fs, std::string dir, uint64_t position,
+                     const std::optional<JournalTail>& tail, JournalOptions options,
                      std::unique_ptr<Journal>* journal);
   // Writes and syncs what is pending, then stops the committer.
   ~Journal() override;
 
+  // Fails (InvalidArgument) for a record over kMaxJournalRecordBytes.
   Status Append(const v1::JournalRecord& record, uint64_t* token) override;
   void OnDurable(uint64_t token, std::function<void(const Status&)> done) override;
   Status Outcome(uint64_t token) override;
 
-  // Records appended from now on go to a new file; returns its position (the
-  // number of records appended so far). Call while no Append runs, to get a
-  // position that matches a consistent state.
+  // Records appended from now on go to a new file (once the committer gets
+  // to it); returns its position (the number of records appended so far).
+  // Call while no Append runs, to get a position that matches a consistent
+  // state.
   uint64_t Rotate();
 
   // Waits until every record appended so far is written and synced (whatever
-  // the mode). Returns the journal's error, if it has failed.
+  // the mode) and a requested rotation is done or given up. Returns the
+  // journal's error, if it has failed.
   Status Sync();
+
+  // The start of the file the committer writes to now (after Sync: the one
+  // holding the position Rotate returned, which is that position unless the
+  // rotation was given up).
+  uint64_t file_start() const;
+  // Why the last rotation was given up ("" if it was not).
+  std::string rotation_error() const;
 
   // Bytes appended since the last Rotate (for checkpoint scheduling).
   uint64_t bytes_since_rotate() const;
@@ -85,7 +121,18 @@ class Journal : public service::ChangeLog {
  private:
   Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options);
   void CommitLoop();
-  Status StartFile(uint64_t position);
+  // Opens journal-<position> with a new salt and makes its header durable.
+  Status CreateFile(uint64_t position, std::unique_ptr<WritableFile>* file,
+                    std::string* salt) const;
+  // Encodes records [first, first + count) of `batch` for the current file.
+  std::string Encode(const std::vector<std::string>& batch, std::size_t begin, std::size_t end,
+                     uint64_t first_index) const;
+  // Writes `data` to the current file (and syncs it if `sync`); on failure
+  // cuts the file back to where it was, and says what happened.
+  Status WriteOrCutBack(std::string_view data, bool sync);
+  // Moves on to journal-<position>: false (with rotation_error_ set) if the
+  // new file could not be opened; the current file then stays.
+  bool MoveToNewFile(uint64_t position);
 
   FileSystem& fs_;
   const std::string dir_;
@@ -93,23 +140,29 @@ class Journal : public service::ChangeLog {
 
   mutable std::mutex mu_;
   std::condition_variable wake_;      // the committer: work or stop
-  std::condition_variable progress_;  // Sync(): written
-  std::string pending_;               // encoded records not yet written
+  std::condition_variable progress_;  // Sync(), Rotate(): written
+  std::vector<std::string> pending_;  // serialised records not yet written
   uint64_t next_ = 0;                 // position of the next record appended
   uint64_t written_ = 0;              // records written to the OS (and synced, per mode)
   uint64_t synced_ = 0;               // records known to be fdatasync'ed
   bool sync_requested_ = false;
-  // A rotation waiting for the committer: pending_ bytes before
-  // rotate_offset_ go to the old file.
+  // A rotation waiting for the committer: the first rotate_count_ records of
+  // pending_ go to the old file.
   bool rotate_ = false;
-  std::size_t rotate_offset_ = 0;
+  std::size_t rotate_count_ = 0;
   uint64_t rotate_position_ = 0;
   uint64_t bytes_since_rotate_ = 0;
   Status failed_;
   bool stop_ = false;
   std::multimap<uint64_t, std::function<void(const Status&)>> waiters_;
+  uint64_t file_start_shared_ = 0;  // a copy of file_start_, for file_start()
+  std::string rotation_error_;
 
-  std::unique_ptr<WritableFile> file_;  // the committer's
+  // The committer's.
+  std::unique_ptr<WritableFile> file_;
+  uint64_t file_start_ = 0;
+  std::string salt_;
+  uint64_t file_size_ = 0;
   std::thread committer_;
 };
 

@@ -1,7 +1,13 @@
 // Snapshots: the whole state at a journal position, in one file written
-// atomically (temporary file, fsync, rename, fsync the directory).
-// File: DIR/snapshot-<position>.pb = "GRDSNP01" + one checksummed record
-// (storage/record_format.h) holding a v1::Snapshot.
+// atomically (temporary file, fsync, read back and verified, rename, fsync
+// of the directory).
+//
+// File: DIR/snapshot-<position>.pb = "GRDSNP02", a salt, then numbered,
+// checksummed records (storage/record_format.h): a v1::SnapshotHeader, one
+// v1::SeriesState per series, v1::ProducerChunk records, and a
+// v1::SnapshotEnd counting what came before it. No record grows with the
+// state, so a snapshot has no size ceiling (protobuf refuses single
+// messages over 2 GiB).
 #pragma once
 
 #include <cstdint>
@@ -13,13 +19,16 @@
 
 namespace gradientd::storage {
 
-inline constexpr std::string_view kSnapshotMagic = "GRDSNP01";
+inline constexpr std::string_view kSnapshotMagic = "GRDSNP02";
 
 std::string SnapshotFileName(uint64_t position);
 
+// Writes snapshot-<journal_position>.pb and returns only once it is durable
+// and has been read back whole; on any failure nothing is left behind.
 Status WriteSnapshot(FileSystem& fs, const std::string& dir, const v1::Snapshot& snapshot);
 
-// Errors name the file and what is wrong with it.
+// Errors name the file and what is wrong with it (an incomplete file is an
+// error, never a smaller state).
 Status ReadSnapshot(FileSystem& fs, const std::string& path, v1::Snapshot* snapshot);
 
 }  // namespace gradientd::storage
