@@ -358,6 +358,23 @@ TEST_F(JournalTest, RotationThatCannotOpenItsFileStaysInTheCurrentFileAndRetries
   EXPECT_FALSE(std::filesystem::exists(Path(4)));  // the failed file left nothing behind
 }
 
+// A journal record is bounded by construction (names and producer ids are
+// bounded); one over the limit is refused and the journal goes on.
+TEST_F(JournalTest, RecordOverTheLimitIsRefusedAndTheJournalGoesOn) {
+  std::unique_ptr<Journal> journal;
+  ASSERT_TRUE(Journal::Open(PosixFileSystem(), dir_, 0, {}, {}, &journal).ok());
+  v1::JournalRecord huge = Batch(0);
+  huge.set_series(std::string(kMaxJournalRecordBytes, 's'));
+  uint64_t token = 0;
+  const Status s = journal->Append(huge, &token);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument) << s.message();
+  Write(*journal, 2);
+  journal.reset();
+  JournalFileContents contents;
+  ASSERT_TRUE(ReadJournalFile(PosixFileSystem(), Path(), 0, &contents).ok());
+  EXPECT_EQ(contents.records.size(), 2u);
+}
+
 TEST_F(JournalTest, FailedFsyncIsNeverAcknowledged) {
   FaultInjectingFileSystem fs(PosixFileSystem());
   std::unique_ptr<Journal> journal;
