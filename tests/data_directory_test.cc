@@ -381,14 +381,14 @@ class NoSnapshotsFileSystem : public FaultInjectingFileSystem {
 };
 
 // Three journal files, chained, and no snapshot; returns the state.
-std::string MakeJournalChain(DataDirectoryTest& test, std::unique_ptr<Instance> db) {
-  std::string state;
+std::string MakeJournalChain(std::unique_ptr<Instance> db) {
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 4; ++i) EXPECT_TRUE(db->Call(Ingest("c", round * 10 + i)).has_ack());
-    if (round < 2) EXPECT_FALSE(db->data->Checkpoint().ok());
+    if (round < 2) {
+      EXPECT_FALSE(db->data->Checkpoint().ok());
+    }
   }
-  state = db->State();
-  return state;
+  return db->State();
 }
 
 TEST_F(DataDirectoryTest, FailedSnapshotDeletesNoJournalAndRestartRecoversEverything) {
@@ -397,7 +397,7 @@ TEST_F(DataDirectoryTest, FailedSnapshotDeletesNoJournalAndRestartRecoversEveryt
   {
     auto db = Open(&no_snapshots);
     ASSERT_TRUE(db);
-    state = MakeJournalChain(*this, std::move(db));
+    state = MakeJournalChain(std::move(db));
   }
   EXPECT_EQ(Files("journal-").size(), 3u);
   EXPECT_TRUE(Files("snapshot-").empty());
@@ -412,7 +412,7 @@ TEST_F(DataDirectoryTest, MissingJournalFileInTheChainStopsStartupNamingIt) {
   {
     auto db = Open(&no_snapshots);
     ASSERT_TRUE(db);
-    MakeJournalChain(*this, std::move(db));
+    MakeJournalChain(std::move(db));
   }
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);
@@ -453,7 +453,7 @@ TEST_F(DataDirectoryTest, DamageInANonLastJournalFileStopsStartupAndChangesNothi
   {
     auto db = Open(&no_snapshots);
     ASSERT_TRUE(db);
-    MakeJournalChain(*this, std::move(db));
+    MakeJournalChain(std::move(db));
   }
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);

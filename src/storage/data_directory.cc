@@ -124,22 +124,32 @@ Status DataDirectory::Recover(RecoveryReport* report) {
   if (!listing.snapshots.empty()) {
     const auto& [snapshot_position, name] = *listing.snapshots.rbegin();
     const std::string path = dir + "/" + name;
-    v1::Snapshot snapshot;
-    if (Status s = ReadSnapshot(fs_, path, &snapshot); !s.ok()) {
-      return Status(s.code(), s.message() +
-                                  "; refusing to start rather than lose its data (restore the "
-                                  "file from a backup: the journal files it covers are gone)");
+    // Restored a part at a time; a snapshot that turns out unreadable stops
+    // startup, so what was restored of it is never served.
+    v1::Snapshot header;
+    bool first = true;
+    const Status read = ReadSnapshot(fs_, path, [&](v1::Snapshot&& part) {
+      if (first) {
+        header.set_journal_position(part.journal_position());
+        header.set_journal_file(part.journal_file());
+        first = false;
+      }
+      service_.Restore(part);
+    });
+    if (!read.ok()) {
+      return Status(read.code(), read.message() +
+                                     "; refusing to start rather than lose its data (restore the "
+                                     "file from a backup: the journal files it covers are gone)");
     }
-    if (snapshot.journal_position() != snapshot_position ||
-        snapshot.journal_file() > snapshot_position) {
+    if (header.journal_position() != snapshot_position ||
+        header.journal_file() > snapshot_position) {
       return Status::Internal("snapshot " + path + " says it is at record " +
-                              std::to_string(snapshot.journal_position()) + " in journal file " +
-                              std::to_string(snapshot.journal_file()) +
+                              std::to_string(header.journal_position()) + " in journal file " +
+                              std::to_string(header.journal_file()) +
                               ", which its name does not allow");
     }
-    service_.Restore(snapshot);
     position = snapshot_position;
-    file_position = snapshot.journal_file();
+    file_position = header.journal_file();
     source = "snapshot " + path + " goes on in it";
     report->snapshot = true;
     report->snapshot_position = snapshot_position;

@@ -60,6 +60,34 @@ class PosixFile : public WritableFile {
   std::string path_;
 };
 
+class PosixSequentialFile : public SequentialFile {
+ public:
+  PosixSequentialFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  ~PosixSequentialFile() override { ::close(fd_); }
+
+  Status Read(std::size_t n, std::string* out) override {
+    const std::size_t start = out->size();
+    out->resize(start + n);
+    std::size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::read(fd_, out->data() + start + got, n - got);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) {
+        out->resize(start + got);
+        return OsError("cannot read", path_, errno);
+      }
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    out->resize(start + got);
+    return Status::Ok();
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
 class PosixLock : public FileLock {
  public:
   explicit PosixLock(int fd) : fd_(fd) {}
@@ -82,6 +110,14 @@ class Posix : public FileSystem {
     const int fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
     if (fd < 0) return OsError("cannot open", path, errno);
     *file = std::make_unique<PosixFile>(fd, path);
+    return Status::Ok();
+  }
+
+  Status NewSequentialFile(const std::string& path,
+                           std::unique_ptr<SequentialFile>* file) override {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return OsError("cannot open", path, errno);
+    *file = std::make_unique<PosixSequentialFile>(fd, path);
     return Status::Ok();
   }
 

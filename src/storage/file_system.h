@@ -25,6 +25,14 @@ class WritableFile {
   virtual Status Close() = 0;
 };
 
+// A file open for reading from its start. Not synchronised.
+class SequentialFile {
+ public:
+  virtual ~SequentialFile() = default;
+  // Appends up to `n` more bytes to `out`; fewer only at the end of the file.
+  virtual Status Read(std::size_t n, std::string* out) = 0;
+};
+
 // Held while the process uses a directory; released on destruction.
 class FileLock {
  public:
@@ -39,6 +47,8 @@ class FileSystem {
   // Opens an existing `path` for appending after its last byte.
   virtual Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) = 0;
   virtual Status ReadFile(const std::string& path, std::string* contents) = 0;
+  virtual Status NewSequentialFile(const std::string& path,
+                                   std::unique_ptr<SequentialFile>* file) = 0;
   virtual Status Truncate(const std::string& path, uint64_t size) = 0;
   virtual Status Rename(const std::string& from, const std::string& to) = 0;
   virtual Status Remove(const std::string& path) = 0;
@@ -72,6 +82,10 @@ class FaultInjectingFileSystem : public FileSystem {
   void FailOpens(bool fail) { fail_opens_ = fail; }
   Status ReadFile(const std::string& path, std::string* contents) override {
     return base_.ReadFile(path, contents);
+  }
+  Status NewSequentialFile(const std::string& path,
+                           std::unique_ptr<SequentialFile>* file) override {
+    return base_.NewSequentialFile(path, file);
   }
   Status Truncate(const std::string& path, uint64_t size) override {
     return base_.Truncate(path, size);

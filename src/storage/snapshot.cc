@@ -19,6 +19,8 @@ constexpr std::size_t kWriteBytes = 1u << 20;  // what is buffered before each w
 // No record of a snapshot comes near this (a series name is at most a few
 // KiB, a producer chunk 1024 ids).
 constexpr std::size_t kMaxSnapshotRecordBytes = 64u << 20;
+// Recovery restores this many series at a time.
+constexpr int kSeriesPerPart = 1024;
 
 // Appends numbered records to a file, a buffer at a time.
 class RecordWriter {
@@ -92,11 +94,17 @@ Status WriteSnapshot(FileSystem& fs, const std::string& dir, const v1::Snapshot&
   }
   // Read back what was written before anything relies on it.
   if (s.ok()) {
-    v1::Snapshot check;
-    s = ReadSnapshot(fs, temporary, &check);
-    if (s.ok() && (check.series_size() != snapshot.series_size() ||
-                   check.producers_size() != snapshot.producers_size() ||
-                   check.journal_position() != snapshot.journal_position())) {
+    uint64_t position = 0;
+    int series = 0, producers = 0;
+    bool first = true;
+    s = ReadSnapshot(fs, temporary, [&](v1::Snapshot&& part) {
+      if (first) position = part.journal_position();
+      first = false;
+      series += part.series_size();
+      producers += part.producers_size();
+    });
+    if (s.ok() && (series != snapshot.series_size() || producers != snapshot.producers_size() ||
+                   position != snapshot.journal_position())) {
       s = Status::Internal("snapshot " + temporary + " does not read back as written");
     }
   }
@@ -106,32 +114,45 @@ Status WriteSnapshot(FileSystem& fs, const std::string& dir, const v1::Snapshot&
   return s;
 }
 
-Status ReadSnapshot(FileSystem& fs, const std::string& path, v1::Snapshot* snapshot) {
-  std::string data;
-  if (Status s = fs.ReadFile(path, &data); !s.ok()) return s;
-  const std::string_view view = data;
-  auto unreadable = [&](uint64_t offset, const std::string& what) {
+Status ReadSnapshot(FileSystem& fs, const std::string& path,
+                    const std::function<void(v1::Snapshot&& part)>& consume) {
+  std::unique_ptr<SequentialFile> file;
+  if (Status s = fs.NewSequentialFile(path, &file); !s.ok()) return s;
+  uint64_t offset = 0;  // of the record being read
+  auto unreadable = [&](const std::string& what) {
     return Status::Internal("snapshot " + path + " is unreadable at byte offset " +
                             std::to_string(offset) + ": " + what);
   };
+  std::string buffer;
   const std::size_t header_bytes = kSnapshotMagic.size() + kSaltBytes;
-  if (view.size() < header_bytes || view.substr(0, kSnapshotMagic.size()) != kSnapshotMagic) {
-    return unreadable(0, view.starts_with("GRDSNP01") ? "format 01, written by an older gradientd"
-                                                      : "bad header");
+  if (Status s = file->Read(header_bytes, &buffer); !s.ok()) return s;
+  if (buffer.size() < header_bytes || !buffer.starts_with(kSnapshotMagic)) {
+    return unreadable(buffer.starts_with("GRDSNP01") ? "format 01, written by an older gradientd"
+                                                     : "bad header");
   }
-  const std::string_view salt = view.substr(kSnapshotMagic.size(), kSaltBytes);
-  snapshot->Clear();
-  std::size_t offset = header_bytes;
+  const std::string salt = buffer.substr(kSnapshotMagic.size());
+  offset = header_bytes;
+  v1::Snapshot part;  // handed on every kSeriesPerPart series and at each producer chunk
+  uint64_t series = 0, producers = 0;
   for (uint64_t index = 0;; ++index) {
-    const RecordRead r = ReadRecord(view, offset, salt, kMaxSnapshotRecordBytes);
-    if (r.kind == RecordRead::Kind::kEnd)
-      return unreadable(offset, "it ends before its last record");
+    buffer.clear();
+    if (Status s = file->Read(kRecordHeaderBytes, &buffer); !s.ok()) return s;
+    if (buffer.empty()) return unreadable("it ends before its last record");
+    if (buffer.size() == kRecordHeaderBytes) {
+      std::size_t length = 0;
+      for (std::size_t i = 0; i < 4; ++i) {
+        length |= static_cast<std::size_t>(static_cast<unsigned char>(buffer[i])) << (8 * i);
+      }
+      if (length > kMaxSnapshotRecordBytes) return unreadable("an impossible record length");
+      if (Status s = file->Read(length, &buffer); !s.ok()) return s;
+    }
+    const RecordRead r = ReadRecord(buffer, 0, salt, kMaxSnapshotRecordBytes);
     if (r.kind != RecordRead::Kind::kRecord) {
-      return unreadable(offset, r.kind == RecordRead::Kind::kBadChecksum ? "checksum mismatch"
-                                                                         : "truncated record");
+      return unreadable(r.kind == RecordRead::Kind::kBadChecksum ? "checksum mismatch"
+                                                                 : "truncated record");
     }
     if (r.index != index || (index == 0) != (r.type == kHeaderRecord)) {
-      return unreadable(offset, "records out of order");
+      return unreadable("records out of order");
     }
     const int size = static_cast<int>(r.payload.size());
     bool parsed = false;
@@ -139,42 +160,62 @@ Status ReadSnapshot(FileSystem& fs, const std::string& path, v1::Snapshot* snaps
       case kHeaderRecord: {
         v1::SnapshotHeader header;
         parsed = header.ParseFromArray(r.payload.data(), size);
-        snapshot->set_journal_position(header.journal_position());
-        snapshot->set_journal_file(header.journal_file());
-        snapshot->set_time_unix_nanos(header.time_unix_nanos());
+        part.set_journal_position(header.journal_position());
+        part.set_journal_file(header.journal_file());
+        part.set_time_unix_nanos(header.time_unix_nanos());
         break;
       }
       case kSeriesRecord:
-        parsed = snapshot->add_series()->ParseFromArray(r.payload.data(), size);
+        parsed = part.add_series()->ParseFromArray(r.payload.data(), size);
+        ++series;
         break;
       case kProducersRecord: {
         v1::ProducerChunk chunk;
         parsed = chunk.ParseFromArray(r.payload.data(), size);
-        for (v1::ProducerState& p : *chunk.mutable_producers()) {
-          *snapshot->add_producers() = std::move(p);
-        }
+        producers += static_cast<uint64_t>(chunk.producers_size());
+        part.mutable_producers()->Swap(chunk.mutable_producers());
         break;
       }
       case kEndRecord: {
         v1::SnapshotEnd end;
         if (!end.ParseFromArray(r.payload.data(), size)) break;
-        if (end.series() != static_cast<uint64_t>(snapshot->series_size()) ||
-            end.producers() != static_cast<uint64_t>(snapshot->producers_size())) {
-          return unreadable(offset,
-                            "its end record counts other series or producers than it holds");
+        if (end.series() != series || end.producers() != producers) {
+          return unreadable("its end record counts other series or producers than it holds");
         }
-        if (r.next != view.size()) {
-          return unreadable(r.next, std::to_string(view.size() - r.next) +
-                                        " unexpected bytes after its last record");
-        }
+        offset += buffer.size();
+        buffer.clear();
+        if (Status s = file->Read(1, &buffer); !s.ok()) return s;
+        if (!buffer.empty()) return unreadable("unexpected bytes after its last record");
+        consume(std::move(part));
         return Status::Ok();
       }
       default:
-        return unreadable(offset, "a record of unknown kind " + std::to_string(r.type));
+        return unreadable("a record of unknown kind " + std::to_string(r.type));
     }
-    if (!parsed) return unreadable(offset, "a record does not parse");
-    offset = r.next;
+    if (!parsed) return unreadable("a record does not parse");
+    offset += buffer.size();
+    if (part.series_size() >= kSeriesPerPart || part.producers_size() > 0) {
+      consume(std::move(part));
+      part.Clear();
+    }
   }
+}
+
+Status ReadSnapshot(FileSystem& fs, const std::string& path, v1::Snapshot* snapshot) {
+  snapshot->Clear();
+  bool first = true;
+  return ReadSnapshot(fs, path, [&](v1::Snapshot&& part) {
+    if (first) {
+      snapshot->set_journal_position(part.journal_position());
+      snapshot->set_journal_file(part.journal_file());
+      snapshot->set_time_unix_nanos(part.time_unix_nanos());
+      first = false;
+    }
+    for (v1::SeriesState& s : *part.mutable_series()) *snapshot->add_series() = std::move(s);
+    for (v1::ProducerState& p : *part.mutable_producers()) {
+      *snapshot->add_producers() = std::move(p);
+    }
+  });
 }
 
 }  // namespace gradientd::storage

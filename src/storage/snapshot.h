@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "core/status.h"
@@ -27,8 +28,14 @@ std::string SnapshotFileName(uint64_t position);
 // and has been read back whole; on any failure nothing is left behind.
 Status WriteSnapshot(FileSystem& fs, const std::string& dir, const v1::Snapshot& snapshot);
 
-// Errors name the file and what is wrong with it (an incomplete file is an
-// error, never a smaller state).
+// Reads a snapshot a part at a time, so that memory does not grow with the
+// file: consume() gets the header's fields in the first part, then parts of
+// series and producers, in order. Errors name the file, the byte offset and
+// what is wrong (an incomplete file is an error, never a smaller state);
+// on an error, what consume() has been given is not a snapshot.
+Status ReadSnapshot(FileSystem& fs, const std::string& path,
+                    const std::function<void(v1::Snapshot&& part)>& consume);
+// The whole snapshot at once.
 Status ReadSnapshot(FileSystem& fs, const std::string& path, v1::Snapshot* snapshot);
 
 }  // namespace gradientd::storage
