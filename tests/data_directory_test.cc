@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -535,6 +536,43 @@ TEST_F(DataDirectoryTest, SnapshotIsStreamedAsBoundedRecordsAndReadsBackWhole) {
     EXPECT_FALSE(s.ok()) << cut;
     EXPECT_NE(s.message().find(path.string()), std::string::npos) << s.message();
   }
+}
+
+// Past protobuf's 2 GiB limit for one message (the 134 k series of
+// 16 KiB names): the snapshot is written, verified and recovered whole.
+// Needs about 8 GiB of memory and a minute, so it runs only with
+// GRADIENTD_LARGE_TESTS=1 (see README, Tests).
+TEST_F(DataDirectoryTest, SnapshotPastTwoGibibytesIsWrittenAndRecovered) {
+  if (std::getenv("GRADIENTD_LARGE_TESTS") == nullptr) {
+    GTEST_SKIP() << "set GRADIENTD_LARGE_TESTS=1 to run (about 8 GiB of memory)";
+  }
+  constexpr int kSeries = 140'000;
+  const std::string padding(16 * 1024, 'n');
+  {
+    auto db = Open();
+    ASSERT_TRUE(db);
+    v1::Snapshot state;
+    for (int i = 0; i < kSeries; ++i) {
+      v1::SeriesState* s = state.add_series();
+      s->set_name(padding + std::to_string(i));
+      s->mutable_stats()->set_n(static_cast<uint64_t>(i) + 1);
+      s->mutable_stats()->set_mean_dx(0.5 * i);
+    }
+    db->service.Restore(state);
+    ASSERT_TRUE(db->Call(Ingest("small", 1)).has_ack());
+    ASSERT_TRUE(db->data->Close().ok());
+  }
+  const std::vector<fs::path> snapshots = Files("snapshot-");
+  ASSERT_EQ(snapshots.size(), 1u);
+  EXPECT_GT(fs::file_size(snapshots[0]), uintmax_t{2} << 30);
+  auto db = Open();
+  ASSERT_TRUE(db);
+  EXPECT_EQ(db->report.series, static_cast<uint64_t>(kSeries) + 1);
+  EXPECT_EQ(db->report.points, static_cast<uint64_t>(kSeries) * (kSeries + 1) / 2 + 100);
+  uint64_t n = 0;
+  EXPECT_TRUE(db->store.WithSeries(padding + std::to_string(kSeries - 1),
+                                   [&](core::Series& s) { n = s.stats().count(); }));
+  EXPECT_EQ(n, static_cast<uint64_t>(kSeries));
 }
 
 }  // namespace
