@@ -29,12 +29,15 @@ std::optional<uint64_t> PositionIn(std::string_view name, std::string_view prefi
   return position;
 }
 
+}  // namespace
+
+// The journal files and snapshots of a directory, by position.
 struct DirectoryListing {
   std::map<uint64_t, std::string> journals;   // start position -> name
   std::map<uint64_t, std::string> snapshots;  // position -> name
 };
 
-Status List(FileSystem& fs, const std::string& dir, DirectoryListing* listing) {
+static Status List(FileSystem& fs, const std::string& dir, DirectoryListing* listing) {
   std::vector<std::string> names;
   if (Status s = fs.ListDir(dir, &names); !s.ok()) return s;
   for (const std::string& name : names) {
@@ -44,8 +47,6 @@ Status List(FileSystem& fs, const std::string& dir, DirectoryListing* listing) {
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Status ParseFsyncMode(std::string_view text, FsyncMode* mode) {
   if (text == "always") {
@@ -111,136 +112,37 @@ Status DataDirectory::Open(DataDirectoryOptions options, service::Service& servi
   return Status::Ok();
 }
 
-Status DataDirectory::Recover(RecoveryReport* report) {
-  const std::string& dir = options_.path;
+// What recovery has found before it changes anything.
+struct DataDirectory::RecoveryPlan {
   DirectoryListing listing;
-  if (Status s = List(fs_, dir, &listing); !s.ok()) return s;
-
-  // First decide, touching nothing: the newest snapshot, then the journal
-  // from the file it names, file by file as each names the next.
   uint64_t position = 0;       // the next record expected
   uint64_t file_position = 0;  // the start of the journal file that holds it
   std::string source = "there is no snapshot, so the journal must start at record 0";
-  if (!listing.snapshots.empty()) {
-    const auto& [snapshot_position, name] = *listing.snapshots.rbegin();
-    const std::string path = dir + "/" + name;
-    // Restored a part at a time; a snapshot that turns out unreadable stops
-    // startup, so what was restored of it is never served.
-    v1::Snapshot header;
-    bool first = true;
-    const Status read = ReadSnapshot(fs_, path, [&](v1::Snapshot&& part) {
-      if (first) {
-        header.set_journal_position(part.journal_position());
-        header.set_journal_file(part.journal_file());
-        first = false;
-      }
-      service_.Restore(part);
-    });
-    if (!read.ok()) {
-      return Status(read.code(), read.message() +
-                                     "; refusing to start rather than lose its data (restore the "
-                                     "file from a backup: the journal files it covers are gone)");
-    }
-    if (header.journal_position() != snapshot_position ||
-        header.journal_file() > snapshot_position) {
-      return Status::Internal("snapshot " + path + " says it is at record " +
-                              std::to_string(header.journal_position()) + " in journal file " +
-                              std::to_string(header.journal_file()) +
-                              ", which its name does not allow");
-    }
-    position = snapshot_position;
-    file_position = header.journal_file();
-    source = "snapshot " + path + " goes on in it";
-    report->snapshot = true;
-    report->snapshot_position = snapshot_position;
-    has_snapshot_ = true;
-  }
+  std::string last_path;               // the journal's last file
+  std::optional<JournalTail> tail;     // where the journal goes on; none: a new file
+  std::string last_damage;             // with report.torn_bytes: what was torn
+  std::vector<std::string> leftovers;  // empty journal files past the last one
+};
 
-  std::optional<JournalTail> tail;
-  std::string last_path;
-  uint64_t cut_to = 0;  // with torn_bytes: the length the last file keeps
-  std::string last_damage;
-  const bool fresh = listing.snapshots.empty() && listing.journals.empty();
-  bool ended = fresh;
-  for (std::size_t files = 0; !ended && files < listing.journals.size() + 1; ++files) {
-    const std::string path = dir + "/" + JournalFileName(file_position);
-    if (!listing.journals.contains(file_position)) {
-      return Status::Internal("journal file " + path + " is missing (" + source +
-                              "); refusing to start rather than lose the records it held");
-    }
-    JournalFileContents contents;
-    if (Status s = ReadJournalFile(fs_, path, file_position, &contents); !s.ok()) return s;
-    const bool last = !contents.next_file.has_value();
-    if (contents.damaged_bytes > 0 && (!last || contents.valid_after)) {
-      return Status::Internal(
-          path + " is damaged at byte offset " + std::to_string(contents.valid_bytes) + " (" +
-          contents.damage + ") with records after it" +
-          (contents.valid_after ? ", at byte offset " + std::to_string(*contents.valid_after)
-                                : std::string(" in the journal files that follow")) +
-          "; refusing to start rather than drop them. Restore the file from a backup; nothing "
-          "was changed");
-    }
-    const uint64_t end = file_position + contents.records.size();
-    if (end < position) {
-      return Status::Internal(path + " ends at record " + std::to_string(end) + ", before record " +
-                              std::to_string(position) + " (" + source + "); refusing to start");
-    }
-    for (uint64_t i = position - file_position; i < contents.records.size(); ++i) {
-      service_.Apply(contents.records[i]);
-      ++report->records_replayed;
-    }
-    position = end;
-    if (!last) {
-      if (*contents.next_file <= file_position) {
-        return Status::Internal(path + " names a journal file before itself; refusing to start");
-      }
-      source = path + " says so";
-      file_position = *contents.next_file;
-      continue;
-    }
-    ended = true;
-    last_path = path;
-    if (contents.damaged_bytes > 0) {
-      report->torn_bytes = contents.damaged_bytes;
-      report->torn_file = path;
-      cut_to = contents.valid_bytes;
-      last_damage = contents.damage;
-    }
-    if (!contents.salt.empty()) {
-      tail = JournalTail{file_position, contents.salt, contents.valid_bytes};
-    }
-  }
-  if (!ended)
-    return Status::Internal("the journal files of " + dir + " do not end; refusing to start");
-  // A journal file past the last one holds nothing that was acknowledged
-  // only if it holds no record at all (a rotation that stopped halfway).
-  std::vector<std::string> leftovers;
-  for (const auto& [start, name] : listing.journals) {
-    if (start <= file_position) continue;
-    JournalFileContents contents;
-    const std::string path = dir + "/" + name;
-    if (Status s = ReadJournalFile(fs_, path, start, &contents); !s.ok()) return s;
-    if (!contents.records.empty()) {
-      return Status::Internal(
-          path + " holds records, but the journal before it ends in " + last_path +
-          (report->torn_bytes > 0
-               ? " with damage at byte offset " + std::to_string(cut_to) + " (" + last_damage + ")"
-               : " without naming it") +
-          "; refusing to start rather than drop them. Restore the files from a backup; nothing "
-          "was changed");
-    }
-    leftovers.push_back(path);
-  }
+Status DataDirectory::Recover(RecoveryReport* report) {
+  RecoveryPlan plan;
+  if (Status s = List(fs_, options_.path, &plan.listing); !s.ok()) return s;
+  // First decide, touching no file: the newest snapshot, then the journal
+  // from the file it names, file by file as each names the next.
+  if (Status s = RestoreNewestSnapshot(&plan, report); !s.ok()) return s;
+  if (Status s = ReplayJournal(&plan, report); !s.ok()) return s;
+  if (Status s = FindLeftovers(&plan, report); !s.ok()) return s;
 
   // Decided: now cut the torn tail, and go on writing where the journal ends.
-  if (report->torn_bytes > 0 && tail) {
-    if (Status s = fs_.Truncate(last_path, cut_to); !s.ok()) return s;
+  if (report->torn_bytes > 0 && plan.tail) {
+    if (Status s = fs_.Truncate(plan.last_path, plan.tail->size); !s.ok()) return s;
   }
-  for (const std::string& path : leftovers) (void)fs_.Remove(path);
-  if (Status s = Journal::Open(fs_, dir, position, tail, options_.journal, &journal_); !s.ok()) {
+  for (const std::string& path : plan.leftovers) (void)fs_.Remove(path);
+  if (Status s =
+          Journal::Open(fs_, options_.path, plan.position, plan.tail, options_.journal, &journal_);
+      !s.ok()) {
     return s;
   }
-  last_snapshot_position_ = report->snapshot_position;
   // Start the next run from a snapshot of what was recovered. Not needed
   // for correctness (the journal has it all), so a failure only delays it.
   if (report->records_replayed > 0 || report->torn_bytes > 0) {
@@ -251,10 +153,125 @@ Status DataDirectory::Recover(RecoveryReport* report) {
   return Status::Ok();
 }
 
+Status DataDirectory::RestoreNewestSnapshot(RecoveryPlan* plan, RecoveryReport* report) {
+  if (plan->listing.snapshots.empty()) return Status::Ok();
+  const auto& [snapshot_position, name] = *plan->listing.snapshots.rbegin();
+  const std::string path = options_.path + "/" + name;
+  // Restored a part at a time; a snapshot that turns out unreadable stops
+  // startup, so what was restored of it is never served.
+  v1::Snapshot header;
+  bool first = true;
+  const Status read = ReadSnapshot(fs_, path, [&](v1::Snapshot&& part) {
+    if (first) {
+      header.set_journal_position(part.journal_position());
+      header.set_journal_file(part.journal_file());
+      first = false;
+    }
+    service_.Restore(part);
+  });
+  if (!read.ok()) {
+    return Status(read.code(), read.message() +
+                                   "; refusing to start rather than lose its data (restore the "
+                                   "file from a backup: the journal files it covers are gone)");
+  }
+  if (header.journal_position() != snapshot_position || header.journal_file() > snapshot_position) {
+    return Status::Internal("snapshot " + path + " says it is at record " +
+                            std::to_string(header.journal_position()) + " in journal file " +
+                            std::to_string(header.journal_file()) +
+                            ", which its name does not allow");
+  }
+  plan->position = snapshot_position;
+  plan->file_position = header.journal_file();
+  plan->source = "snapshot " + path + " goes on in it";
+  report->snapshot = true;
+  report->snapshot_position = snapshot_position;
+  has_snapshot_ = true;
+  return Status::Ok();
+}
+
+Status DataDirectory::ReplayJournal(RecoveryPlan* plan, RecoveryReport* report) {
+  const DirectoryListing& listing = plan->listing;
+  if (listing.snapshots.empty() && listing.journals.empty()) return Status::Ok();  // a new one
+  // Each file names a later one, so the chain has at most as many links.
+  for (std::size_t files = 0; files < listing.journals.size(); ++files) {
+    const std::string path = options_.path + "/" + JournalFileName(plan->file_position);
+    if (!listing.journals.contains(plan->file_position)) {
+      return Status::Internal("journal file " + path + " is missing (" + plan->source +
+                              "); refusing to start rather than lose the records it held");
+    }
+    JournalFileContents contents;
+    if (Status s = ReadJournalFile(fs_, path, plan->file_position, &contents); !s.ok()) return s;
+    const bool last = !contents.next_file.has_value();
+    // Only the end of the last file may be torn.
+    if (contents.damaged_bytes > 0 && (!last || contents.valid_after)) {
+      return Status::Internal(
+          path + " is damaged at byte offset " + std::to_string(contents.valid_bytes) + " (" +
+          contents.damage + ") with records after it" +
+          (contents.valid_after ? ", at byte offset " + std::to_string(*contents.valid_after)
+                                : std::string(" in the journal files that follow")) +
+          "; refusing to start rather than drop them. Restore the file from a backup; nothing "
+          "was changed");
+    }
+    const uint64_t end = plan->file_position + contents.records.size();
+    if (end < plan->position) {
+      return Status::Internal(path + " ends at record " + std::to_string(end) + ", before record " +
+                              std::to_string(plan->position) + " (" + plan->source +
+                              "); refusing to start");
+    }
+    for (uint64_t i = plan->position - plan->file_position; i < contents.records.size(); ++i) {
+      service_.Apply(contents.records[i]);
+      ++report->records_replayed;
+    }
+    plan->position = end;
+    if (last) {
+      plan->last_path = path;
+      if (contents.damaged_bytes > 0) {
+        report->torn_bytes = contents.damaged_bytes;
+        report->torn_file = path;
+        plan->last_damage = contents.damage;
+      }
+      if (!contents.salt.empty()) {
+        plan->tail = JournalTail{plan->file_position, contents.salt, contents.valid_bytes};
+      }
+      return Status::Ok();
+    }
+    if (*contents.next_file <= plan->file_position) {
+      return Status::Internal(path + " names a journal file before itself; refusing to start");
+    }
+    plan->source = path + " says so";
+    plan->file_position = *contents.next_file;
+  }
+  return Status::Internal("journal file " + options_.path + "/" +
+                          JournalFileName(plan->file_position) + " is missing (" + plan->source +
+                          "); refusing to start rather than lose the records it held");
+}
+
+Status DataDirectory::FindLeftovers(RecoveryPlan* plan, const RecoveryReport* report) {
+  // A journal file past the last one holds nothing that was acknowledged
+  // only if it holds no record at all (a rotation that stopped halfway).
+  for (const auto& [start, name] : plan->listing.journals) {
+    if (start <= plan->file_position) continue;
+    JournalFileContents contents;
+    const std::string path = options_.path + "/" + name;
+    if (Status s = ReadJournalFile(fs_, path, start, &contents); !s.ok()) return s;
+    if (!contents.records.empty()) {
+      return Status::Internal(
+          path + " holds records, but the journal before it ends in " + plan->last_path +
+          (report->torn_bytes > 0 ? " with damage at byte offset " +
+                                        std::to_string(plan->tail ? plan->tail->size : 0) + " (" +
+                                        plan->last_damage + ")"
+                                  : " without naming it") +
+          "; refusing to start rather than drop them. Restore the files from a backup; nothing "
+          "was changed");
+    }
+    plan->leftovers.push_back(path);
+  }
+  return Status::Ok();
+}
+
 Status DataDirectory::WriteSnapshotAndPrune(const v1::Snapshot& snapshot) {
   const std::string& dir = options_.path;
   if (Status s = WriteSnapshot(fs_, dir, snapshot); !s.ok()) return s;
-  last_snapshot_position_ = snapshot.journal_position();
   has_snapshot_ = true;
   // The snapshot is durable and verified: older snapshots and the journal
   // files before the one it goes on in are no longer needed.

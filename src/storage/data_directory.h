@@ -69,7 +69,12 @@ class DataDirectory {
 
  private:
   DataDirectory(DataDirectoryOptions options, service::Service& service);
+  struct RecoveryPlan;
+  // Recovery's phases: the first three decide, and change no file.
   Status Recover(RecoveryReport* report);
+  Status RestoreNewestSnapshot(RecoveryPlan* plan, RecoveryReport* report);
+  Status ReplayJournal(RecoveryPlan* plan, RecoveryReport* report);
+  Status FindLeftovers(RecoveryPlan* plan, const RecoveryReport* report);
   Status WriteSnapshotAndPrune(const v1::Snapshot& snapshot);
   // Snapshots the state now. REQUIRES: checkpoint_mu_ held.
   Status WriteCheckpoint();
@@ -82,7 +87,6 @@ class DataDirectory {
   std::unique_ptr<Journal> journal_;
 
   std::mutex checkpoint_mu_;  // one checkpoint at a time
-  uint64_t last_snapshot_position_ = 0;
   bool has_snapshot_ = false;
 
   std::mutex stop_mu_;
