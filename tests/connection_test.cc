@@ -217,7 +217,7 @@ TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
   v1::Request no_id;
   no_id.mutable_ingest()->set_series("s");
   bodies.push_back(no_id.SerializeAsString());
-  bodies.push_back(std::string("\x12\x00", 2));               // an empty ingest
+  bodies.push_back(std::string("\x12\x00", 2));  // an empty ingest
   const std::string small_ingest =
       "\x12" + std::string(1, static_cast<char>(small.ingest().ByteSizeLong())) +
       small.ingest().SerializeAsString();
@@ -517,6 +517,104 @@ TEST(Connection, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
   out.clear();
   ASSERT_TRUE(connection.Process(&out));
   EXPECT_EQ(connection.durability_token(), 0u);
+}
+
+// Feeds `requests` framed into `connection` at once.
+void Feed(Connection& connection, const std::vector<v1::Request>& requests) {
+  std::string input;
+  for (const auto& r : requests) AppendFrame(r, &input);
+  const std::span<uint8_t> space = connection.ReceiveBuffer();
+  ASSERT_GE(space.size(), input.size());
+  std::memcpy(space.data(), input.data(), input.size());
+  connection.Received(input.size());
+}
+
+std::vector<v1::Response> Responses(const std::string& out) {
+  std::vector<v1::Response> responses;
+  std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(out.data()), out.size());
+  while (!rest.empty()) {
+    const FrameHeader h = DecodeFrameHeader(rest, 1 << 20);
+    if (h.kind != FrameHeader::Kind::kFrame) break;
+    responses.emplace_back().ParseFromArray(rest.data() + h.header_bytes,
+                                            static_cast<int>(h.body_bytes));
+    rest = rest.subspan(h.header_bytes + h.body_bytes);
+  }
+  return responses;
+}
+
+TEST(Connection, EachWaitingResponseIsAnsweredByItsOwnTokensOutcome) {
+  EchoHandler handler;
+  Connection connection(handler, 1 << 20);
+  std::vector<v1::Request> requests;
+  for (uint64_t id = 1; id <= 4; ++id) {
+    v1::Request r;
+    r.set_id(id);
+    r.mutable_ingest()->add_x(1);
+    r.mutable_ingest()->add_y(1);
+    requests.push_back(r);
+  }
+  Feed(connection, requests);
+  std::string out;
+  ASSERT_TRUE(connection.Process(&out));
+  std::vector<Connection::Waiting> waiting = connection.TakeWaiting();
+  ASSERT_EQ(waiting.size(), 4u);
+  EXPECT_EQ(waiting[2].token, 3u);
+  // Tokens 1 and 2 were made durable before the log failed.
+  Connection::FailUndurable(
+      [](uint64_t token) {
+        return token <= 2 ? Status::Ok() : Status::Unavailable("journal failed: disk full");
+      },
+      waiting, &out);
+  const std::vector<v1::Response> responses = Responses(out);
+  ASSERT_EQ(responses.size(), 4u);
+  for (std::size_t i = 0; i < 4; ++i) {
+    EXPECT_EQ(responses[i].id(), i + 1);
+    EXPECT_EQ(responses[i].has_ack(), i < 2) << responses[i].DebugString();
+    EXPECT_EQ(responses[i].has_error(), i >= 2) << responses[i].DebugString();
+  }
+}
+
+TEST(Connection, LongWorkIsLeftBufferedWhileDeferred) {
+  EchoHandler handler;
+  Connection connection(handler, 1 << 20);
+  connection.DeferLongWork(true);
+  v1::Request fit, step;
+  fit.set_id(1);
+  fit.mutable_fit();
+  step.set_id(2);
+  step.mutable_step()->set_series("s");
+  Feed(connection, {fit, step, fit});
+  std::string out;
+  ASSERT_TRUE(connection.Process(&out));
+  EXPECT_EQ(Responses(out).size(), 1u);  // the fit, not the step after it
+  EXPECT_TRUE(connection.wants_worker());
+  EXPECT_TRUE(connection.HasFrame());
+  EXPECT_EQ(handler.requests.size(), 1u);
+  connection.DeferLongWork(false);  // on a worker now
+  out.clear();
+  ASSERT_TRUE(connection.Process(&out));
+  const std::vector<v1::Response> rest = Responses(out);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[0].id(), 2u);
+  EXPECT_EQ(rest[1].id(), 1u);
+  EXPECT_EQ(connection.frames(), 3u);
+}
+
+TEST(Connection, ProcessStopsAfterARequestOnceItsDeadlineHasPassed) {
+  EchoHandler handler;
+  Connection connection(handler, 1 << 20);
+  v1::Request fit;
+  fit.mutable_fit();
+  Feed(connection, {fit, fit, fit});
+  std::string out;
+  // A deadline already past: one request (progress), then the rest stay.
+  ASSERT_TRUE(connection.Process(&out, std::numeric_limits<std::size_t>::max(),
+                                 Connection::Clock::now() - std::chrono::seconds(1)));
+  EXPECT_EQ(Responses(out).size(), 1u);
+  EXPECT_TRUE(connection.HasFrame());
+  out.clear();
+  ASSERT_TRUE(connection.Process(&out));
+  EXPECT_EQ(Responses(out).size(), 2u);
 }
 
 }  // namespace

@@ -3,8 +3,11 @@
 #include "server/server.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -17,7 +20,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <mutex>
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -25,6 +31,8 @@
 #include "client/client.h"
 #include "core/point_stats.h"
 #include "protocol/frame_codec.h"
+#include "server/server_options.h"
+#include "service/change_log.h"
 #include "service/series_store.h"
 #include "service/service.h"
 #include "storage/data_directory.h"
@@ -774,6 +782,448 @@ TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
   EXPECT_EQ(report.records_replayed, 90u);
   data.reset();
   std::filesystem::remove_all(dir);
+}
+
+// --- Bounded waits, for promises whose breaking would otherwise hang. ---
+
+using SteadyClock = std::chrono::steady_clock;
+
+// Reads one framed Response, giving up after `within`; false at end of
+// stream, on error or on giving up.
+bool ReadResponseWithin(tcp::socket& socket, v1::Response* response,
+                        std::chrono::milliseconds within) {
+  const auto deadline = SteadyClock::now() + within;
+  std::vector<uint8_t> buffer;
+  while (true) {
+    const auto h = protocol::DecodeFrameHeader(buffer, 1 << 20);
+    if (h.kind == protocol::FrameHeader::Kind::kFrame) {
+      return response->ParseFromArray(buffer.data() + h.header_bytes,
+                                      static_cast<int>(h.body_bytes));
+    }
+    if (h.kind == protocol::FrameHeader::Kind::kError) return false;
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{socket.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    // Never past this frame: what follows is the next call's.
+    std::vector<uint8_t> piece(std::max<std::size_t>(h.missing, 1));
+    const ssize_t n = ::recv(socket.native_handle(), piece.data(), piece.size(), 0);
+    if (n <= 0) return false;
+    buffer.insert(buffer.end(), piece.begin(), piece.begin() + n);
+  }
+}
+
+// Whether the server closes the socket (end of stream or reset) within
+// `within`, discarding any responses before that.
+bool ClosedWithin(tcp::socket& socket, std::chrono::milliseconds within) {
+  const auto deadline = SteadyClock::now() + within;
+  while (true) {
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{socket.native_handle(), POLLIN, 0};
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+    char bytes[4096];
+    const ssize_t n = ::recv(socket.native_handle(), bytes, sizeof bytes, 0);
+    if (n <= 0) return true;
+  }
+}
+
+// Calls `done` on a thread and reports whether it returned within `within`;
+// if not, the thread is left to finish (joined by the returned guard).
+class Joiner {
+ public:
+  explicit Joiner(std::thread& t) : thread_(t) {}
+  ~Joiner() {
+    if (thread_.joinable()) thread_.join();
+  }
+  bool JoinWithin(std::chrono::milliseconds within, const std::atomic<bool>& finished) {
+    const auto deadline = SteadyClock::now() + within;
+    while (!finished && SteadyClock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!finished) return false;
+    thread_.join();
+    return true;
+  }
+
+ private:
+  std::thread& thread_;
+};
+
+std::string Frame(const v1::Request& request) {
+  std::string frame;
+  protocol::AppendFrame(request, &frame);
+  return frame;
+}
+
+v1::Request IngestRequest(uint64_t id, double x) {
+  v1::Request r;
+  r.set_id(id);
+  r.mutable_ingest()->set_series("s");
+  r.mutable_ingest()->add_x(x);
+  r.mutable_ingest()->add_y(x);
+  return r;
+}
+
+v1::Request FitRequest(uint64_t id) {
+  v1::Request r;
+  r.set_id(id);
+  r.mutable_fit()->set_series("s");
+  return r;
+}
+
+// A change log whose records up to durable_upto are durable and whose later
+// ones failed with `error`; while held, OnDurable does not answer until
+// Release.
+class FakeChangeLog : public service::ChangeLog {
+ public:
+  FakeChangeLog(uint64_t durable_upto, Status error, bool hold = false)
+      : durable_upto_(durable_upto), error_(std::move(error)), hold_(hold) {}
+
+  Status Append(const v1::JournalRecord&, uint64_t*) override {
+    return Status::Internal("unused by the server");
+  }
+  void OnDurable(uint64_t token, std::function<void(const Status&)> done) override {
+    {
+      std::lock_guard lock(mu_);
+      if (hold_) {
+        held_.push_back(std::move(done));
+        return;
+      }
+    }
+    done(Outcome(token));
+  }
+  Status Outcome(uint64_t token) override { return token <= durable_upto_ ? Status::Ok() : error_; }
+  std::size_t held() {
+    std::lock_guard lock(mu_);
+    return held_.size();
+  }
+  // Answers every held wait with the error.
+  void Release() {
+    std::vector<std::function<void(const Status&)>> held;
+    {
+      std::lock_guard lock(mu_);
+      hold_ = false;
+      held.swap(held_);
+    }
+    for (auto& done : held) done(error_);
+  }
+
+ private:
+  const uint64_t durable_upto_;
+  const Status error_;
+  std::mutex mu_;
+  bool hold_;
+  std::vector<std::function<void(const Status&)>> held_;
+};
+
+// Acknowledges each ingest with the next token (1, 2, ...) and answers
+// other requests at once; `slow_step` makes each step take that long (as a
+// step bounded by the Service's time limit may) and `throw_on_list` makes a
+// list throw, like protobuf serialising a reply over 2 GiB.
+class FakeHandler : public protocol::RequestHandler {
+ public:
+  uint64_t Handle(const v1::Request& request, v1::Response* response) override {
+    if (request.has_ingest()) {
+      response->mutable_ack()->set_accepted(static_cast<uint64_t>(request.ingest().x_size()));
+      return ++tokens_;
+    }
+    if (request.has_step()) {
+      ++steps_started;
+      std::this_thread::sleep_for(slow_step);
+      response->mutable_step()->set_iterations(1);
+      ++steps_done;
+      return 0;
+    }
+    if (request.has_list()) {
+      if (throw_on_list) throw std::length_error("reply too large to serialise");
+      response->mutable_series_list();
+      return 0;
+    }
+    response->mutable_fit();
+    return 0;
+  }
+
+  std::chrono::milliseconds slow_step{0};
+  bool throw_on_list = false;
+  std::atomic<int> steps_started{0};
+  std::atomic<int> steps_done{0};
+
+ private:
+  std::atomic<uint64_t> tokens_{0};
+};
+
+// A server around a FakeHandler (and, when given, a change log), started
+// per test.
+class FakeServer {
+ public:
+  FakeServer(server::ServerOptions options, protocol::RequestHandler& handler,
+             service::ChangeLog* log = nullptr)
+      : server_(std::move(options), handler, log) {
+    const Status s = server_.Start();
+    EXPECT_TRUE(s.ok()) << s.message();
+    runner_ = std::thread([this] {
+      server_.Run();
+      finished_ = true;
+    });
+  }
+  ~FakeServer() {
+    server_.Stop();
+    if (runner_.joinable()) runner_.join();
+  }
+  // Stops, and says whether Run returned within `within`.
+  bool StopsWithin(std::chrono::milliseconds within) {
+    server_.Stop();
+    return Joiner(runner_).JoinWithin(within, finished_);
+  }
+  tcp::socket RawConnect() {
+    tcp::socket socket(io_);
+    socket.connect(server_.local_endpoint());
+    return socket;
+  }
+  std::string address() const { return server::FormatEndpoint(server_.local_endpoint()); }
+
+ private:
+  server::Server server_;
+  std::atomic<bool> finished_{false};
+  std::thread runner_;
+  asio::io_context io_;
+};
+
+server::ServerOptions FakeServerOptions() {
+  server::ServerOptions options;
+  options.listen = "127.0.0.1:0";
+  options.threads = 1;
+  return options;
+}
+
+constexpr auto kHangBound = std::chrono::seconds(20);  // only to turn a hang into a failure
+
+TEST(ServerDurabilityTest, AfterALogFailureEachChangeIsAnsweredByItsOwnFate) {
+  // Records 1-3 were made durable before the log failed; 4-6 were not.
+  FakeChangeLog log(3, Status::Unavailable("journal write failed: no space left on device"));
+  FakeHandler handler;
+  FakeServer server(FakeServerOptions(), handler, &log);
+  tcp::socket socket = server.RawConnect();
+  std::string frames;
+  for (uint64_t id = 1; id <= 6; ++id) frames += Frame(IngestRequest(id, static_cast<double>(id)));
+  asio::write(socket, asio::buffer(frames));  // one write: most likely one chunk waiting on 6
+  for (uint64_t id = 1; id <= 6; ++id) {
+    v1::Response response;
+    ASSERT_TRUE(ReadResponseWithin(socket, &response, kHangBound)) << "response " << id;
+    EXPECT_EQ(response.id(), id);
+    if (id <= 3) {
+      EXPECT_TRUE(response.has_ack()) << "durable before the failure: " << response.DebugString();
+    } else {
+      EXPECT_TRUE(response.has_error()) << response.DebugString();
+      EXPECT_NE(response.error().message().find("no space left"), std::string::npos);
+    }
+  }
+}
+
+TEST(ServerDurabilityTest, QueriesStillWorkAfterErrorsLongerThanTheAcksTheyReplace) {
+  // Every change fails with an Error much longer than the ack it replaces:
+  // the connection's count of queued bytes must not go wrong (it once
+  // underflowed and the connection stopped being read).
+  FakeChangeLog log(0, Status::Unavailable("journal failed: " + std::string(2000, 'x')));
+  FakeHandler handler;
+  FakeServer server(FakeServerOptions(), handler, &log);
+  tcp::socket socket = server.RawConnect();
+  std::string frames;
+  for (uint64_t id = 1; id <= 20; ++id) frames += Frame(IngestRequest(id, 1.0));
+  asio::write(socket, asio::buffer(frames));
+  for (uint64_t id = 1; id <= 20; ++id) {
+    v1::Response response;
+    ASSERT_TRUE(ReadResponseWithin(socket, &response, kHangBound)) << "response " << id;
+    EXPECT_TRUE(response.has_error());
+  }
+  for (uint64_t id = 100; id < 105; ++id) {
+    asio::write(socket, asio::buffer(Frame(FitRequest(id))));
+    v1::Response response;
+    ASSERT_TRUE(ReadResponseWithin(socket, &response, kHangBound)) << "query " << id;
+    EXPECT_EQ(response.id(), id);
+    EXPECT_TRUE(response.has_fit());
+  }
+}
+
+TEST(ServerStopTest, StopFinishesWithinTheGracePeriodWhateverConnectionsAreDoing) {
+  // The log never answers: a producer's writer waits on durability forever.
+  FakeChangeLog log(0, Status::Unavailable("journal stalled"), /*hold=*/true);
+  FakeHandler handler;
+  handler.slow_step = std::chrono::milliseconds(50);
+  server::ServerOptions options = FakeServerOptions();
+  options.max_queued_bytes = 16 * 1024;
+  auto server = std::make_unique<FakeServer>(options, handler, &log);
+  tcp::socket producer = server->RawConnect();
+  asio::write(producer, asio::buffer(Frame(IngestRequest(1, 1.0))));
+  // A client that pipelines and never reads: its reader parks on
+  // back-pressure once its socket buffers are full.
+  tcp::socket greedy = server->RawConnect();
+  greedy.set_option(asio::socket_base::receive_buffer_size(4096));
+  greedy.non_blocking(true);
+  std::string fits;
+  for (int i = 0; i < 1000; ++i) fits += Frame(FitRequest(static_cast<uint64_t>(i)));
+  for (int round = 0; round < 200; ++round) {
+    boost::system::error_code ec;
+    greedy.write_some(asio::buffer(fits), ec);
+    if (ec) break;
+  }
+  // A long pipeline: 1000 steps of 50 ms, 50 s of work.
+  tcp::socket stepper = server->RawConnect();
+  v1::Request step;
+  step.mutable_step()->set_series("s");
+  std::string steps;
+  for (int i = 0; i < 1000; ++i) steps += Frame(step);
+  asio::write(stepper, asio::buffer(steps));
+  // A partial frame.
+  tcp::socket partial = server->RawConnect();
+  const std::string fit = Frame(FitRequest(7));
+  asio::write(partial, asio::buffer(fit.data(), fit.size() - 1));
+  for (int i = 0; i < 2000 && (log.held() == 0 || handler.steps_started == 0); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(log.held(), 0u);
+  ASSERT_GT(handler.steps_started.load(), 0);
+  // The grace period is 2 s; 10 s of slack for a loaded machine, far less
+  // than the 50 s the pipeline would take.
+  EXPECT_TRUE(server->StopsWithin(std::chrono::seconds(12)));
+  EXPECT_LT(handler.steps_done.load(), 1000);
+  log.Release();  // late answers to abandoned waits touch nothing
+  server.reset();
+}
+
+TEST(ServerStepTest, LongWorkDoesNotRunOnTheThreadThatAnswersQueries) {
+  FakeHandler handler;
+  handler.slow_step = std::chrono::seconds(3);  // one step at the Service's time limit, and more
+  FakeServer server(FakeServerOptions(), handler);
+  tcp::socket stepper = server.RawConnect();
+  v1::Request step;
+  step.mutable_step()->set_series("s");
+  asio::write(stepper, asio::buffer(Frame(step)));
+  for (int i = 0; i < 2000 && handler.steps_started == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(handler.steps_started.load(), 0);
+  // A query on a fresh connection is answered while the step still runs.
+  tcp::socket querier = server.RawConnect();
+  asio::write(querier, asio::buffer(Frame(FitRequest(5))));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponseWithin(querier, &response, kHangBound));
+  EXPECT_TRUE(response.has_fit());
+  EXPECT_EQ(handler.steps_done.load(), 0) << "the query waited behind the step";
+}
+
+TEST(ServerStepTest, OneConnectionsLongPipelineDoesNotStarveAnotherOnTheSameThread) {
+  FakeHandler handler;
+  handler.slow_step = std::chrono::milliseconds(50);
+  FakeServer server(FakeServerOptions(), handler);  // one ingest thread: both land on it
+  tcp::socket pipeline = server.RawConnect();
+  v1::Request step;
+  step.mutable_step()->set_series("s");
+  std::string steps;
+  constexpr int kSteps = 60;
+  for (int i = 0; i < kSteps; ++i) steps += Frame(step);
+  asio::write(pipeline, asio::buffer(steps));
+  for (int i = 0; i < 2000 && handler.steps_started < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  tcp::socket other = server.RawConnect();
+  step.set_id(99);
+  asio::write(other, asio::buffer(Frame(step)));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponseWithin(other, &response, kHangBound));
+  EXPECT_EQ(response.id(), 99u);
+  EXPECT_LT(handler.steps_done.load(), kSteps) << "it waited for the other's whole pipeline";
+}
+
+TEST(ServerFaultTest, AnExceptionFromTheHandlerClosesOnlyThatConnectionAndFreesItsSlot) {
+  FakeHandler handler;
+  handler.throw_on_list = true;
+  server::ServerOptions options = FakeServerOptions();
+  options.max_connections = 1;
+  auto server = std::make_unique<FakeServer>(options, handler);
+  tcp::socket doomed = server->RawConnect();
+  v1::Request list;
+  list.mutable_list();
+  asio::write(doomed, asio::buffer(Frame(list)));
+  ASSERT_TRUE(ClosedWithin(doomed, kHangBound));
+  // Its one slot is free again: the next connection is served, not refused.
+  tcp::socket next = server->RawConnect();
+  asio::write(next, asio::buffer(Frame(FitRequest(3))));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponseWithin(next, &response, kHangBound));
+  EXPECT_TRUE(response.has_fit()) << response.DebugString();
+  EXPECT_TRUE(server->StopsWithin(kHangBound));
+}
+
+class SlowlorisTest : public ServerTest {
+ protected:
+  static constexpr auto kTimeout = std::chrono::milliseconds(400);
+  void Configure(server::ServerOptions* options) override {
+    options->request_timeout = kTimeout;
+    options->idle_timeout = std::chrono::seconds(30);
+  }
+};
+
+TEST_F(SlowlorisTest, TricklingOneByteAtATimeIsClosedWithinAboutTheRequestTimeout) {
+  tcp::socket slow = RawConnect();
+  v1::Request fit;
+  fit.mutable_fit()->set_series(std::string(200, 's'));
+  const std::string frame = Frame(fit);  // ~200 bytes: 20 s at a byte per 100 ms
+  const auto start = SteadyClock::now();
+  bool closed = false;
+  for (std::size_t i = 0; i + 1 < frame.size() && !closed; ++i) {
+    boost::system::error_code ec;
+    asio::write(slow, asio::buffer(frame.data() + i, 1), ec);
+    if (ec) break;  // reset by the server
+    closed = ClosedWithin(slow, kTimeout / 4);
+  }
+  const auto elapsed = SteadyClock::now() - start;
+  EXPECT_TRUE(closed) << "the frame stayed open while it trickled in";
+  EXPECT_LT(elapsed, 3 * kTimeout + std::chrono::seconds(2));
+}
+
+TEST_F(SlowlorisTest, AFrameSentSlowlyButWithinTheRequestTimeoutIsServed) {
+  tcp::socket slow = RawConnect();
+  const std::string frame = Frame(FitRequest(11));
+  // In three pieces, well within the timeout.
+  const std::size_t third = frame.size() / 3;
+  asio::write(slow, asio::buffer(frame.data(), third));
+  std::this_thread::sleep_for(kTimeout / 8);
+  asio::write(slow, asio::buffer(frame.data() + third, third));
+  std::this_thread::sleep_for(kTimeout / 8);
+  asio::write(slow, asio::buffer(frame.data() + 2 * third, frame.size() - 2 * third));
+  v1::Response response;
+  ASSERT_TRUE(ReadResponseWithin(slow, &response, kHangBound));
+  EXPECT_EQ(response.id(), 11u);
+}
+
+TEST(FileLimitTest, MaxConnectionsBeyondTheOpenFileLimitIsRefusedNamingBothNumbers) {
+  const Status s = server::CheckOpenFileLimit(1024, 1024);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--max-connections 1024"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("1024 open files"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("ulimit -n"), std::string::npos) << s.message();
+  EXPECT_TRUE(server::CheckOpenFileLimit(
+                  1024, 1024 + server::kReservedDescriptors + server::Server::kRefusalAllowance)
+                  .ok());
+}
+
+TEST(FileLimitTest, TheSoftOpenFileLimitIsRaisedToTheHardLimit) {
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  rlimit lowered = before;
+  lowered.rlim_cur = std::min<rlim_t>(before.rlim_max, 256);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
+  uint64_t limit = 0;
+  ASSERT_TRUE(server::RaiseOpenFileLimit(&limit).ok());
+  rlimit after{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &after), 0);
+  EXPECT_EQ(after.rlim_cur, before.rlim_max);
+  EXPECT_EQ(limit, after.rlim_cur);
+  ::setrlimit(RLIMIT_NOFILE, &before);
 }
 
 }  // namespace

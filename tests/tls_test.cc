@@ -3,6 +3,7 @@
 #include "client/tls.h"
 
 #include <gtest/gtest.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -547,6 +548,90 @@ TEST(TlsFlagsTest, CertificateAndKeyGoTogether) {
   EXPECT_EQ(command_line.server.tls.cert_file, "c.pem");
   EXPECT_EQ(command_line.server.tls.key_file, "k.pem");
   EXPECT_EQ(command_line.server.tls.client_ca_file, "ca.pem");
+}
+
+int OpenDescriptors() {
+  int n = 0;
+  for ([[maybe_unused]] const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    ++n;
+  }
+  return n;
+}
+
+TEST_F(TlsTest, HandshakelessConnectionsOverTheLimitHoldBoundedDescriptors) {
+  server::ServerOptions options = TlsServerOptions();
+  options.max_connections = 4;
+  options.request_timeout = std::chrono::seconds(60);  // the handshakes would wait this long
+  const std::string address = StartServer(options);
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  const auto colon = address.rfind(':');
+  const auto where = resolver.resolve(address.substr(0, colon), address.substr(colon + 1));
+  const int before = OpenDescriptors();
+  constexpr int kSilent = 100;  // never start a handshake
+  std::vector<tcp::socket> silent;
+  for (int i = 0; i < kSilent; ++i) {
+    asio::connect(silent.emplace_back(io), where);
+  }
+  // The server closes, at once and without a reply, those beyond its
+  // connections and its few refusals in progress.
+  const int bound = static_cast<int>(options.max_connections + server::Server::kRefusalAllowance);
+  constexpr int kSlack = 4;  // the directory listing's own descriptor, a socket being closed
+  int closed = 0;
+  int held = 0;
+  for (int round = 0; round < 400; ++round) {  // bounded: 20 s at most
+    closed = 0;
+    for (auto& s : silent) {
+      pollfd p{s.native_handle(), POLLIN, 0};
+      if (::poll(&p, 1, 0) == 1) ++closed;
+    }
+    held = OpenDescriptors() - before - kSilent;  // the server's side of them
+    if (closed >= kSilent - bound && held <= bound + kSlack) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_GE(closed, kSilent - bound);
+  EXPECT_LE(held, bound + kSlack);
+  // A well-behaved client still gets a clear answer (the refusal) rather than a hang.
+  silent.clear();  // frees the places
+  for (int round = 0; round < 400; ++round) {
+    if (OpenDescriptors() - before <= kSlack) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto c = Connect(address, ClientOptions(Path("ca.pem")));
+  ASSERT_TRUE(c);
+  ExpectServed(*c);
+}
+
+TEST_F(TlsTest, StopCutsHandshakesInProgressWithinTheGracePeriod) {
+  server::ServerOptions options = TlsServerOptions();
+  options.max_connections = 2;
+  options.request_timeout = std::chrono::seconds(60);
+  const std::string address = StartServer(options);
+  asio::io_context io;
+  tcp::resolver resolver(io);
+  const auto colon = address.rfind(':');
+  const auto where = resolver.resolve(address.substr(0, colon), address.substr(colon + 1));
+  std::vector<tcp::socket> silent;  // handshakes, and refusals, waiting for a ClientHello
+  for (int i = 0; i < 6; ++i) asio::connect(silent.emplace_back(io), where);
+  // A trickled ClientHello: one byte.
+  const uint8_t first = 0x16;
+  asio::write(silent.front(), asio::buffer(&first, 1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // let the server accept them
+  Running& running = servers_.front();
+  std::atomic<bool> finished{false};
+  running.server->Stop();
+  std::thread waiter([&] {
+    running.runner.join();
+    finished = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  while (!finished && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_TRUE(finished) << "Run did not return within the grace period plus slack";
+  silent.clear();  // ends the handshakes if Stop did not
+  waiter.join();
+  servers_.clear();
 }
 
 }  // namespace

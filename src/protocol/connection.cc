@@ -19,6 +19,12 @@ void AppendError(v1::Error::Code code, const std::string& message, std::string* 
   AppendFrame(response, out);
 }
 
+// Requests whose handling may take long (a step runs up to the Service's
+// time limit), or that no query should wait behind.
+bool IsLongWork(const v1::Request& request) {
+  return request.has_step() || request.has_configure() || request.has_reset();
+}
+
 }  // namespace
 
 Connection::Connection(RequestHandler& handler, std::size_t max_frame_bytes)
@@ -50,10 +56,12 @@ bool Connection::HasFrame() const {
   return DecodeFrameHeader(pending, max_frame_bytes_).kind != FrameHeader::Kind::kNeedMore;
 }
 
-bool Connection::Process(std::string* out, std::size_t max_output) {
+bool Connection::Process(std::string* out, std::size_t max_output, Clock::time_point deadline) {
   waiting_.clear();
   durability_token_ = 0;
-  while (out->size() < max_output) {
+  deferred_long_work_ = false;
+  for (bool first = true; out->size() < max_output; first = false) {
+    if (!first && deadline != Clock::time_point::max() && Clock::now() >= deadline) return true;
     const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
     const FrameHeader h = DecodeFrameHeader(pending, max_frame_bytes_);
     switch (h.kind) {
@@ -69,6 +77,7 @@ bool Connection::Process(std::string* out, std::size_t max_output) {
         break;
     }
     const uint8_t* body = pending.data() + h.header_bytes;
+    const std::size_t frame_begin = begin_;
     begin_ += h.header_bytes + h.body_bytes;
     missing_ = 1;
     if (!ParseRequest(body, h.body_bytes)) {
@@ -79,6 +88,12 @@ bool Connection::Process(std::string* out, std::size_t max_output) {
       begin_ = end_;
       return false;
     }
+    if (defer_long_work_ && IsLongWork(request_)) {
+      begin_ = frame_begin;  // decoded again by the next Process
+      deferred_long_work_ = true;
+      return true;
+    }
+    ++frames_;
     ingested_ = ingested_ || request_.has_ingest();
     response_.Clear();
     const uint64_t token = handler_.Handle(request_, &response_);
@@ -86,7 +101,7 @@ bool Connection::Process(std::string* out, std::size_t max_output) {
     const std::size_t start = out->size();
     AppendFrame(response_, out);
     if (token > 0) {
-      waiting_.push_back({start, out->size(), request_.id()});
+      waiting_.push_back({start, out->size(), request_.id(), token});
       durability_token_ = std::max(durability_token_, token);
     }
   }
@@ -140,11 +155,13 @@ bool Connection::ParseRequest(const uint8_t* body, std::size_t size) {
   return request_.ParseFromArray(body, static_cast<int>(size));
 }
 
-void Connection::FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
+void Connection::FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
                                std::string* out) {
   std::string rewritten;
   std::size_t copied = 0;
   for (const Waiting& w : waiting) {
+    const Status status = outcome(w.token);
+    if (status.ok()) continue;  // durable: its acknowledgement stands
     rewritten.append(*out, copied, w.begin - copied);
     v1::Response error;
     error.set_id(w.id);

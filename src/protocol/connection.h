@@ -5,8 +5,10 @@
 // Not synchronised: one connection is driven by one thread at a time.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <span>
 #include <string>
@@ -44,19 +46,37 @@ class Connection {
   void Received(std::size_t bytes);
 
   // A response of the last Process call that waits on the change log: where
-  // it is in `out`, and its request's id.
+  // it is in `out`, its request's id, and its own durability token.
   struct Waiting {
     std::size_t begin, end;
     uint64_t id;
+    uint64_t token;
   };
 
+  using Clock = std::chrono::steady_clock;
+
   // Handles the whole frames received so far, appending one framed response
-  // per request to `out`, until `out` holds at least `max_output` bytes (the
-  // rest stay buffered: see HasFrame). Returns false when the connection
+  // per request to `out`, until `out` holds at least `max_output` bytes or
+  // `deadline` has passed after a request (the rest stay buffered: see
+  // HasFrame), or until the next request is long work deferred by
+  // DeferLongWork (see wants_worker). Returns false when the connection
   // must be closed once `out` has been sent (a frame could not be decoded,
   // or was over the size limit); bytes after such a frame are never looked
   // at.
-  bool Process(std::string* out, std::size_t max_output = std::numeric_limits<std::size_t>::max());
+  bool Process(std::string* out, std::size_t max_output = std::numeric_limits<std::size_t>::max(),
+               Clock::time_point deadline = Clock::time_point::max());
+
+  // While on, Process stops before a request that may be long work (step,
+  // configure, reset), leaving it buffered and wants_worker() true, so the
+  // transport can move the connection off a thread that must stay
+  // responsive first. Off by default.
+  void DeferLongWork(bool on) { defer_long_work_ = on; }
+  // Process stopped before long work (see DeferLongWork), or has handled an
+  // ingest: the connection belongs on a worker thread.
+  bool wants_worker() const { return ingested_ || deferred_long_work_; }
+
+  // Frames decoded so far (each gets a response).
+  uint64_t frames() const { return frames_; }
 
   // A whole frame is buffered: call Process before receiving more.
   bool HasFrame() const;
@@ -67,10 +87,17 @@ class Connection {
   // Those responses; taking them leaves none.
   std::vector<Waiting> TakeWaiting() { return std::move(waiting_); }
 
-  // The change log failed before the token became durable: replaces, in
-  // `out`, every waiting response with an Error carrying `status`.
-  static void FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
+  // The change log failed before the last token became durable: replaces,
+  // in `out`, each waiting response whose own token's `outcome` is not Ok
+  // with an Error carrying that status; the others stay as they are.
+  using Outcome = std::function<Status(uint64_t token)>;
+  static void FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
                             std::string* out);
+  // The same with one status for every waiting response.
+  static void FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
+                            std::string* out) {
+    FailUndurable([&status](uint64_t) { return status; }, waiting, out);
+  }
   void FailUndurable(const Status& status, std::string* out) const {
     FailUndurable(status, waiting_, out);
   }
@@ -104,7 +131,10 @@ class Connection {
   v1::Response response_;
   std::vector<Waiting> waiting_;
   uint64_t durability_token_ = 0;
+  uint64_t frames_ = 0;
   bool ingested_ = false;
+  bool defer_long_work_ = false;
+  bool deferred_long_work_ = false;
 };
 
 }  // namespace gradientd::protocol

@@ -43,6 +43,9 @@ using namespace asio::experimental::awaitable_operators;
 namespace {
 
 constexpr auto kShutdownGrace = std::chrono::seconds(2);
+// How long one Process call may go on handling a connection's buffered
+// requests before the connection yields its thread to the others on it.
+constexpr auto kProcessBudget = std::chrono::milliseconds(5);
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 // TLS over a connection's socket, which stays the lowest layer: closing and
@@ -69,20 +72,53 @@ asio::awaitable<void> SendCloseNotify(TlsStream& stream, std::chrono::millisecon
   co_await (stream.async_shutdown(use_tuple) || deadline.async_wait(use_tuple));
 }
 
+// One AsyncWaitDurable: the handler, called once on its executor, by the
+// log's answer or by cancellation, whichever comes first.
+template <typename Handler>
+struct DurableWait {
+  explicit DurableWait(Handler h)
+      : handler(std::move(h)),
+        work(asio::make_work_guard(asio::get_associated_executor(handler))) {}
+
+  // Hands `status` to the handler on its executor, unless already done.
+  // From any thread.
+  void Post(const Status& status) {
+    std::lock_guard lock(mu);
+    if (!work) return;
+    asio::post(work->get_executor(), [self = shared(), status] { self->Complete(status); });
+    work.reset();
+  }
+  void Complete(const Status& status) {  // on the handler's executor
+    asio::get_associated_cancellation_slot(handler).clear();
+    std::move(handler)(status);
+  }
+  std::shared_ptr<DurableWait> shared() { return self.lock(); }
+
+  Handler handler;
+  std::weak_ptr<DurableWait> self;
+  std::mutex mu;
+  // Until answered or cancelled: keeps the handler's io_context running.
+  // After a cancellation the log's late answer touches nothing else.
+  std::optional<asio::executor_work_guard<asio::associated_executor_t<Handler>>> work;
+};
+
 // Completes with the log's verdict once `token` is durable, on the
-// awaiting coroutine's executor.
+// awaiting coroutine's executor; or, if cancelled first, at once with
+// kUnavailable (then the log's later answer is ignored).
 template <typename Token>
 auto AsyncWaitDurable(service::ChangeLog& log, uint64_t token, Token&& completion) {
   return asio::async_initiate<Token, void(Status)>(
       [&log, token](auto handler) {
-        // The wait counts as work: the io_context keeps running (and alive)
-        // until the log has answered, whatever happens to the connection.
-        auto work = asio::make_work_guard(asio::get_associated_executor(handler));
-        auto shared = std::make_shared<decltype(handler)>(std::move(handler));
-        log.OnDurable(token, [shared, work](const Status& status) mutable {
-          asio::post(work.get_executor(), [shared, status]() mutable { (*shared)(status); });
-          work.reset();
-        });
+        using Wait = DurableWait<decltype(handler)>;
+        auto wait = std::make_shared<Wait>(std::move(handler));
+        wait->self = wait;
+        auto slot = asio::get_associated_cancellation_slot(wait->handler);
+        if (slot.is_connected()) {
+          slot.assign([weak = std::weak_ptr<Wait>(wait)](asio::cancellation_type) {
+            if (auto w = weak.lock()) w->Post(Status::Unavailable("cancelled"));
+          });
+        }
+        log.OnDurable(token, [wait](const Status& status) { wait->Post(status); });
       },
       completion);
 }
@@ -140,6 +176,7 @@ struct Server::Impl {
           writer_wake(socket.get_executor()),
           reader_wake(socket.get_executor()),
           watchdog(socket.get_executor()),
+          abandon_wake(socket.get_executor(), asio::steady_timer::time_point::max()),
           tls(tls_context ? std::make_unique<TlsStream>(socket, *tls_context) : nullptr),
           session(authenticator ? std::make_unique<auth::Session>(handler, *authenticator)
                                 : nullptr),
@@ -153,6 +190,7 @@ struct Server::Impl {
     Clock::time_point read_deadline = Clock::time_point::max();
     Clock::time_point write_deadline = Clock::time_point::max();
     asio::steady_timer watchdog;
+    asio::steady_timer abandon_wake;         // see abandoned
     std::unique_ptr<TlsStream> tls;          // over socket; null for plaintext
     std::unique_ptr<auth::Session> session;  // who the client is; null on an open server
     protocol::Connection connection;
@@ -162,6 +200,10 @@ struct Server::Impl {
     bool writing_failed = false;
     bool done = false;    // reader and writer have ended: so does the watchdog
     bool moving = false;  // the reader stopped for the peer to move
+    // The shutdown grace period is over: the reader drops what it has not
+    // handled, the writer what it has not sent; abandon_wake wakes a writer
+    // waiting for durability.
+    bool abandoned = false;
     std::optional<std::size_t> ingest_context;  // its index; nullopt: on the query context
     bool may_move = true;                       // false once moved, or once a move failed
   };
@@ -192,7 +234,16 @@ struct Server::Impl {
   }
 
   asio::awaitable<void> Accept();
-  asio::awaitable<void> Refuse(tcp::socket socket);
+  // Answers RESOURCE_EXHAUSTED and closes; the socket is in `refusing`
+  // meanwhile.
+  asio::awaitable<void> Refuse(std::shared_ptr<tcp::socket> socket);
+  // Spawns a connection's Serve on `executor`; an exception out of it is
+  // logged and the connection closed and forgotten.
+  template <typename Executor>
+  void SpawnServe(const Executor& executor, std::shared_ptr<Peer> peer);
+  // The grace period is over: drops what the peer has not handled or sent,
+  // and closes it. On the peer's context.
+  static void Abandon(Peer& peer);
   // A connection's life on one context: the TLS handshake (first time
   // only), then its reader, writer and watchdog until they end; then either
   // on to an ingest context, or closed.
@@ -240,12 +291,14 @@ struct Server::Impl {
   std::vector<std::size_t> producers;  // per ingest context; guarded by mu
   asio::io_context::executor_type control;
   tcp::acceptor acceptor;
+  Clock::time_point last_accept_error{};  // when it was last reported
   asio::signal_set signals;
   asio::signal_set reload_signals;
   asio::steady_timer grace_timer;
 
   std::mutex mu;  // guards peers, stopping, producers, keep_running and moves
   std::list<std::shared_ptr<Peer>> peers;
+  std::list<std::shared_ptr<tcp::socket>> refusing;  // on the query context
   bool stopping = false;
   // Contexts without connections have no work; these keep them running.
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> keep_running;
@@ -256,15 +309,23 @@ asio::awaitable<void> Server::Impl::Accept() {
     auto [ec, socket] = co_await acceptor.async_accept(query_context, use_tuple);
     if (ec == asio::error::operation_aborted || !acceptor.is_open()) co_return;
     if (ec) {
-      // Out of descriptors and the like: say so, back off a moment, go on.
-      std::cerr << "gradientd: accept failed: " << ec.message() << "\n";
+      // Out of descriptors and the like: say so (at most every few
+      // seconds), back off a moment while the other connections are
+      // served, go on.
+      if (Clock::now() - last_accept_error >= std::chrono::seconds(5)) {
+        last_accept_error = Clock::now();
+        std::cerr << "gradientd: accept failed: " << ec.message() << "\n";
+      }
       asio::steady_timer pause(control, std::chrono::milliseconds(100));
       co_await pause.async_wait(use_tuple);
       continue;
     }
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
+    // Every accepted socket counts from here until it is closed: as a
+    // connection, or as a refusal in progress.
     std::shared_ptr<Peer> peer;
+    std::shared_ptr<tcp::socket> refused;
     {
       std::lock_guard lock(mu);
       if (stopping) co_return;
@@ -272,14 +333,52 @@ asio::awaitable<void> Server::Impl::Accept() {
         peer = std::make_shared<Peer>(std::move(socket), tls.get(), handler, authenticator,
                                       options.max_frame_bytes);
         peers.push_back(peer);
+      } else if (refusing.size() < Server::kRefusalAllowance) {
+        refused = std::make_shared<tcp::socket>(std::move(socket));
+        refusing.push_back(refused);
       }
     }
-    if (!peer) {
-      asio::co_spawn(control, Refuse(std::move(socket)), asio::detached);
-      continue;
+    if (peer) {
+      SpawnServe(control, std::move(peer));
+    } else if (refused) {
+      asio::co_spawn(control, Refuse(refused), [this, refused](std::exception_ptr) {
+        boost::system::error_code e;
+        refused->close(e);
+        std::lock_guard lock(mu);
+        refusing.remove(refused);
+      });
+    } else {
+      socket.close(ignored);  // too many refusals already under way
     }
-    asio::co_spawn(control, Serve(peer), asio::detached);
   }
+}
+
+template <typename Executor>
+void Server::Impl::SpawnServe(const Executor& executor, std::shared_ptr<Peer> peer) {
+  asio::co_spawn(executor, Serve(peer), [this, peer](std::exception_ptr e) {
+    if (!e) return;  // Serve has closed and forgotten the connection
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+      std::cerr << "gradientd: closing a connection after an internal error: " << x.what() << "\n";
+    } catch (...) {
+      std::cerr << "gradientd: closing a connection after an internal error\n";
+    }
+    boost::system::error_code ignored;
+    peer->socket.close(ignored);
+    peer->done = true;
+    Forget(peer);
+  });
+}
+
+void Server::Impl::Abandon(Peer& peer) {
+  peer.abandoned = true;
+  boost::system::error_code ignored;
+  peer.socket.close(ignored);
+  peer.reader_wake.cancel();
+  peer.writer_wake.cancel();
+  peer.watchdog.cancel();
+  peer.abandon_wake.cancel();
 }
 
 asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Peer> peer) {
@@ -301,13 +400,13 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Peer> peer) {
     if (!peer->moving || peer->writing_failed) break;
     peer->moving = peer->reading_done = peer->done = peer->may_move = false;
     if (asio::io_context* target = MoveToIngestContext(*peer)) {
-      asio::co_spawn(*target, Serve(peer), asio::detached);
+      SpawnServe(target->get_executor(), peer);
       co_return;
     }
     // Stopping, or the socket could not move: go on here (the reader meets
     // the end of input, or the closed socket).
   }
-  if (peer->tls && !peer->writing_failed)
+  if (peer->tls && !peer->writing_failed && !peer->abandoned)
     co_await SendCloseNotify(*peer->tls, options.write_timeout);
   peer->socket.shutdown(tcp::socket::shutdown_both, ignored);
   peer->socket.close(ignored);
@@ -335,12 +434,14 @@ asio::io_context* Server::Impl::MoveToIngestContext(Peer& peer) {
   peer.writer_wake = asio::steady_timer(target);
   peer.reader_wake = asio::steady_timer(target);
   peer.watchdog = asio::steady_timer(target);
+  peer.abandon_wake = asio::steady_timer(target, asio::steady_timer::time_point::max());
   peer.ingest_context = index;
   ++producers[index];
   return &target;
 }
 
-asio::awaitable<void> Server::Impl::Refuse(tcp::socket socket) {
+asio::awaitable<void> Server::Impl::Refuse(std::shared_ptr<tcp::socket> refused) {
+  tcp::socket& socket = *refused;
   v1::Response response;
   protocol::SetError(Status::ResourceExhausted("too many connections (the limit is " +
                                                std::to_string(options.max_connections) + ")"),
@@ -378,12 +479,23 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
     boost::system::error_code ignored;
     stream.non_blocking(true, ignored);  // for the direct write below
   }
+  // On the query thread, long work waits for the move to an ingest thread.
+  connection.DeferLongWork(!peer->ingest_context && peer->may_move);
+  // The request timeout bounds a whole frame from its first byte (a client
+  // trickling bytes does not extend it); max while no frame is partial.
+  Clock::time_point frame_deadline = Clock::time_point::max();
+  uint64_t frames = connection.frames();
   bool open = true;
-  while (open && !peer->writing_failed) {
+  while (open && !peer->writing_failed && !peer->abandoned) {
     if (!connection.HasFrame()) {
       // Idle between requests, or in the middle of one: either may time out.
-      peer->read_deadline = Clock::now() + (connection.buffered() == 0 ? options.idle_timeout
-                                                                       : options.request_timeout);
+      const bool idle = connection.buffered() == 0;
+      if (idle) {
+        frame_deadline = Clock::time_point::max();
+      } else if (frame_deadline == Clock::time_point::max()) {
+        frame_deadline = Clock::now() + options.request_timeout;
+      }
+      peer->read_deadline = idle ? Clock::now() + options.idle_timeout : frame_deadline;
       const std::span<uint8_t> space = connection.ReceiveBuffer();
       auto [read_ec, n] =
           co_await stream.async_read_some(asio::buffer(space.data(), space.size()), use_tuple);
@@ -392,7 +504,12 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       connection.Received(n);
     }
     Chunk chunk;
-    open = connection.Process(&chunk.bytes, kChunkBytes);
+    open = connection.Process(&chunk.bytes, kChunkBytes, Clock::now() + kProcessBudget);
+    if (connection.frames() != frames) {
+      // A frame completed: what is left is the start of the next one.
+      frames = connection.frames();
+      frame_deadline = Clock::time_point::max();
+    }
     chunk.token = connection.durability_token();
     chunk.waiting = connection.TakeWaiting();
     if constexpr (std::is_same_v<Stream, tcp::socket>) {
@@ -410,16 +527,19 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       peer->writer_wake.cancel();
     }
     // Back-pressure: a client that does not read its responses stops being read.
-    while (peer->queued_bytes >= options.max_queued_bytes && !peer->writing_failed) {
+    while (peer->queued_bytes >= options.max_queued_bytes && !peer->writing_failed &&
+           !peer->abandoned) {
       peer->reader_wake.expires_at(asio::steady_timer::time_point::max());
       co_await peer->reader_wake.async_wait(use_tuple);
     }
-    // A producer: hand the connection over to an ingest thread, once the
-    // writer has sent what is queued (Serve does the move).
-    if (open && connection.ingested() && peer->may_move) {
+    // A producer, or long work: hand the connection over to an ingest
+    // thread, once the writer has sent what is queued (Serve does the move).
+    if (open && connection.wants_worker() && peer->may_move) {
       peer->moving = true;
       break;
     }
+    // A long pipeline: let the other connections on this thread have a turn.
+    if (open && connection.HasFrame()) co_await asio::post(peer->socket.get_executor(), use_tuple);
   }
   peer->reading_done = true;
   peer->writer_wake.cancel();
@@ -428,7 +548,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
 template <typename Stream>
 asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& stream) {
   boost::system::error_code ignored;
-  while (true) {
+  while (!peer->abandoned) {
     if (peer->chunks.empty()) {
       if (peer->reading_done) break;
       peer->writer_wake.expires_at(asio::steady_timer::time_point::max());
@@ -439,8 +559,18 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
     // Group commit: the responses wait for the one fsync that covers all the
     // changes they acknowledge; meanwhile the reader goes on.
     if (chunk.token > 0 && log != nullptr) {
-      const Status durable = co_await AsyncWaitDurable(*log, chunk.token, asio::use_awaitable);
-      if (!durable.ok()) protocol::Connection::FailUndurable(durable, chunk.waiting, &chunk.bytes);
+      auto durable = co_await (AsyncWaitDurable(*log, chunk.token, asio::use_awaitable) ||
+                               peer->abandon_wake.async_wait(use_tuple));
+      if (durable.index() != 0) break;  // abandoned
+      if (!std::get<0>(durable).ok()) {
+        // Each response by its own change's fate: an Error only for the
+        // changes the log did not make durable. The Errors differ in size
+        // from what they replace, and the queue counts what it holds.
+        const std::size_t before = chunk.bytes.size();
+        protocol::Connection::FailUndurable([this](uint64_t token) { return log->Outcome(token); },
+                                            chunk.waiting, &chunk.bytes);
+        peer->queued_bytes = peer->queued_bytes - before + chunk.bytes.size();
+      }
     }
     peer->write_deadline = Clock::now() + options.write_timeout;
     auto [write_ec, n] = co_await asio::async_write(stream, asio::buffer(chunk.bytes), use_tuple);
@@ -468,7 +598,7 @@ asio::awaitable<void> Server::Impl::Watch(std::shared_ptr<Peer> peer) {
       std::chrono::milliseconds(1),
       std::min({options.idle_timeout, options.request_timeout, options.write_timeout}));
   boost::system::error_code ignored;
-  while (!peer->done) {
+  while (!peer->done && !peer->abandoned) {
     const auto now = Clock::now();
     if (now >= peer->write_deadline) {
       peer->socket.close(ignored);  // a client that does not read: the writer gives up
@@ -607,6 +737,11 @@ void Server::Stop() {
     impl->acceptor.close(ignored);
     impl->signals.cancel(ignored);
     impl->reload_signals.cancel(ignored);
+    {
+      // Refusals in progress (on this context) end at once.
+      std::lock_guard lock(impl->mu);
+      for (const auto& refused : impl->refusing) refused->close(ignored);
+    }
     // Half-close for reading: each connection sees end of input once it has
     // handled what it received, sends its responses and ends. Over TLS too:
     // this is the TCP socket under the TLS stream, whose read then fails
@@ -617,7 +752,9 @@ void Server::Stop() {
         peer->socket.shutdown(tcp::socket::shutdown_receive, e);
       });
     }
-    // Connections whose client does not read their responses are closed.
+    // Connections still there after the grace period (a client that does not
+    // read, a pipeline still being handled, a log that does not answer) are
+    // abandoned: what they have not handled or sent is dropped.
     if (peers.empty()) return;
     impl->grace_timer.expires_after(kShutdownGrace);
     impl->grace_timer.async_wait([impl](const boost::system::error_code& ec) {
@@ -628,10 +765,7 @@ void Server::Stop() {
         left = impl->LocatePeers();
       }
       for (const auto& [peer, executor] : left) {
-        asio::post(executor, [peer] {
-          boost::system::error_code e;
-          peer->socket.close(e);
-        });
+        asio::post(executor, [peer] { Impl::Abandon(*peer); });
       }
     });
   });

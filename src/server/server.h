@@ -25,12 +25,16 @@ struct ServerOptions {
   std::string listen = "127.0.0.1:7878";  // HOST:PORT; port 0 picks a free one
   unsigned threads = 0;                   // 0 = one per core
   std::size_t max_frame_bytes = 16u << 20;
-  std::size_t max_connections = 1024;  // more are answered RESOURCE_EXHAUSTED and closed
+  // Accepted sockets served at once, counted from accept (TLS handshake
+  // included) until closed. More are answered RESOURCE_EXHAUSTED and
+  // closed, at most a few at a time; beyond those, closed at once.
+  std::size_t max_connections = 1024;
   // Responses queued per connection before it stops being read.
   std::size_t max_queued_bytes = 4u << 20;
   // A connection with nothing buffered is closed after idle_timeout without
-  // a byte; one holding a partial frame after request_timeout; a write that
-  // does not finish within write_timeout closes it too.
+  // a byte; one whose frame is not complete request_timeout after its first
+  // byte arrived; a write that does not finish within write_timeout closes
+  // it too.
   std::chrono::milliseconds idle_timeout = std::chrono::minutes(5);
   std::chrono::milliseconds request_timeout = std::chrono::seconds(30);
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
@@ -40,6 +44,10 @@ struct ServerOptions {
 
 class Server {
  public:
+  // Connections over max_connections that may be getting their
+  // RESOURCE_EXHAUSTED error at once; more are closed without a reply.
+  static constexpr std::size_t kRefusalAllowance = 16;
+
   // With a change log, each batch of responses is sent only once the log
   // reports the changes they acknowledge durable (group commit). With an
   // authenticator (which must outlive the Server), every connection goes
@@ -72,8 +80,11 @@ class Server {
   void Run();
 
   // Stops accepting, lets every connection finish the requests it has
-  // received and send their responses, then closes them (forcibly after a
-  // short grace period, for clients that do not read).
+  // received and send their responses, then closes them. After a short
+  // grace period (2 s) whatever is left is abandoned: requests not yet
+  // handled are dropped, responses not yet sent (to clients that do not
+  // read, or waiting on a change log that does not answer) too, and
+  // handshakes in progress are cut; so Run returns soon after.
   void Stop();
 
  private:

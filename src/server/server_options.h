@@ -3,6 +3,7 @@
 
 #include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -33,6 +34,20 @@ Status ParseByteSize(std::string_view text, std::size_t* bytes);
 
 // Parses a duration with a unit: "250ms", "30s", "5m", "1h".
 Status ParseDuration(std::string_view text, std::chrono::milliseconds* duration);
+
+// Descriptors kept, beyond the connections and refusals, for the journal,
+// snapshots, the recording, the auth file, the listening socket and Asio's
+// own (epoll, eventfd, timers).
+inline constexpr std::size_t kReservedDescriptors = 64;
+
+// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard limit and
+// sets *limit to the soft limit then in effect.
+Status RaiseOpenFileLimit(uint64_t* limit);
+
+// Whether --max-connections, with the refusals in progress
+// (Server::kRefusalAllowance) and kReservedDescriptors, fits in an
+// open-file limit of `limit`. The error names both numbers and what to do.
+Status CheckOpenFileLimit(std::size_t max_connections, uint64_t limit);
 
 // The data directory used without --data-dir: $XDG_STATE_HOME/gradientd, else
 // $HOME/.local/state/gradientd, else ./gradientd-data.

@@ -30,6 +30,16 @@ int main(int argc, char** argv) {
     std::cout << "gradientd " GRADIENTD_VERSION "\n";
     return 0;
   }
+  // Idle connections must not take the descriptors the journal and
+  // snapshots need: checked before anything is opened.
+  uint64_t open_files = 0;
+  Status files = server::RaiseOpenFileLimit(&open_files);
+  if (files.ok())
+    files = server::CheckOpenFileLimit(command_line.server.max_connections, open_files);
+  if (!files.ok()) {
+    std::cerr << "gradientd: " << files.message() << "\n";
+    return 2;
+  }
   std::unique_ptr<auth::Authenticator> authenticator;
   if (!command_line.auth_file.empty()) {
     if (Status s = auth::Authenticator::Load(command_line.auth_file, &authenticator); !s.ok()) {
@@ -40,8 +50,8 @@ int main(int argc, char** argv) {
               << command_line.auth_file << "\n";
     std::error_code ec;
     const auto permissions = std::filesystem::status(command_line.auth_file, ec).permissions();
-    if (!ec && (permissions & (std::filesystem::perms::group_read |
-                               std::filesystem::perms::others_read)) !=
+    if (!ec && (permissions &
+                (std::filesystem::perms::group_read | std::filesystem::perms::others_read)) !=
                    std::filesystem::perms::none) {
       std::cerr << "gradientd: warning: " << command_line.auth_file
                 << " is readable by other users (chmod 600 it)\n";
