@@ -217,7 +217,7 @@ TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
   v1::Request no_id;
   no_id.mutable_ingest()->set_series("s");
   bodies.push_back(no_id.SerializeAsString());
-  bodies.push_back(std::string("\x12\x00", 2));               // an empty ingest
+  bodies.push_back(std::string("\x12\x00", 2));  // an empty ingest
   const std::string small_ingest =
       "\x12" + std::string(1, static_cast<char>(small.ingest().ByteSizeLong())) +
       small.ingest().SerializeAsString();
@@ -245,6 +245,7 @@ TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
     stream += Frame(body);
     expected.emplace_back();
     ASSERT_TRUE(expected.back().ParseFromString(body)) << expected.size();
+    expected.back().DiscardUnknownFields();  // ignored, and not kept
   }
   ASSERT_TRUE(Feed(connection, stream, &out));
   ASSERT_EQ(handler.requests.size(), expected.size());
@@ -517,6 +518,75 @@ TEST(Connection, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
   out.clear();
   ASSERT_TRUE(connection.Process(&out));
   EXPECT_EQ(connection.durability_token(), 0u);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 11, point 15: unknown fields.
+
+void AppendVarintForTest(uint64_t v, std::string* out) {
+  while (v >= 0x80) {
+    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out->push_back(static_cast<char>(v));
+}
+
+// A frame body of `bytes` bytes of tiny unknown fields (field 1000+,
+// varint 0: 3 bytes each), the worst ratio of protobuf's memory to wire.
+std::string UnknownVarints(std::size_t bytes) {
+  std::string body;
+  const std::string field = {'\xc0', '\x3e', '\x00'};  // tag (1000 << 3 | 0), value 0
+  while (body.size() + field.size() <= bytes) body += field;
+  return body;
+}
+
+std::string Frame(uint64_t id, const std::string& body) {
+  std::string out;
+  v1::Request head;
+  head.set_id(id);
+  std::string payload = head.SerializeAsString() + body;
+  AppendVarintForTest(payload.size(), &out);
+  return out + payload;
+}
+
+TEST(Connection, FramesOfUnknownFieldsAreIgnoredAndNotKeptAcrossRequests) {
+  constexpr std::size_t kMaxFrame = 4 << 20;
+  EchoHandler handler;
+  Connection c(handler, kMaxFrame);
+  // Nested: an ingest whose PointBatch has unknown fields among its own.
+  v1::Request ingest;
+  ingest.mutable_ingest()->set_series("s");
+  ingest.mutable_ingest()->add_x(1);
+  ingest.mutable_ingest()->add_y(2);
+  const std::string batch = ingest.ingest().SerializeAsString() + UnknownVarints(kMaxFrame / 2);
+  std::string nested_body;
+  nested_body.push_back('\x12');  // field 2 (ingest), length-delimited
+  AppendVarintForTest(batch.size(), &nested_body);
+  nested_body += batch;
+  std::size_t most = 0;
+  for (uint64_t round = 0; round < 8; ++round) {
+    SCOPED_TRACE(round);
+    std::string out;
+    handler.requests.clear();
+    ASSERT_TRUE(Feed(c, Frame(2 * round + 1, UnknownVarints(kMaxFrame - 16)), &out));
+    ASSERT_TRUE(Feed(c, Frame(2 * round + 2, nested_body), &out));
+    ASSERT_EQ(handler.requests.size(), 2u);
+    // All unknown: a request without a body (which the Service refuses).
+    EXPECT_EQ(handler.requests[0].body_case(), v1::Request::BODY_NOT_SET);
+    EXPECT_EQ(handler.requests[0].id(), 2 * round + 1);
+    EXPECT_EQ(
+        handler.requests[0].GetReflection()->GetUnknownFields(handler.requests[0]).field_count(),
+        0);
+    // The known fields of the nested message are kept, the unknown ones not.
+    ASSERT_TRUE(handler.requests[1].has_ingest());
+    EXPECT_EQ(handler.requests[1].ingest().series(), "s");
+    EXPECT_EQ(handler.requests[1].ingest().x_size(), 1);
+    EXPECT_EQ(handler.requests[1].ingest().ByteSizeLong(), ingest.ingest().ByteSizeLong());
+    EXPECT_EQ(ParseResponses(out).size(), 2u);
+    most = std::max(most, c.RequestSpaceUsedForTesting());
+  }
+  // Protobuf would hold ~16 bytes per 3-byte field: ~20 MiB here.
+  EXPECT_LT(most, std::size_t{64} << 10);
 }
 
 }  // namespace
