@@ -748,5 +748,55 @@ TEST_F(ProducerTableTest, RecoveryRebuildsTheProducerTableIdentically) {
   EXPECT_EQ(Send("old", 7, "s", &restored).ack().duplicate(), true);
 }
 
+TEST_F(ProducerTableTest, AnEmptyBatchUnderAProducerIdTakesAPlaceLikeAnyOther) {
+  for (const char* p : {"e1", "e2", "e3"}) {
+    v1::Response r;
+    service_.Handle(IngestRequest("s", {}, {}, p, 1), &r);
+    ASSERT_TRUE(r.has_ack()) << r.DebugString();
+  }
+  EXPECT_EQ(service_.producers(), 3u);
+  EXPECT_EQ(Send("p4", 1).error().code(), v1::Error::RESOURCE_EXHAUSTED);
+  v1::Response again;
+  service_.Handle(IngestRequest("s", {}, {}, "e1", 1), &again);
+  EXPECT_TRUE(again.ack().duplicate());
+}
+
+// Many producers race for a small table while the clock runs: every batch
+// is applied once or refused, the table never passes its bound, and every
+// point acknowledged is in the series.
+TEST(ProducerTableRaceTest, ConcurrentProducersNeverOvershootTheTableOrLoseABatch) {
+  std::atomic<int64_t> now{1'000'000'000'000'000'000};
+  SeriesStore store;
+  Service service(store, {.max_producers = 8, .producer_expiry = std::chrono::seconds(1)});
+  service.SetClock([&] { return now.load(); });
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<bool> bad{false};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3000; ++i) {
+        const std::string id = "p" + std::to_string((i * 7 + t) % 40);
+        v1::Response r;
+        service.Handle(IngestRequest("s", {1, 2}, {3, 4}, id, static_cast<uint64_t>(i + 1)), &r);
+        if (r.has_ack()) {
+          accepted += r.ack().accepted();
+        } else if (r.error().code() != v1::Error::RESOURCE_EXHAUSTED) {
+          bad = true;
+        }
+        if (service.producers() > 8) bad = true;
+        if (i % 50 == 0) now += 300'000'000;  // 0.3 s
+      }
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  EXPECT_FALSE(bad);
+  EXPECT_GT(accepted.load(), 0u);
+  v1::Request fit;
+  fit.mutable_fit()->set_series("s");
+  v1::Response r;
+  service.Handle(fit, &r);
+  EXPECT_EQ(r.fit().n(), accepted.load());
+}
+
 }  // namespace
 }  // namespace gradientd::service
