@@ -296,7 +296,7 @@ void Service::EvictExpiredLocked(int64_t now) {
   oldest_seen_bound_ = oldest;
 }
 
-Status Service::LockProducer(const std::string& id, int64_t now,
+Status Service::LockProducer(const std::string& id, int64_t* now_out,
                              std::shared_ptr<Producer>* producer,
                              std::unique_lock<std::mutex>* lock, bool* created) {
   // A producer found but removed (evicted, or dropped by a refused batch)
@@ -305,6 +305,9 @@ Status Service::LockProducer(const std::string& id, int64_t now,
   for (int attempt = 0; attempt < 64; ++attempt) {
     {
       std::lock_guard table(producers_mu_);
+      // Read under the table's lock, so that a batch that finds its
+      // producer evicted has a time at which recovery also sees it expired.
+      const int64_t now = *now_out = now_();
       auto it = producers_.find(id);
       *created = it == producers_.end();
       if (*created) {
@@ -321,6 +324,7 @@ Status Service::LockProducer(const std::string& id, int64_t now,
         }
         *producer = FindOrCreateProducerLocked(id);
         (*producer)->last_seen = now;
+        oldest_seen_bound_ = std::min(oldest_seen_bound_, now);  // should the clock step back
       } else {
         *producer = it->second;
       }
@@ -387,9 +391,10 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   std::shared_ptr<Producer> producer;
   std::unique_lock<std::mutex> producer_lock;
   bool new_producer = false;
-  const int64_t now = exactly_once ? now_() : 0;
+  int64_t now = 0;
   if (exactly_once) {
-    if (Status s = LockProducer(batch.producer_id(), now, &producer, &producer_lock, &new_producer);
+    if (Status s =
+            LockProducer(batch.producer_id(), &now, &producer, &producer_lock, &new_producer);
         !s.ok()) {
       SetError(s, response);
       return 0;

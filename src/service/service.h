@@ -135,8 +135,8 @@ class Service : public protocol::RequestHandler {
   bool Expired(const Producer& producer, int64_t now) const;
   // The producer `id`, locked in *lock (not removed), created if needed
   // (*created then), making room by evicting expired producers; refused
-  // when the table is full of unexpired ones.
-  Status LockProducer(const std::string& id, int64_t now, std::shared_ptr<Producer>* producer,
+  // when the table is full of unexpired ones. *now: the time of the batch.
+  Status LockProducer(const std::string& id, int64_t* now, std::shared_ptr<Producer>* producer,
                       std::unique_lock<std::mutex>* lock, bool* created);
   // Drops a producer created for a batch that was then refused.
   void DropProducer(const std::string& id, Producer& producer);
