@@ -489,7 +489,17 @@ TEST_F(ServiceTest, AnOverflowingLossIsNeverReportedButExplained) {
   gradient.mutable_gradient()->set_series("s");
   EXPECT_EQ(Call(gradient).error().code(), v1::Error::INVALID_ARGUMENT);
   EXPECT_EQ(Step("s", 0).error().code(), v1::Error::INVALID_ARGUMENT);
-  // Ingest acks report no loss; a finite model reports one again.
+  // The steps after a batch would end there too: skipped, with the reason;
+  // the points are applied.
+  configure.mutable_configure()->set_steps_per_batch(1);
+  ASSERT_TRUE(Call(configure).has_fit());
+  const v1::Response ack = Ingest("s", {1, 2}, {3, 4});
+  ASSERT_TRUE(ack.has_ack()) << ack.DebugString();
+  EXPECT_EQ(ack.ack().accepted(), 2u);
+  EXPECT_EQ(ack.ack().steps(), 0u);
+  EXPECT_FALSE(ack.ack().descent_error().empty());
+  check(Fit("s").fit());
+  // A finite model reports a loss again.
   configure.mutable_configure()->set_m(1);
   configure.mutable_configure()->set_b(1);
   const v1::Response back = Call(configure);
