@@ -589,5 +589,58 @@ TEST(Connection, FramesOfUnknownFieldsAreIgnoredAndNotKeptAcrossRequests) {
   EXPECT_LT(most, std::size_t{64} << 10);
 }
 
+// Skipping unknown fields must accept exactly what protobuf's parser
+// accepts: a frame protobuf refuses is refused (and closes the connection),
+// one it takes is the same request without its unknown fields.
+TEST(Connection, UnknownFieldsAreSkippedExactlyAsProtobufParsesThem) {
+  const auto groups = [](int depth, bool matched) {
+    std::string body;
+    for (int i = 0; i < depth; ++i) body += "\xa3\x3e";  // field 1000, start group
+    for (int i = 0; i < depth; ++i) body += matched ? "\xa4\x3e" : "\xac\x3e";
+    return body;
+  };
+  const std::vector<std::pair<const char*, std::string>> bodies = {
+      {"a plain unknown varint", std::string("\x08\x01\xc0\x3e\x05", 5)},
+      {"an overlong tag (6 bytes)", std::string("\xc0\xbe\x80\x80\x80\x00\x05", 7)},
+      {"a tag of 5 bytes", std::string("\xc0\xbe\x80\x80\x00\x05", 6)},
+      {"field number 0", std::string("\x02\x00", 2)},
+      {"wire type 6", std::string("\xc6\x3e\x00", 3)},
+      {"wire type 7", std::string("\xc7\x3e\x00", 3)},
+      {"an end group out of place", std::string("\xc4\x3e", 2)},
+      {"a varint of 11 bytes",
+       std::string("\xc0\x3e\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00", 13)},
+      {"a varint of 10 bytes", std::string("\xc0\x3e\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01", 12)},
+      {"a size of 6 bytes", std::string("\xc2\x3e\x80\x80\x80\x80\x80\x00", 8)},
+      {"a size over 2 GiB", std::string("\xc2\x3e\xff\xff\xff\xff\x0f", 7)},
+      {"a truncated fixed64", std::string("\xc1\x3e\x01\x02", 4)},
+      {"an unknown group", groups(1, true)},
+      {"an unknown group, wrong end", groups(1, false)},
+      {"groups 100 deep", groups(100, true)},
+      {"groups 101 deep", groups(101, true)},
+      {"an unterminated group", std::string("\xa3\x3e\x08\x01", 4)},
+      {"a known field with a wrong wire type", std::string("\x10\x01\x08\x02", 4)},
+      {"unknown fields inside an ingest, bad UTF-8 series",
+       std::string("\x12\x06\x0a\x01\xff\xc0\x3e\x01", 8)},
+      {"unknown fields inside an ingest", std::string("\x12\x06\x0a\x01s\xc0\x3e\x01", 8)},
+      {"an ingest shorter than its size", std::string("\x12\x09\x0a\x01s\xc0\x3e\x01", 8)},
+  };
+  for (const auto& [what, body] : bodies) {
+    SCOPED_TRACE(what);
+    v1::Request expected;
+    const bool parses = expected.ParseFromString(body);
+    expected.DiscardUnknownFields();
+    EchoHandler handler;
+    Connection c(handler, kCap);
+    std::string out;
+    std::string frame;
+    AppendVarintForTest(body.size(), &frame);
+    EXPECT_EQ(Feed(c, frame + body, &out), parses);
+    ASSERT_EQ(handler.requests.size(), parses ? 1u : 0u);
+    if (parses) {
+      EXPECT_EQ(handler.requests[0].SerializeAsString(), expected.SerializeAsString());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace gradientd::protocol
