@@ -27,7 +27,8 @@ QUERY_TOKEN=query-8b7d6e5f4a3c2b1a
 ADMIN_TOKEN=admin-0a1b2c3d4e5f6071
 NEW_TOKEN=newcomer-99aa88bb77cc66dd
 WRONG_TOKEN=wrong-0000000000000000
-ALL_TOKENS=("$INGEST_TOKEN" "$QUERY_TOKEN" "$ADMIN_TOKEN" "$NEW_TOKEN" "$WRONG_TOKEN")
+SECRET_TOKEN=5e3c7a9b1d2f4e6a8c0b9d7f5e3a1c2b4d6f8a0e9c7b5d3f1a2c4e6b8d0f9a7c
+ALL_TOKENS=("$INGEST_TOKEN" "$QUERY_TOKEN" "$ADMIN_TOKEN" "$NEW_TOKEN" "$WRONG_TOKEN" "$SECRET_TOKEN")
 
 # No token may appear in gradctl's output or messages.
 no_token_in_output() {
@@ -52,6 +53,10 @@ printf 'ok query %s\nops query,root %s\n' "$QUERY_TOKEN" "$ADMIN_TOKEN" >"$bad"
 run 1 "malformed auth file" "$GRADIENTD" --listen 127.0.0.1:0 --in-memory --auth-file "$bad"
 expect_err "malformed auth file" "--auth-file: $bad:2: 'ops': unknown role 'root'"
 no_token_in_output "malformed auth file"
+printf '%s query short\n' "$SECRET_TOKEN" >"$bad"
+run 1 "a token in the name column" "$GRADIENTD" --listen 127.0.0.1:0 --in-memory --auth-file "$bad"
+expect_err "a token in the name column" "--auth-file: $bad:1: the token of the name on line 1"
+grep -qF -- "${SECRET_TOKEN:0:16}" "$tmp/err" && fail "startup quotes a token in the name column"
 chmod 644 "$bad"
 printf 'ok query %s\n' "$QUERY_TOKEN" >"$bad"
 # (A port out of range stops it right after it has read the file.)
@@ -154,6 +159,17 @@ printf 'ops produce,query,admin %s\nnewcomer query\n' "$ADMIN_TOKEN" >"$auth"
 hup_and_wait "cannot reload the auth file: $auth:2: expected 3 fields .*; keeping the previous 3 token\\(s\\)"
 run 0 "old token after a failed reload" "${GC[@]}" --token "$QUERY_TOKEN" list
 pass "kill -HUP with a malformed file: the previous tokens stay"
+
+# A token written in the name column (a 64-hex token is a valid name) is
+# never quoted, whatever else is wrong with the line.
+printf 'ops produce,query,admin %s
+%s query short
+%s query,query %s
+' "$ADMIN_TOKEN" \
+  "$SECRET_TOKEN" "$SECRET_TOKEN" "$NEW_TOKEN" >"$auth"
+hup_and_wait "cannot reload the auth file: $auth:2: the token of the name on line 2 \\(not quoted: it could be a token\\) has 5 characters"
+grep -qF -- "${SECRET_TOKEN:0:16}" "$tmp/server.err" && fail "SIGHUP quotes a token in the name column"
+pass "kill -HUP: a token in the name column is not quoted"
 
 # --- kill -HUP: a new token works, a removed one is refused. -----------------
 cat >"$auth" <<EOT

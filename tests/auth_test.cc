@@ -459,5 +459,57 @@ TEST_F(ReloadTest, AuthenticatedConnectionsSeeTheReloadAtTheirNextRequest) {
   EXPECT_EQ(reader.roles(), RoleSet().With(v1::QUERY).With(v1::ADMIN));
 }
 
+// Issue 11, point 16: a 64-hex token is a valid name, and a line's fields
+// may be in any order, so no error of the parser (at start or on SIGHUP) may
+// quote any field that could be a token, whichever column it is in.
+TEST(TokenFile, NoErrorQuotesASecretWrittenInAnyColumn) {
+  const std::string secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const std::string other = "fedcba9876543210fedcba9876543210";  // another valid token
+  ASSERT_EQ(secret.size(), 64u);
+  // Every error path, each with the secret in the name, roles or token
+  // column (or in a neighbouring line's columns).
+  const std::vector<std::pair<const char*, std::string>> cases = {
+      {"two fields, secret first", secret + " produce\n"},
+      {"two fields, secret second", "a " + secret + "\n"},
+      {"four fields", secret + " produce " + other + " " + secret + "\n"},
+      {"secret as a name with a bad character", secret + "/ produce " + other + "\n"},
+      {"secret as a name too long", secret + "0 produce " + other + "\n"},
+      {"secret as a duplicate name",
+       secret + " produce " + other + "\n" + secret + " query x" + other + "\n"},
+      {"secret in the roles column", "a " + secret + " " + other + "\n"},
+      {"secret as one of the roles", "a produce," + secret + " " + other + "\n"},
+      {"secret in the roles column of a secret name", secret + " " + secret + " " + other + "\n"},
+      {"secret as a name, token too short", secret + " produce short\n"},
+      {"secret as a name, token too long", secret + " produce " + std::string(1025, 't') + "\n"},
+      {"secret as a name, token with a control character",
+       secret + " produce abc\x01" + "defghijklmnopq\n"},
+      {"secret as a name, empty role", secret + " produce,,query " + other + "\n"},
+      {"secret as a name, role twice", secret + " query,query " + other + "\n"},
+      {"secret as a name, unknown role", secret + " write " + other + "\n"},
+      {"secret as a name and a duplicate token",
+       secret + " produce " + other + "\nb query " + other + "\n"},
+      {"secret as a name with a duplicate token",
+       "b produce " + other + "\n" + secret + " query " + other + "\n"},
+      {"secret as a duplicate token", "a produce " + secret + "\nb query " + secret + "\n"},
+      {"secret as a token, then a bad line", "a produce " + secret + "\nb produce\n"},
+  };
+  for (const auto& [what, text] : cases) {
+    SCOPED_TRACE(what);
+    const std::string message = ParseError(text);
+    EXPECT_NE(message.find("tokens.conf:"), std::string::npos) << message;
+    EXPECT_EQ(message.find(secret.substr(0, kMinTokenBytes)), std::string::npos) << message;
+    EXPECT_EQ(message.find(other.substr(0, kMinTokenBytes)), std::string::npos) << message;
+  }
+  // The same through the file (what start and SIGHUP's reload read).
+  const std::string path =
+      ::testing::TempDir() + "/gradientd-secret-tokens-" + std::to_string(::getpid());
+  { std::ofstream(path) << secret << " produce short\n"; }
+  TokenTable table;
+  const Status s = LoadTokenFile(path, &table);
+  std::filesystem::remove(path);
+  EXPECT_FALSE(s.ok());
+  EXPECT_EQ(s.message().find(secret.substr(0, kMinTokenBytes)), std::string::npos) << s.message();
+}
+
 }  // namespace
 }  // namespace gradientd::auth

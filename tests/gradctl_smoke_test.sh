@@ -111,6 +111,19 @@ expect_out "list" "^revenue +12 "
 expect_out "list" "^stdin +12 "
 run 0 "list --json" "${GC[@]}" list --json
 expect_out "list --json" '"series_list"'
+# Pages: one series per page still lists every series, once, in order.
+for s in page-a page-b page-c; do
+  run 0 "configure $s" "${GC[@]}" --series "$s" configure --steps-per-batch 1
+done
+run 0 "list --page-size 1" "${GC[@]}" list --page-size 1
+expect_out "list --page-size 1" "^revenue +12 "
+[[ $(grep -Ec '^(page-a|page-b|page-c|revenue|stdin) ' <<<"$out") -eq 5 ]] ||
+  fail "list --page-size 1 does not list each series once: $out"
+run 0 "list --prefix page- --page-size 2" "${GC[@]}" list --prefix page- --page-size 2
+[[ $(grep -Ec '^page-[abc] ' <<<"$out") -eq 3 ]] || fail "list --prefix: $out"
+grep -Eq '^revenue ' <<<"$out" && fail "list --prefix lists revenue: $out"
+run 2 "list --page-size 0" "${GC[@]}" list --page-size 0
+expect_err "list --page-size 0" "--page-size must be between 1 and 4096"
 pass "list"
 
 # --- A synthetic line is recovered. -----------------------------------------

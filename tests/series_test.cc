@@ -571,5 +571,34 @@ TEST(Series, ZeroIterationsChangeNothing) {
   EXPECT_EQ(s.steps(), 0u);
 }
 
+// Issue 11, point 12: the time budget is checked every slice; once out of
+// time the step keeps what it ran, exactly as if asked for that many.
+TEST(Series, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
+  const Data d = RevenueData();
+  Series limited = SeriesWith(d, 1e-6);
+  int asked = 0;
+  StepResult r;
+  ASSERT_TRUE(
+      limited.Step(kMaxStepIterations, std::nullopt, 0.0, &r, [&] { return ++asked == 3; }).ok());
+  EXPECT_EQ(asked, 3);
+  EXPECT_EQ(r.iterations, 3 * kStepSliceIterations);
+  EXPECT_TRUE(r.time_limited);
+  EXPECT_FALSE(r.converged);
+  EXPECT_EQ(limited.steps(), 3 * kStepSliceIterations);
+  Series unlimited = SeriesWith(d, 1e-6);
+  StepResult u;
+  ASSERT_TRUE(unlimited.Step(3 * kStepSliceIterations, std::nullopt, 0.0, &u).ok());
+  EXPECT_FALSE(u.time_limited);
+  EXPECT_EQ(limited.model().m, unlimited.model().m);
+  EXPECT_EQ(limited.model().b, unlimited.model().b);
+  // A step that ends within its budget is not time-limited, even when the
+  // budget runs out exactly at its last iteration.
+  Series exact = SeriesWith(d, 1e-6);
+  ASSERT_TRUE(
+      exact.Step(kStepSliceIterations, std::nullopt, std::nullopt, &r, [] { return true; }).ok());
+  EXPECT_EQ(r.iterations, kStepSliceIterations);
+  EXPECT_FALSE(r.time_limited);
+}
+
 }  // namespace
 }  // namespace gradientd::core

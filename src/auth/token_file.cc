@@ -22,6 +22,14 @@ bool IsNameChar(char c) {
 
 bool IsTokenChar(char c) { return c > ' ' && c < 0x7f; }
 
+// How a message mentions a name: quoted when it is too short to be a token,
+// otherwise by its line only (a 64-hex token is a valid name: a token
+// written in the name column must not end up in a log).
+std::string Mention(std::string_view name, int line) {
+  if (name.size() < kMinTokenBytes) return "'" + std::string(name) + "'";
+  return "the name on line " + std::to_string(line) + " (not quoted: it could be a token)";
+}
+
 std::vector<std::string_view> Fields(std::string_view line) {
   std::vector<std::string_view> fields;
   std::size_t i = 0;
@@ -160,30 +168,30 @@ Status ParseTokenFile(std::string_view text, std::string_view file, TokenTable* 
     entry.name = std::string(name);
     for (const TokenEntry& other : entries) {
       if (other.name == entry.name) {
-        return fail("the name '" + entry.name + "' is already used on line " +
+        return fail("the name " + Mention(entry.name, line_number) + " is already used on line " +
                     std::to_string(other.line));
       }
     }
     std::string problem;
     if (!ParseRoles(roles, &entry.roles, &problem).ok()) {
-      return fail("'" + entry.name + "': " + problem);
+      return fail(Mention(entry.name, line_number) + ": " + problem);
     }
     if (token.size() < kMinTokenBytes || token.size() > kMaxTokenBytes) {
-      return fail("the token of '" + entry.name + "' has " + std::to_string(token.size()) +
-                  " characters; it needs " + std::to_string(kMinTokenBytes) + " to " +
-                  std::to_string(kMaxTokenBytes));
+      return fail("the token of " + Mention(entry.name, line_number) + " has " +
+                  std::to_string(token.size()) + " characters; it needs " +
+                  std::to_string(kMinTokenBytes) + " to " + std::to_string(kMaxTokenBytes));
     }
     for (const char c : token) {
       if (!IsTokenChar(c)) {
-        return fail("the token of '" + entry.name +
-                    "' has a character that is not printable ASCII");
+        return fail("the token of " + Mention(entry.name, line_number) +
+                    " has a character that is not printable ASCII");
       }
     }
     entry.digest = DigestOf(token);
     for (const TokenEntry& other : entries) {
       if (SameDigest(other.digest, entry.digest)) {
-        return fail("'" + entry.name + "' has the same token as '" + other.name + "' (line " +
-                    std::to_string(other.line) + ")");
+        return fail(Mention(entry.name, line_number) + " has the same token as " +
+                    Mention(other.name, other.line) + " (line " + std::to_string(other.line) + ")");
       }
     }
     entries.push_back(std::move(entry));

@@ -185,6 +185,16 @@ void ConfigureOptions(po::options_description* d) {
   // clang-format on
 }
 
+void ListOptions(po::options_description* d) {
+  // clang-format off
+  d->add_options()
+      ("prefix", po::value<std::string>()->default_value("")->value_name("P"),
+       "only the series whose names start with P")
+      ("page-size", po::value<int64_t>()->default_value(1000)->value_name("N"),
+       "series per request (1 to 4096); list follows every page either way");
+  // clang-format on
+}
+
 void NoOptions(po::options_description*) {}
 
 class Gradctl;
@@ -402,6 +412,7 @@ void Gradctl::PrintStep(const v1::Response& response) {
   block.Add("series", g.series());
   block.Add("iterations", std::to_string(step.iterations()));
   block.Add("converged", step.converged() ? "yes" : "no");
+  if (step.time_limited()) block.Add("stopped", "by the server's --max-step-time");
   block.Add("learning rate", step.learning_rate());
   block.Add("n", std::to_string(g.n()));
   block.Add("m", g.m());
@@ -464,10 +475,42 @@ int Gradctl::Reset(const po::variables_map&) {
   return Unary(request, v1::Response::kFit, &Gradctl::PrintFit);
 }
 
-int Gradctl::List(const po::variables_map&) {
+int Gradctl::List(const po::variables_map& vm) {
+  const int64_t page_size = vm["page-size"].as<int64_t>();
+  if (page_size < 1 || page_size > 4096) return Usage("--page-size must be between 1 and 4096");
+  std::unique_ptr<client::Client> client;
+  if (int rc = Connect(&client); rc != kExitOk) return rc;
   v1::Request request;
-  request.mutable_list();
-  return Unary(request, v1::Response::kSeriesList, &Gradctl::PrintList);
+  request.mutable_list()->set_page_size(static_cast<uint32_t>(page_size));
+  request.mutable_list()->set_prefix(vm["prefix"].as<std::string>());
+  // Every page, into one list. Each page's names come after the previous
+  // page's, so the loop ends; the bound is a guard against a broken server.
+  v1::Response all;
+  v1::SeriesList* list = all.mutable_series_list();
+  for (uint64_t page = 0;; ++page) {
+    if (page > (uint64_t{1} << 32)) return Fail(Status::Internal("the pages of list do not end"));
+    v1::Response response;
+    if (Status s = client->Call(request, &response); !s.ok()) return Fail(s);
+    if (response.has_error()) return ServerError(response);
+    if (!response.has_series_list()) {
+      return Fail(
+          Status::Internal("unexpected reply from " + flags_.server + ": " + ToJson(response)));
+    }
+    v1::SeriesList* got = response.mutable_series_list();
+    for (v1::FitReply& fit : *got->mutable_series()) list->add_series()->Swap(&fit);
+    if (got->next_page_token().empty()) break;
+    if (got->next_page_token() <= request.list().page_token()) {
+      return Fail(Status::Internal("the server's next_page_token does not advance"));
+    }
+    request.mutable_list()->set_page_token(got->next_page_token());
+  }
+  if (flags_.json) {
+    out_ << ToJson(all) << '\n';
+  } else {
+    PrintList(all);
+  }
+  out_.flush();
+  return kExitOk;
 }
 
 int Gradctl::Bench(const po::variables_map& vm) {
@@ -640,9 +683,11 @@ const Command kCommands[] = {
      "Drops the series' points and descent model, keeping its configuration, and prints\n"
      "its fit.",
      &NoOptions, &Gradctl::Reset},
-    {"list", "", "every series with its lines",
-     "Prints a table of every series: n, the descent line, the least-squares line and R².",
-     &NoOptions, &Gradctl::List},
+    {"list", "[--prefix P] [--page-size N]", "every series with its lines",
+     "Prints a table of every series (or those whose names start with --prefix): n, the\n"
+     "descent line, the least-squares line and R². The server answers a page of series at\n"
+     "a time; list asks for every page, in name order, and prints them together.",
+     &ListOptions, &Gradctl::List},
     {"bench", "[--spawn-server] [--producers P] [--batch B] [--seconds S] ...",
      "measure ingest throughput and query latency",
      "Runs P producer connections sending B-point batches for S seconds (pipelined, at most\n"

@@ -106,7 +106,9 @@ void AddFit(const v1::FitReply& fit, KeyValueBlock* block) {
   block->Add("descent m", fit.descent().m());
   block->Add("descent b", fit.descent().b());
   block->Add("descent loss", fit.descent().has_loss() ? FormatNumber(fit.descent().loss())
-                                                      : std::string("n/a (no points)"));
+                             : !fit.descent().loss_error().empty()
+                                 ? "n/a (" + fit.descent().loss_error() + ")"
+                                 : std::string("n/a (no points)"));
   block->Add("descent steps", std::to_string(fit.steps()));
   std::string rate;
   if (fit.learning_rate_auto() && fit.n() == 0) {
@@ -121,6 +123,8 @@ void AddFit(const v1::FitReply& fit, KeyValueBlock* block) {
     block->Add("least-squares b", fit.least_squares().b());
     if (fit.least_squares().has_loss()) {
       block->Add("least-squares loss", fit.least_squares().loss());
+    } else if (!fit.least_squares().loss_error().empty()) {
+      block->Add("least-squares loss", "n/a (" + fit.least_squares().loss_error() + ")");
     }
   } else {
     block->Add("least squares", fit.n() == 0 ? "no least-squares line: no points"

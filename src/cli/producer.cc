@@ -182,8 +182,14 @@ Status ExactlyOnceFlagsFromVm(const po::variables_map& vm, ExactlyOnceFlags* fla
   if (vm.count("producer-id")) {
     flags->producer_id = vm["producer-id"].as<std::string>();
     if (flags->producer_id.empty()) return Status::InvalidArgument("--producer-id is empty");
-    if (flags->producer_id.size() > 256) {
-      return Status::InvalidArgument("--producer-id is longer than 256 bytes");
+    if (flags->producer_id.size() > 128) {
+      return Status::InvalidArgument("--producer-id is longer than 128 bytes");
+    }
+    for (const char c : flags->producer_id) {
+      if (c < 0x21 || c > 0x7e) {
+        return Status::InvalidArgument(
+            "--producer-id must be printable ASCII without spaces (0x21-0x7E)");
+      }
     }
   }
   const int64_t first_sequence = vm["first-sequence"].as<int64_t>();

@@ -41,7 +41,8 @@ Status Series::Absorb(const PointStats& batch, uint64_t* steps_run) {
 }
 
 Status Series::Step(uint64_t iterations, std::optional<double> learning_rate,
-                    std::optional<double> tolerance, StepResult* result) {
+                    std::optional<double> tolerance, StepResult* result,
+                    const std::function<bool()>& out_of_time) {
   if (stats_.empty()) {
     return Status::FailedPrecondition("series has no points to descend on");
   }
@@ -63,6 +64,7 @@ Status Series::Step(uint64_t iterations, std::optional<double> learning_rate,
   Model model = model_;
   uint64_t done = 0;
   bool converged = false;
+  bool time_limited = false;
   while (true) {
     const Gradient g = stats_.GradientAt(model.m, model.b);
     if (tolerance && std::hypot(g.intercept, g.slope) < *tolerance) {
@@ -79,6 +81,10 @@ Status Series::Step(uint64_t iterations, std::optional<double> learning_rate,
     }
     model = next;
     ++done;
+    if (done % kStepSliceIterations == 0 && done < iterations && out_of_time && out_of_time()) {
+      time_limited = true;
+      break;
+    }
   }
   // The reply reports the gradient and loss at the new model: refuse to end
   // where they overflow (a gradient query there is refused too).
@@ -92,7 +98,10 @@ Status Series::Step(uint64_t iterations, std::optional<double> learning_rate,
   }
   model_ = model;
   steps_ += done;
-  *result = StepResult{.iterations = done, .converged = converged, .learning_rate = rate};
+  *result = StepResult{.iterations = done,
+                       .converged = converged,
+                       .learning_rate = rate,
+                       .time_limited = time_limited};
   return Status::Ok();
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 
 #include "core/point_stats.h"
@@ -33,10 +34,14 @@ struct SeriesChange {
   std::optional<double> b;
 };
 
+// A Step checks its time budget after every this many iterations.
+inline constexpr uint64_t kStepSliceIterations = 1024;
+
 struct StepResult {
-  uint64_t iterations = 0;   // iterations actually run
-  bool converged = false;    // the gradient norm is below the tolerance
-  double learning_rate = 0;  // the rate used
+  uint64_t iterations = 0;    // iterations actually run
+  bool converged = false;     // the gradient norm is below the tolerance
+  double learning_rate = 0;   // the rate used
+  bool time_limited = false;  // out_of_time stopped it before `iterations`
 };
 
 class Series {
@@ -58,9 +63,12 @@ class Series {
 
   // Runs up to `iterations` descent steps, all or nothing: if any step would
   // make m or b non-finite, nothing changes and an error is returned.
-  // `tolerance`: stop once the gradient norm is below it.
+  // `tolerance`: stop once the gradient norm is below it. `out_of_time`
+  // (optional) is asked after every kStepSliceIterations iterations; once it
+  // says true the descent stops there and keeps what it ran (time_limited).
   Status Step(uint64_t iterations, std::optional<double> learning_rate,
-              std::optional<double> tolerance, StepResult* result);
+              std::optional<double> tolerance, StepResult* result,
+              const std::function<bool()>& out_of_time = {});
 
   // Applies the present fields of `change`, all or nothing: if any is
   // invalid, nothing changes and the error names it.

@@ -109,6 +109,9 @@ class Connection {
   // belongs to a producer.
   bool ingested() const { return ingested_; }
 
+  // The memory the reused request holds (tests: it stays bounded).
+  std::size_t RequestSpaceUsedForTesting() const { return request_.SpaceUsedLong(); }
+
  private:
   // Decodes a frame's body into request_; false if it is not a Request.
   bool ParseRequest(const uint8_t* body, std::size_t size);

@@ -106,6 +106,8 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
   std::string idle_timeout = "5m";
   std::string request_timeout = "30s";
   std::string write_timeout = "30s";
+  std::string producer_expiry = "1h";
+  std::string max_step_time = "100ms";
   po::options_description flags(
       "Usage: gradientd [OPTIONS]\n\n"
       "Streams of (x, y) points in, the gradient of the mean-squared-error loss of a\n"
@@ -158,6 +160,16 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       po::value(&command_line->limits.max_batch_points)
           ->default_value(command_line->limits.max_batch_points),
       "most points in one batch")(
+      "max-producers",
+      po::value(&command_line->limits.max_producers)
+          ->default_value(command_line->limits.max_producers),
+      "exactly-once producers remembered at once (about 400 bytes of memory and 160 of "
+      "snapshot each); a new one while all are unexpired gets RESOURCE_EXHAUSTED")(
+      "producer-expiry", po::value(&producer_expiry)->default_value(producer_expiry),
+      "forget a producer once none of its batches has been applied for this long (1s to "
+      "8760h); a retry of one of its batches after that counts again")(
+      "max-step-time", po::value(&max_step_time)->default_value(max_step_time),
+      "a step request stops after this long (1ms to 60s) and reports the iterations run")(
       "max-connections",
       po::value(&options.max_connections)->default_value(options.max_connections),
       "connections served at once; more get a RESOURCE_EXHAUSTED error and are closed")(
@@ -211,6 +223,25 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       command_line->limits.max_batch_points == 0) {
     return Status::InvalidArgument(
         "--max-series-name-bytes and --max-batch-points must be positive");
+  }
+  if (command_line->limits.max_producers == 0) {
+    return Status::InvalidArgument("--max-producers must be positive");
+  }
+  for (const auto& [flag, text, target, least, most, range] :
+       {std::tuple{"--producer-expiry", &producer_expiry, &command_line->limits.producer_expiry,
+                   std::chrono::milliseconds(std::chrono::seconds(1)),
+                   std::chrono::milliseconds(std::chrono::hours(24 * 365)),
+                   "1s and 8760h (365 days)"},
+        std::tuple{"--max-step-time", &max_step_time, &command_line->limits.max_step_time,
+                   std::chrono::milliseconds(1),
+                   std::chrono::milliseconds(std::chrono::seconds(60)), "1ms and 60s"}}) {
+    std::chrono::milliseconds value{};
+    if (Status s = ParseDuration(*text, &value); !s.ok() || value < least || value > most) {
+      return Status::InvalidArgument(
+          std::string(flag) + ": " +
+          (s.ok() ? std::string("must be between ") + range + ", got " + *text : s.message()));
+    }
+    *target = value;
   }
   if (options.max_connections == 0) {
     return Status::InvalidArgument("--max-connections must be positive");

@@ -16,21 +16,6 @@ SeriesStore::Entry* SeriesStore::Find(std::string_view name) {
   return it == shard.entries.end() ? nullptr : it->second.get();
 }
 
-SeriesStore::Entry* SeriesStore::FindOrCreate(std::string_view name, std::size_t max_series) {
-  Shard& shard = ShardFor(name);
-  std::lock_guard lock(shard.mu);
-  auto it = shard.entries.find(std::string(name));
-  if (it != shard.entries.end()) return it->second.get();
-  // Reserve a place first, so concurrent creations cannot overshoot.
-  std::size_t count = count_.load();
-  do {
-    if (count >= max_series) return nullptr;
-  } while (!count_.compare_exchange_weak(count, count + 1));
-  auto& slot = shard.entries[std::string(name)];
-  slot = std::make_unique<Entry>();
-  return slot.get();
-}
-
 bool SeriesStore::WithSeries(std::string_view name, const std::function<void(core::Series&)>& fn) {
   Entry* entry = Find(name);
   if (entry == nullptr) return false;
@@ -40,25 +25,64 @@ bool SeriesStore::WithSeries(std::string_view name, const std::function<void(cor
 }
 
 bool SeriesStore::WithNewOrExistingSeries(std::string_view name,
-                                          const std::function<void(core::Series&)>& fn,
+                                          const std::function<bool(core::Series&)>& fn,
                                           std::size_t max_series) {
-  Entry* entry = FindOrCreate(name, max_series);
-  if (entry == nullptr) return false;
-  std::lock_guard lock(entry->mu);
-  fn(entry->series);
+  const auto existing = [&](Entry* entry) {
+    std::lock_guard lock(entry->mu);
+    fn(entry->series);
+    return true;
+  };
+  if (Entry* entry = Find(name)) return existing(entry);
+  Shard& shard = ShardFor(name);
+  std::lock_guard create(shard.create_mu);
+  // Created meanwhile by another change?
+  if (Entry* entry = Find(name)) return existing(entry);
+  // Reserve a place first, so concurrent creations cannot overshoot.
+  std::size_t count = count_.load();
+  do {
+    if (count >= max_series) return false;
+  } while (!count_.compare_exchange_weak(count, count + 1));
+  // The new series is invisible to everyone else until fn has succeeded.
+  auto entry = std::make_unique<Entry>();
+  if (!fn(entry->series)) {
+    count_.fetch_sub(1);
+    return true;
+  }
+  Entry* created = entry.get();
+  const std::string* key = nullptr;
+  {
+    std::lock_guard lock(shard.mu);
+    auto [it, inserted] = shard.entries.emplace(std::string(name), std::move(entry));
+    key = &it->first;
+  }
+  std::unique_lock index(index_mu_);
+  index_.emplace(std::string_view(*key), std::pair{key, created});
   return true;
 }
 
 void SeriesStore::ForEach(const std::function<void(const std::string&, const core::Series&)>& fn) {
-  std::vector<std::pair<std::string, Entry*>> all;
-  for (Shard& shard : shards_) {
-    std::lock_guard lock(shard.mu);
-    for (const auto& [name, entry] : shard.entries) all.emplace_back(name, entry.get());
+  ForEachAfter({}, {}, SIZE_MAX, [&](const std::string& name, const core::Series& series) {
+    fn(name, series);
+    return true;
+  });
+}
+
+void SeriesStore::ForEachAfter(
+    std::string_view after, std::string_view prefix, std::size_t limit,
+    const std::function<bool(const std::string&, const core::Series&)>& fn) {
+  // Collect under the index's lock, visit without it: a slow series must
+  // not hold up the creation of others.
+  std::vector<std::pair<const std::string*, Entry*>> page;
+  {
+    std::shared_lock lock(index_mu_);
+    auto it = after < prefix ? index_.lower_bound(prefix) : index_.upper_bound(after);
+    for (; it != index_.end() && page.size() < limit && it->first.starts_with(prefix); ++it) {
+      page.push_back(it->second);
+    }
   }
-  std::sort(all.begin(), all.end());
-  for (const auto& [name, entry] : all) {
+  for (const auto& [name, entry] : page) {
     std::lock_guard lock(entry->mu);
-    fn(name, entry->series);
+    if (!fn(*name, entry->series)) return;
   }
 }
 

@@ -2,16 +2,20 @@
 //
 // Series are spread over shards, each a mutex and a map, and every series
 // has a mutex of its own, so the shared critical sections are O(1) lookups
-// and O(1) merges; O(batch) work happens before, outside any lock.
-// Series are never removed, so a looked-up series stays valid.
+// and O(1) merges; O(batch) work happens before, outside any lock. A sorted
+// index of the names serves listings in name order, a page at a time.
+// Series are never removed, so a looked-up series stays valid; a series is
+// created only by a change that succeeds (a refused change creates nothing).
 #pragma once
 
 #include <array>
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -26,15 +30,24 @@ class SeriesStore {
   // Runs fn(series) under the series' lock; false if there is no such series.
   bool WithSeries(std::string_view name, const std::function<void(core::Series&)>& fn);
 
-  // Runs fn(series) under the series' lock, creating the series (empty) first
-  // if needed, unless that would make more than `max_series` series: then
-  // returns false and does nothing.
-  bool WithNewOrExistingSeries(std::string_view name, const std::function<void(core::Series&)>& fn,
+  // Runs fn(series) under the series' lock. If there is no such series, runs
+  // it on a new empty one instead, which becomes a series only if fn returns
+  // true (fn returns whether it changed the series; it must leave it as it
+  // was when it returns false); unless the new series would make more than
+  // `max_series`: then returns false and calls nothing. For an existing
+  // series fn's result is ignored.
+  bool WithNewOrExistingSeries(std::string_view name, const std::function<bool(core::Series&)>& fn,
                                std::size_t max_series = SIZE_MAX);
 
   // Calls fn(name, series) for every series, in name order, each under its
   // lock (one at a time, so this is not an atomic snapshot of all series).
   void ForEach(const std::function<void(const std::string&, const core::Series&)>& fn);
+
+  // Calls fn(name, series) for the series whose names start with `prefix`
+  // and come after `after` (byte order), in name order, each under its lock,
+  // until fn returns false or `limit` series have been visited.
+  void ForEachAfter(std::string_view after, std::string_view prefix, std::size_t limit,
+                    const std::function<bool(const std::string&, const core::Series&)>& fn);
 
   std::size_t size() const;
 
@@ -46,15 +59,20 @@ class SeriesStore {
   struct Shard {
     mutable std::mutex mu;
     std::unordered_map<std::string, std::unique_ptr<Entry>> entries;
+    // Serialises the creation of series in this shard, so that a name is
+    // created once, and only by a change that succeeds.
+    std::mutex create_mu;
   };
   static constexpr std::size_t kShards = 64;
 
   Shard& ShardFor(std::string_view name);
   Entry* Find(std::string_view name);
-  Entry* FindOrCreate(std::string_view name, std::size_t max_series);
 
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> count_{0};
+  // Every series by name; the keys view the shards' keys (stable).
+  mutable std::shared_mutex index_mu_;
+  std::map<std::string_view, std::pair<const std::string*, Entry*>, std::less<>> index_;
 };
 
 }  // namespace gradientd::service

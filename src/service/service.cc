@@ -1,6 +1,9 @@
 #include "service/service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <optional>
 #include <span>
 
@@ -89,6 +92,16 @@ core::DescentConfig FromState(const v1::DescentSettings& s) {
   return {.learning_rate = s.learning_rate(), .steps_per_batch = s.steps_per_batch()};
 }
 
+// The one rule for losses: a loss that is not finite is never reported; the
+// line says why it has none instead.
+void SetLoss(double loss, v1::Line* line) {
+  if (std::isfinite(loss)) {
+    line->set_loss(loss);
+  } else {
+    line->set_loss_error(std::string(kLossOverflows));
+  }
+}
+
 // Absorbs a batch's statistics into a series and fills the acknowledgement.
 void AbsorbBatch(const core::PointStats& partial, core::Series& series, v1::IngestAck* ack) {
   uint64_t steps = 0;
@@ -99,7 +112,73 @@ void AbsorbBatch(const core::PointStats& partial, core::Series& series, v1::Inge
   if (!descent.ok()) ack->set_descent_error(descent.message());
 }
 
+// The code point of the UTF-8 sequence at text[i] and its length; 0 bytes
+// when it is not a valid, shortest, non-surrogate sequence.
+std::pair<uint32_t, std::size_t> DecodeUtf8(std::string_view text, std::size_t i) {
+  const auto at = [&](std::size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = at(i);
+  if (c < 0x80) return {c, 1};
+  std::size_t length = 0;
+  uint32_t cp = 0, min = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    length = 2, cp = c & 0x1fu, min = 0x80;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    length = 3, cp = c & 0x0fu, min = 0x800;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    length = 4, cp = c & 0x07u, min = 0x10000;
+  } else {
+    return {0, 0};
+  }
+  if (i + length > text.size()) return {0, 0};
+  for (std::size_t k = 1; k < length; ++k) {
+    if ((at(i + k) & 0xc0) != 0x80) return {0, 0};
+    cp = (cp << 6) | (at(i + k) & 0x3fu);
+  }
+  if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return {0, 0};
+  return {cp, length};
+}
+
+Status TooLong(const char* what, std::size_t size, std::size_t limit) {
+  return Status::InvalidArgument(std::string(what) + " is " + std::to_string(size) +
+                                 " bytes; the limit is " + std::to_string(limit));
+}
+
 }  // namespace
+
+Status ValidateSeriesName(std::string_view name, std::size_t max_bytes) {
+  if (name.empty()) return Status::InvalidArgument("series name is empty");
+  if (name.size() > max_bytes) return TooLong("series name", name.size(), max_bytes);
+  for (std::size_t i = 0; i < name.size();) {
+    const auto [cp, length] = DecodeUtf8(name, i);
+    if (length == 0) {
+      return Status::InvalidArgument("series name is not valid UTF-8 at offset " +
+                                     std::to_string(i));
+    }
+    if (cp < 0x20 || (cp >= 0x7f && cp <= 0x9f)) {
+      char code[8];
+      std::snprintf(code, sizeof code, "U+%04X", static_cast<unsigned>(cp));
+      return Status::InvalidArgument("series name has a control character (" + std::string(code) +
+                                     ") at offset " + std::to_string(i));
+    }
+    i += length;
+  }
+  return Status::Ok();
+}
+
+Status ValidateProducerId(std::string_view id) {
+  if (id.empty()) return Status::InvalidArgument("producer_id is empty");
+  if (id.size() > kMaxProducerIdBytes)
+    return TooLong("producer_id", id.size(), kMaxProducerIdBytes);
+  for (std::size_t i = 0; i < id.size(); ++i) {
+    const auto c = static_cast<unsigned char>(id[i]);
+    if (c < 0x21 || c > 0x7e) {
+      return Status::InvalidArgument(
+          "producer_id has byte " + std::to_string(c) + " at offset " + std::to_string(i) +
+          "; producer ids are printable ASCII without space (0x21-0x7E)");
+    }
+  }
+  return Status::Ok();
+}
 
 void FillFitReply(const std::string& name, const core::Series& series, v1::FitReply* reply) {
   const core::PointStats& stats = series.stats();
@@ -118,14 +197,14 @@ void FillFitReply(const std::string& name, const core::Series& series, v1::FitRe
   reply->set_learning_rate(series.EffectiveLearningRate(std::nullopt));
   reply->set_mean_x(stats.mean_x());
   reply->set_mean_y(stats.mean_y());
-  reply->mutable_descent()->set_loss(stats.LossAt(series.model().m, series.model().b));
+  SetLoss(stats.LossAt(series.model().m, series.model().b), reply->mutable_descent());
   if (auto line = stats.LeastSquares()) {
     v1::Line* ls = reply->mutable_least_squares();
     ls->set_m(line->m);
     ls->set_b(line->b);
-    ls->set_loss(line->loss);
+    SetLoss(line->loss, ls);
   }
-  if (auto r2 = stats.RSquared()) reply->set_r_squared(*r2);
+  if (auto r2 = stats.RSquared(); r2 && std::isfinite(*r2)) reply->set_r_squared(*r2);
 }
 
 uint64_t Service::Handle(const v1::Request& request, v1::Response* response) {
@@ -145,7 +224,7 @@ uint64_t Service::Handle(const v1::Request& request, v1::Response* response) {
     case v1::Request::kReset:
       return Reset(request.reset(), response);
     case v1::Request::kList:
-      List(response);
+      List(request.list(), response);
       return 0;
     case v1::Request::kHello: {
       // The Service does no access control (auth::Session does, in front
@@ -170,19 +249,7 @@ Status Service::Log(const v1::JournalRecord& record, uint64_t* token) {
 std::optional<std::string> Service::SeriesName(const std::string& name,
                                                v1::Response* response) const {
   if (name.empty()) return std::string(kDefaultSeries);
-  Status problem;
-  if (name.size() > limits_.max_series_name_bytes) {
-    problem = Status::InvalidArgument("series name is " + std::to_string(name.size()) +
-                                      " bytes; the limit is " +
-                                      std::to_string(limits_.max_series_name_bytes));
-  }
-  for (std::size_t i = 0; i < name.size() && problem.ok(); ++i) {
-    const auto c = static_cast<unsigned char>(name[i]);
-    if (c < 0x20 || c == 0x7f) {
-      problem = Status::InvalidArgument("series name has a control character (byte " +
-                                        std::to_string(c) + ") at offset " + std::to_string(i));
-    }
-  }
+  const Status problem = ValidateSeriesName(name, limits_.max_series_name_bytes);
   if (problem.ok()) return name;
   SetError(problem, response);
   return std::nullopt;
@@ -194,11 +261,99 @@ Status Service::TooManySeries(const std::string& name) const {
                                    "' was not created (existing series keep working)");
 }
 
-Service::Producer& Service::FindOrCreateProducer(const std::string& id) {
+bool Service::Expired(const Producer& producer, int64_t now) const {
+  const int64_t seen = producer.last_seen.load();
+  return seen <= now && now - seen >= limits_.producer_expiry.count();
+}
+
+std::size_t Service::producers() {
   std::lock_guard lock(producers_mu_);
+  return producers_.size();
+}
+
+std::shared_ptr<Service::Producer> Service::FindOrCreateProducerLocked(const std::string& id) {
   auto& slot = producers_[id];
-  if (!slot) slot = std::make_unique<Producer>();
-  return *slot;
+  if (!slot) slot = std::make_shared<Producer>();
+  return slot;
+}
+
+void Service::EvictExpiredLocked(int64_t now) {
+  // Nothing can have expired yet: do not scan.
+  if (oldest_seen_bound_ > now - limits_.producer_expiry.count()) return;
+  int64_t oldest = INT64_MAX;
+  for (auto it = producers_.begin(); it != producers_.end();) {
+    Producer& producer = *it->second;
+    // One in use (locked) is not evicted: its batch may be refreshing it.
+    std::unique_lock lock(producer.mu, std::try_to_lock);
+    if (lock.owns_lock() && Expired(producer, now)) {
+      producer.removed = true;
+      it = producers_.erase(it);
+      continue;
+    }
+    oldest = std::min(oldest, producer.last_seen.load());
+    ++it;
+  }
+  oldest_seen_bound_ = oldest;
+}
+
+Status Service::LockProducer(const std::string& id, int64_t* now_out,
+                             std::shared_ptr<Producer>* producer,
+                             std::unique_lock<std::mutex>* lock, bool* created) {
+  // A producer found but removed (evicted, or dropped by a refused batch)
+  // before we locked it is looked up again; each retry needs another
+  // thread to have removed it meanwhile, so a few suffice.
+  for (int attempt = 0; attempt < 64; ++attempt) {
+    {
+      std::lock_guard table(producers_mu_);
+      // Read under the table's lock, so that a batch that finds its
+      // producer evicted has a time at which recovery also sees it expired.
+      const int64_t now = *now_out = now_();
+      auto it = producers_.find(id);
+      *created = it == producers_.end();
+      if (*created) {
+        if (producers_.size() >= limits_.max_producers) EvictExpiredLocked(now);
+        if (producers_.size() >= limits_.max_producers) {
+          return Status::ResourceExhausted(
+              "the server's table of " + std::to_string(limits_.max_producers) +
+              " exactly-once producers is full of producers that sent a batch in the last " +
+              std::to_string(
+                  std::chrono::duration_cast<std::chrono::seconds>(limits_.producer_expiry)
+                      .count()) +
+              "s: the batch of new producer '" + id +
+              "' was not applied (retry later, or send without a producer_id)");
+        }
+        *producer = FindOrCreateProducerLocked(id);
+        (*producer)->last_seen = now;
+        oldest_seen_bound_ = std::min(oldest_seen_bound_, now);  // should the clock step back
+      } else {
+        *producer = it->second;
+      }
+    }
+    *lock = std::unique_lock((*producer)->mu);
+    if (!(*producer)->removed) return Status::Ok();
+    lock->unlock();
+  }
+  return Status::Internal("producer '" + id + "' is being evicted and re-created concurrently");
+}
+
+void Service::DropProducer(const std::string& id, Producer& producer) {
+  std::lock_guard table(producers_mu_);
+  auto it = producers_.find(id);
+  if (it != producers_.end() && it->second.get() == &producer) {
+    producers_.erase(it);
+    producer.removed = true;
+  }
+}
+
+void Service::ApplyProducerBatch(const std::string& id, uint64_t sequence, int64_t time) {
+  std::lock_guard table(producers_mu_);
+  const std::shared_ptr<Producer> producer = FindOrCreateProducerLocked(id);
+  // The same rule as Ingest: a producer expired when its batch came was
+  // forgotten, and counts from scratch.
+  if (Expired(*producer, time)) producer->last_sequence = 0;
+  producer->last_sequence = std::max(producer->last_sequence, sequence);
+  producer->last_seen = std::max(producer->last_seen.load(), time);
+  oldest_seen_bound_ = INT64_MIN;
 }
 
 uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
@@ -213,11 +368,11 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
         response);
     return 0;
   }
-  if (batch.producer_id().size() > kMaxProducerIdBytes) {
-    SetError(Status::InvalidArgument("producer_id is longer than " +
-                                     std::to_string(kMaxProducerIdBytes) + " bytes"),
-             response);
-    return 0;
+  if (!batch.producer_id().empty()) {
+    if (Status s = ValidateProducerId(batch.producer_id()); !s.ok()) {
+      SetError(s, response);
+      return 0;
+    }
   }
   // The O(batch) work, outside every lock; what follows is O(1).
   core::PointStats partial;
@@ -233,12 +388,26 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
 
   std::shared_lock change(changes_);
   const bool exactly_once = !batch.producer_id().empty() && batch.sequence() > 0;
-  Producer* producer = exactly_once ? &FindOrCreateProducer(batch.producer_id()) : nullptr;
+  std::shared_ptr<Producer> producer;
   std::unique_lock<std::mutex> producer_lock;
-  if (producer != nullptr) producer_lock = std::unique_lock(producer->mu);
+  bool new_producer = false;
+  int64_t now = 0;
+  if (exactly_once) {
+    if (Status s =
+            LockProducer(batch.producer_id(), &now, &producer, &producer_lock, &new_producer);
+        !s.ok()) {
+      SetError(s, response);
+      return 0;
+    }
+    record.set_time_unix_nanos(now);
+  }
+  // A producer not seen for producer_expiry is forgotten: its batches
+  // count again (Expired is false for one just created).
+  const uint64_t last_sequence =
+      producer == nullptr || Expired(*producer, now) ? 0 : producer->last_sequence;
   v1::IngestAck* ack = response->mutable_ack();
   ack->set_series(*name);
-  if (producer != nullptr && batch.sequence() <= producer->last_sequence) {
+  if (producer != nullptr && batch.sequence() <= last_sequence) {
     ack->set_duplicate(true);
     store_.WithSeries(*name, [&](core::Series& series) { ack->set_total(series.stats().count()); });
     // Acknowledge only once the original is durable.
@@ -250,13 +419,16 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
       *name,
       [&](core::Series& series) {
         status = Log(record, &token);
-        if (!status.ok()) return;
+        if (!status.ok()) return false;
         AbsorbBatch(partial, series, ack);
         if (batch_observer_) batch_observer_(*name, batch);
+        return true;
       },
       limits_.max_series);
   if (!exists) status = TooManySeries(*name);
   if (!status.ok()) {
+    // A refused batch changes nothing: not even the producer table.
+    if (new_producer) DropProducer(batch.producer_id(), *producer);
     response->Clear();
     SetError(status, response);
     return 0;
@@ -265,6 +437,7 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   if (producer != nullptr) {
     producer->last_sequence = batch.sequence();
     producer->last_token = token;
+    producer->last_seen = std::max(producer->last_seen.load(), now);
   }
   return token;
 }
@@ -321,7 +494,9 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     }
     core::Series after = series;
     core::StepResult result;
-    status = after.Step(request.iterations(), learning_rate, tolerance, &result);
+    const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
+    status = after.Step(request.iterations(), learning_rate, tolerance, &result,
+                        [&] { return std::chrono::steady_clock::now() >= deadline; });
     if (!status.ok()) return;
     v1::JournalRecord record;
     record.set_series(*name);
@@ -333,6 +508,7 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     reply->set_iterations(result.iterations);
     reply->set_converged(result.converged);
     reply->set_learning_rate(result.learning_rate);
+    reply->set_time_limited(result.time_limited);
     FillGradient(*name, series, series.model().m, series.model().b, reply->mutable_gradient());
   });
   if (!found) status = NoSuchSeries(*name);
@@ -365,9 +541,10 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
         *record.mutable_configured()->mutable_settings() = SettingsOf(after);
         *record.mutable_configured()->mutable_model() = ToState(after);
         status = Log(record, &token);
-        if (!status.ok()) return;
+        if (!status.ok()) return false;
         series = after;
         FillFitReply(*name, series, response->mutable_fit());
+        return true;
       },
       limits_.max_series);
   if (!exists) status = TooManySeries(*name);
@@ -393,11 +570,54 @@ uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) 
   return Finish(status, token, response);
 }
 
-void Service::List(v1::Response* response) {
+void Service::List(const v1::ListSeries& request, v1::Response* response) {
+  const std::size_t page_size =
+      request.page_size() == 0 ? kDefaultListPageSize : std::size_t{request.page_size()};
+  if (page_size > kMaxListPageSize) {
+    return SetError(Status::InvalidArgument("page_size is " + std::to_string(page_size) +
+                                            "; the limit is " + std::to_string(kMaxListPageSize)),
+                    response);
+  }
+  if (request.prefix().size() > limits_.max_series_name_bytes) {
+    return SetError(
+        TooLong("the name prefix", request.prefix().size(), limits_.max_series_name_bytes),
+        response);
+  }
+  const std::string& token = request.page_token();
+  if (!token.empty()) {
+    // A token is the last name of the previous page.
+    if (!ValidateSeriesName(token, limits_.max_series_name_bytes).ok() ||
+        !token.starts_with(request.prefix())) {
+      return SetError(Status::InvalidArgument("page_token is not one this server gave for a "
+                                              "listing with this prefix"),
+                      response);
+    }
+  }
   v1::SeriesList* list = response->mutable_series_list();
-  store_.ForEach([&](const std::string& name, const core::Series& series) {
-    FillFitReply(name, series, list->add_series());
-  });
+  std::size_t bytes = 0;
+  bool more = false;
+  std::size_t visited = 0;
+  v1::FitReply reply;
+  // One past the page, to know whether there is more.
+  store_.ForEachAfter(token, request.prefix(), page_size + 1,
+                      [&](const std::string& name, const core::Series& series) {
+                        if (visited++ == page_size) {
+                          more = true;
+                          return false;
+                        }
+                        reply.Clear();
+                        FillFitReply(name, series, &reply);
+                        // With its tag and length in the SeriesList.
+                        const std::size_t size = reply.ByteSizeLong() + 4;
+                        if (list->series_size() > 0 && bytes + size > kMaxListPageBytes) {
+                          more = true;
+                          return false;
+                        }
+                        bytes += size;
+                        list->add_series()->Swap(&reply);
+                        return true;
+                      });
+  if (more) list->set_next_page_token(list->series(list->series_size() - 1).series());
 }
 
 void Service::Apply(const v1::JournalRecord& record) {
@@ -406,15 +626,19 @@ void Service::Apply(const v1::JournalRecord& record) {
     case v1::JournalRecord::kBatch:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
         AbsorbBatch(FromState(record.batch()), series, nullptr);
+        return true;
       });
       if (!record.producer_id().empty() && record.sequence() > 0) {
-        Producer& producer = FindOrCreateProducer(record.producer_id());
-        producer.last_sequence = std::max(producer.last_sequence, record.sequence());
+        // Records of older versions have no time: the producer counts as
+        // seen at recovery.
+        ApplyProducerBatch(record.producer_id(), record.sequence(),
+                           record.time_unix_nanos() != 0 ? record.time_unix_nanos() : now_());
       }
       break;
     case v1::JournalRecord::kModel:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
         series.RestoreModel({record.model().m(), record.model().b()}, record.model().steps());
+        return true;
       });
       break;
     case v1::JournalRecord::kConfigured:
@@ -422,6 +646,7 @@ void Service::Apply(const v1::JournalRecord& record) {
         const v1::ModelState& model = record.configured().model();
         series.Restore(series.stats(), {model.m(), model.b()},
                        FromState(record.configured().settings()), model.steps());
+        return true;
       });
       break;
     case v1::JournalRecord::kReset:
@@ -437,11 +662,18 @@ void Service::Restore(const v1::Snapshot& snapshot) {
     store_.WithNewOrExistingSeries(s.name(), [&](core::Series& series) {
       series.Restore(FromState(s.stats()), {s.model().m(), s.model().b()}, FromState(s.settings()),
                      s.model().steps());
+      return true;
     });
   }
+  const int64_t now = now_();
+  std::lock_guard table(producers_mu_);
   for (const v1::ProducerState& p : snapshot.producers()) {
-    FindOrCreateProducer(p.producer_id()).last_sequence = p.last_sequence();
+    const std::shared_ptr<Producer> producer = FindOrCreateProducerLocked(p.producer_id());
+    producer->last_sequence = p.last_sequence();
+    // Snapshots of older versions have no time: seen at recovery.
+    producer->last_seen = p.last_seen_unix_nanos() != 0 ? p.last_seen_unix_nanos() : now;
   }
+  oldest_seen_bound_ = INT64_MIN;
 }
 
 void Service::Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* snapshot) {
@@ -454,11 +686,15 @@ void Service::Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* sna
     *s->mutable_model() = ToState(series);
     *s->mutable_settings() = SettingsOf(series);
   });
+  const int64_t now = now_();
   std::lock_guard producers(producers_mu_);
   for (const auto& [id, producer] : producers_) {
+    // An expired producer is forgotten: recovery need not know it.
+    if (Expired(*producer, now)) continue;
     v1::ProducerState* p = snapshot->add_producers();
     p->set_producer_id(id);
     p->set_last_sequence(producer->last_sequence);
+    p->set_last_seen_unix_nanos(producer->last_seen.load());
   }
 }
 

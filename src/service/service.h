@@ -10,7 +10,10 @@
 // snapshot and the log; Checkpoint takes a consistent snapshot.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,7 +33,18 @@ namespace gradientd::service {
 
 inline constexpr std::string_view kDefaultSeries = "default";
 inline constexpr std::size_t kMaxSeriesNameBytes = 256;
-inline constexpr std::size_t kMaxProducerIdBytes = 256;
+// Producer ids: 1 to this many bytes of printable ASCII without space.
+inline constexpr std::size_t kMaxProducerIdBytes = 128;
+// List pages: ListSeries.page_size 0 means the default; more than the
+// maximum is refused. A page also ends before it would pass
+// kMaxListPageBytes of FitReplies, so a list reply is at most that plus
+// one FitReply and a page token (about 1 MiB + 2 * name bytes + 250 B).
+inline constexpr std::size_t kDefaultListPageSize = 1000;
+inline constexpr std::size_t kMaxListPageSize = 4096;
+inline constexpr std::size_t kMaxListPageBytes = 1 << 20;
+// What FitReply.descent.loss_error (and least_squares.loss_error) says.
+inline constexpr std::string_view kLossOverflows =
+    "the loss overflows (is not finite) at this line";
 
 struct ServiceLimits {
   // New series beyond this are refused (RESOURCE_EXHAUSTED); existing ones
@@ -39,12 +53,38 @@ struct ServiceLimits {
   // Series names: at most this many bytes of UTF-8, no control characters.
   std::size_t max_series_name_bytes = kMaxSeriesNameBytes;
   std::size_t max_batch_points = 1'000'000;
+  // Exactly-once producers remembered at once; a producer is forgotten once
+  // no batch of it has been applied for producer_expiry (a retry of one of
+  // its batches then counts again). A new producer is refused
+  // (RESOURCE_EXHAUSTED) only while the table is full of unexpired ones.
+  std::size_t max_producers = 100'000;
+  std::chrono::nanoseconds producer_expiry = std::chrono::hours(1);
+  // A step request stops after this much time, keeping the iterations run.
+  std::chrono::nanoseconds max_step_time = std::chrono::milliseconds(100);
 };
+
+// A series name is acceptable: 1 to max_bytes bytes of valid UTF-8 (no
+// overlong forms, no surrogates) without C0 or C1 control characters or DEL.
+Status ValidateSeriesName(std::string_view name, std::size_t max_bytes);
+// A producer id is acceptable: 1 to kMaxProducerIdBytes bytes of 0x21-0x7E.
+Status ValidateProducerId(std::string_view id);
 
 class Service : public protocol::RequestHandler {
  public:
   explicit Service(SeriesStore& store, ServiceLimits limits = {})
-      : store_(store), limits_(limits) {}
+      : store_(store), limits_(limits), now_([] {
+          return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+              .count();
+        }) {}
+
+  // The wall clock producer expiry uses (Unix nanoseconds); the system
+  // clock unless set (tests). Set before serving and before recovery.
+  void SetClock(std::function<int64_t()> now_unix_nanos) { now_ = std::move(now_unix_nanos); }
+
+  // How many producers the table holds now (expired ones included until
+  // they are evicted to make room).
+  std::size_t producers();
 
   // From now on every change is appended to `log` (which must outlive the
   // Service); without one (in-memory mode) changes are not logged. Set it
@@ -77,6 +117,9 @@ class Service : public protocol::RequestHandler {
     std::mutex mu;
     uint64_t last_sequence = 0;
     uint64_t last_token = 0;  // the log token of the batch that set it
+    // When its last batch was applied (Unix nanoseconds); only grows.
+    std::atomic<int64_t> last_seen{0};
+    bool removed = false;  // under mu: no longer in the table
   };
 
   uint64_t Ingest(const v1::PointBatch& batch, v1::Response* response);
@@ -85,11 +128,23 @@ class Service : public protocol::RequestHandler {
   uint64_t Step(const v1::StepRequest& request, v1::Response* response);
   uint64_t Configure(const v1::ConfigureSeries& request, v1::Response* response);
   uint64_t Reset(const v1::ResetSeries& request, v1::Response* response);
-  void List(v1::Response* response);
+  void List(const v1::ListSeries& request, v1::Response* response);
 
   // Appends `record` to the log, if there is one.
   Status Log(const v1::JournalRecord& record, uint64_t* token);
-  Producer& FindOrCreateProducer(const std::string& id);
+  bool Expired(const Producer& producer, int64_t now) const;
+  // The producer `id`, locked in *lock (not removed), created if needed
+  // (*created then), making room by evicting expired producers; refused
+  // when the table is full of unexpired ones. *now: the time of the batch.
+  Status LockProducer(const std::string& id, int64_t* now, std::shared_ptr<Producer>* producer,
+                      std::unique_lock<std::mutex>* lock, bool* created);
+  // Drops a producer created for a batch that was then refused.
+  void DropProducer(const std::string& id, Producer& producer);
+  // Recovery: the producer's batch `sequence` was applied at `time`.
+  void ApplyProducerBatch(const std::string& id, uint64_t sequence, int64_t time);
+  std::shared_ptr<Producer> FindOrCreateProducerLocked(const std::string& id);
+  // Erases the expired producers that are not in use; REQUIRES producers_mu_.
+  void EvictExpiredLocked(int64_t now);
   // The series a request names ("" means "default"); sets an error and
   // returns nullopt when the name is unacceptable.
   std::optional<std::string> SeriesName(const std::string& name, v1::Response* response) const;
@@ -104,8 +159,14 @@ class Service : public protocol::RequestHandler {
   // between two changes.
   std::shared_mutex changes_;
 
+  std::function<int64_t()> now_;
+
   std::mutex producers_mu_;
-  std::unordered_map<std::string, std::unique_ptr<Producer>> producers_;
+  std::unordered_map<std::string, std::shared_ptr<Producer>> producers_;
+  // No producer in the table was last seen before this (a lower bound), so
+  // none can have expired before it + producer_expiry: a full table of live
+  // producers refuses new ones without scanning.
+  int64_t oldest_seen_bound_ = INT64_MIN;
 };
 
 // Fills `reply` with the series' model, least-squares line and settings.

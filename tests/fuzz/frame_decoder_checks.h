@@ -246,6 +246,8 @@ inline RefStream ReferenceStream(std::span<const uint8_t> stream, std::size_t ma
       ref.close_code = v1::Error::INVALID_ARGUMENT;
       return ref;
     }
+    // The connection ignores unknown fields and does not keep them.
+    request.DiscardUnknownFields();
     ref.requests.push_back(std::move(request));
     pos += h.header_bytes + static_cast<std::size_t>(h.body_bytes);
   }

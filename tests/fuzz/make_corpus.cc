@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "gradientd/v1/gradientd.pb.h"
@@ -246,6 +247,52 @@ int main(int argc, char** argv) {
     Stream default_series;
     default_series.Add(Ingest("", {1, 2}, {2, 1})).Add(Gradient("", &half, nullptr)).Add(List());
     Write(dir, "default_series_chunked", Plan(0, 2, 3), default_series);
+
+    // List pages: page sizes, tokens, prefixes, and bad ones.
+    Stream pages;
+    for (const char* name : {"a1", "a2", "b1", "b2", "b3"}) pages.Add(Ingest(name, {1}, {2}));
+    for (const auto& [size, token, prefix] :
+         std::vector<std::tuple<uint32_t, std::string, std::string>>{{2, "", ""},
+                                                                     {2, "a2", ""},
+                                                                     {1, "b1", "b"},
+                                                                     {0, "", "a"},
+                                                                     {5000, "", ""},
+                                                                     {1, "a1", "b"},
+                                                                     {1, "\xff", ""}}) {
+      v1::Request r = List();
+      r.mutable_list()->set_page_size(size);
+      r.mutable_list()->set_page_token(token);
+      r.mutable_list()->set_prefix(prefix);
+      pages.Add(r);
+    }
+    Write(dir, "list_pages", Plan(0, 0), pages);
+
+    // Names and producer ids at the edges of their alphabets.
+    Stream alphabets;
+    for (const char* name : {"caf\xc3\xa9", "c1\xc2\x85", "\xf0\x9f\x98\x80"}) {
+      alphabets.Add(Ingest(name, {1}, {2}));
+    }
+    for (const char* id : {"gradctl-0123456789abcdef", "with space", "tab\t", "~!"}) {
+      v1::Request r = Ingest("p", {1}, {2});
+      r.mutable_ingest()->set_producer_id(id);
+      r.mutable_ingest()->set_sequence(1);
+      alphabets.Add(r);
+    }
+    // Not UTF-8: protobuf refuses the frame (and the connection closes).
+    alphabets.Add(Ingest("over\xc0\xaf", {1}, {2}));
+    Write(dir, "alphabets", Plan(0, 0), alphabets);
+
+    // Unknown fields: a frame of nothing else, and an ingest whose batch
+    // has some (field 1000, varint; field 31, length-delimited).
+    Stream unknown;
+    unknown.Raw(std::string("\x06\xc0\x3e\x00\xc0\x3e\x01", 7));
+    const std::string batch = Ingest("u", {1, 2}, {3, 4}).ingest().SerializeAsString() +
+                              std::string("\xc0\x3e\x05\xfa\x01\x02hi", 8);
+    const std::string body =
+        "\x08\x07\x12" + std::string(1, static_cast<char>(batch.size())) + batch;
+    unknown.Raw(std::string(1, static_cast<char>(body.size())) + body);
+    unknown.Add(Fit("u"));
+    Write(dir, "unknown_fields", Plan(0, 0), unknown);
   }
   return 0;
 }

@@ -68,9 +68,12 @@ inline void CheckFitReply(const v1::FitReply& f, const What& what) {
     GRADIENTD_FUZZ_CHECK(f.mean_x() == 0 && f.mean_y() == 0, ctx() + ": means without points");
     return;
   }
-  GRADIENTD_FUZZ_CHECK(f.descent().has_loss(), ctx() + ": no descent loss");
-  GRADIENTD_FUZZ_CHECK(!std::isnan(f.descent().loss()) && f.descent().loss() >= 0,
-                       ctx() + ": descent loss");
+  // A loss is finite, or absent with the reason.
+  GRADIENTD_FUZZ_CHECK(f.descent().has_loss() != !f.descent().loss_error().empty(),
+                       ctx() + ": no descent loss, or a loss and an error");
+  GRADIENTD_FUZZ_CHECK(
+      !f.descent().has_loss() || (std::isfinite(f.descent().loss()) && f.descent().loss() >= 0),
+      ctx() + ": descent loss");
   GRADIENTD_FUZZ_CHECK(IsValidValue(f.mean_x()) && IsValidValue(f.mean_y()), ctx() + ": means");
   if (f.learning_rate_auto()) {
     GRADIENTD_FUZZ_CHECK(f.learning_rate() > 0, ctx() + ": auto learning rate");
@@ -81,7 +84,9 @@ inline void CheckFitReply(const v1::FitReply& f, const What& what) {
     const v1::Line& ls = f.least_squares();
     GRADIENTD_FUZZ_CHECK(std::isfinite(ls.m()) && std::isfinite(ls.b()),
                          ctx() + ": least-squares line not finite");
-    GRADIENTD_FUZZ_CHECK(ls.has_loss() && std::isfinite(ls.loss()) && ls.loss() >= 0,
+    GRADIENTD_FUZZ_CHECK(ls.has_loss() != !ls.loss_error().empty(),
+                         ctx() + ": no least-squares loss, or a loss and an error");
+    GRADIENTD_FUZZ_CHECK(!ls.has_loss() || (std::isfinite(ls.loss()) && ls.loss() >= 0),
                          ctx() + ": least-squares loss");
   }
   if (f.has_r_squared()) {
@@ -156,10 +161,7 @@ class CheckingHandler : public protocol::RequestHandler {
         Reset(request.reset());
         break;
       case v1::Request::kList:
-        ExpectBody(v1::Response::kSeriesList);
-        GRADIENTD_FUZZ_CHECK(
-            response->series_list().SerializeAsString() == after_.SerializeAsString(),
-            Describe() + ": list differs from the state");
+        ListPage(request.list());
         GRADIENTD_FUZZ_CHECK(after_bytes == before_bytes, Describe() + ": a query changed state");
         break;
       case v1::Request::kHello:
@@ -201,13 +203,23 @@ class CheckingHandler : public protocol::RequestHandler {
     }
   }
 
+  // Every series, following the pages (small ones, to exercise them).
   v1::SeriesList List() {
+    v1::SeriesList all;
     v1::Request request;
-    request.mutable_list();
-    v1::Response response;
-    service_.Handle(request, &response);
-    GRADIENTD_FUZZ_CHECK(response.has_series_list(), "ListSeries failed");
-    return response.series_list();
+    request.mutable_list()->set_page_size(3);
+    for (std::size_t page = 0; page <= model_.size() + 1; ++page) {
+      v1::Response response;
+      service_.Handle(request, &response);
+      GRADIENTD_FUZZ_CHECK(response.has_series_list(), "ListSeries failed");
+      for (v1::FitReply& f : *response.mutable_series_list()->mutable_series()) {
+        all.add_series()->Swap(&f);
+      }
+      if (response.series_list().next_page_token().empty()) return all;
+      request.mutable_list()->set_page_token(response.series_list().next_page_token());
+    }
+    GRADIENTD_FUZZ_CHECK(false, "the pages of ListSeries do not end");
+    return all;
   }
 
   const std::vector<uint64_t>& ids() const { return ids_; }
@@ -237,15 +249,41 @@ class CheckingHandler : public protocol::RequestHandler {
   static std::string NameOf(const std::string& series) {
     return series.empty() ? std::string(service::kDefaultSeries) : series;
   }
-  // Over the length limit, or holding a control character (the service's
-  // default limits; the fuzzers never reach its series or batch-size limits).
+  // Over the length limit, not UTF-8, or holding a control character (the
+  // service's default limits; the fuzzers never reach its series or
+  // batch-size limits).
   static bool BadName(const std::string& name) {
-    if (name.size() > service::kMaxSeriesNameBytes) return true;
-    for (const char ch : name) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c < 0x20 || c == 0x7f) return true;
+    return !service::ValidateSeriesName(name, service::kMaxSeriesNameBytes).ok();
+  }
+
+  // A page is the slice of the state after its token, within its prefix.
+  void ListPage(const v1::ListSeries& l) {
+    const bool bad =
+        l.page_size() > service::kMaxListPageSize ||
+        l.prefix().size() > service::kMaxSeriesNameBytes ||
+        (!l.page_token().empty() &&
+         (BadName(l.page_token()) || l.page_token().compare(0, l.prefix().size(), l.prefix())));
+    if (bad) return ExpectError(v1::Error::INVALID_ARGUMENT);
+    ExpectBody(v1::Response::kSeriesList);
+    std::vector<const v1::FitReply*> expected;
+    for (const v1::FitReply& f : after_.series()) {
+      if (f.series() > l.page_token() &&
+          f.series().compare(0, l.prefix().size(), l.prefix()) == 0) {
+        expected.push_back(&f);
+      }
     }
-    return false;
+    const v1::SeriesList& page = response_->series_list();
+    const std::size_t size = static_cast<std::size_t>(page.series_size());
+    const std::size_t most = l.page_size() == 0 ? service::kDefaultListPageSize : l.page_size();
+    GRADIENTD_FUZZ_CHECK(size <= most && size <= expected.size() && (size > 0 || expected.empty()),
+                         Describe() + ": page size");
+    for (std::size_t i = 0; i < size; ++i) {
+      GRADIENTD_FUZZ_CHECK(
+          page.series(static_cast<int>(i)).SerializeAsString() == expected[i]->SerializeAsString(),
+          Describe() + ": the page differs from the state");
+    }
+    const std::string next = size < expected.size() ? page.series().rbegin()->series() : "";
+    GRADIENTD_FUZZ_CHECK(page.next_page_token() == next, Describe() + ": next_page_token");
   }
 
   static const v1::FitReply* Find(const v1::SeriesList& list, const std::string& name) {
@@ -274,7 +312,8 @@ class CheckingHandler : public protocol::RequestHandler {
     bool valid = batch.x_size() == batch.y_size();
     for (double v : batch.x()) valid = valid && IsValidValue(v);
     for (double v : batch.y()) valid = valid && IsValidValue(v);
-    if (!valid || batch.producer_id().size() > service::kMaxProducerIdBytes) {
+    if (!valid ||
+        (!batch.producer_id().empty() && !service::ValidateProducerId(batch.producer_id()).ok())) {
       return ExpectError(v1::Error::INVALID_ARGUMENT);
     }
     ExpectBody(v1::Response::kAck);
@@ -358,8 +397,9 @@ class CheckingHandler : public protocol::RequestHandler {
     ExpectBody(v1::Response::kStep);
     const v1::StepReply& reply = response_->step();
     GRADIENTD_FUZZ_CHECK(reply.iterations() <= r.iterations(), Describe() + ": iterations");
-    GRADIENTD_FUZZ_CHECK(reply.converged() || reply.iterations() == r.iterations(),
-                         Describe() + ": stopped early without converging");
+    GRADIENTD_FUZZ_CHECK(
+        reply.converged() || reply.time_limited() || reply.iterations() == r.iterations(),
+        Describe() + ": stopped early without converging or running out of time");
     GRADIENTD_FUZZ_CHECK(!reply.converged() || r.has_tolerance(),
                          Describe() + ": converged without a tolerance");
     GRADIENTD_FUZZ_CHECK(std::isfinite(reply.learning_rate()) && reply.learning_rate() > 0,
