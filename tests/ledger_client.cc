@@ -17,6 +17,10 @@
 //   ledger_client resend --server HOST:PORT --ledger FILE
 //     Resends every exactly-once batch the ledger does not show acknowledged,
 //     in sequence order, and records the answers in the ledger.
+//   ledger_client probe --server HOST:PORT --ledger FILE [--probes N]
+//     Resends N (default 500) exactly-once batches the ledger shows
+//     acknowledged, spread over the ledger: each must be answered as a
+//     duplicate (the server remembers every producer's sequence).
 //   ledger_client check --server HOST:PORT --ledger FILE [--ledger FILE...]
 //     Compares the server's `list` with the ledgers: per series, n must equal
 //     the acknowledged points (plus at most the unknown ones), mean_x and
@@ -598,6 +602,53 @@ int Resend(const Options& o) {
 }
 
 // ---------------------------------------------------------------------------
+// probe: exactly-once batches acknowledged before must be duplicates now.
+
+int Probe(const Options& o) {
+  std::vector<Batch> batches;
+  if (!ReadLedger(o.Get("ledger"), &batches)) return 2;
+  std::vector<Batch> probes;
+  for (const Batch& b : batches) {
+    if (b.exactly_once && Acknowledged(b.state)) probes.push_back(b);
+  }
+  // An even spread over the ledger (old and new producers alike).
+  const size_t want = static_cast<size_t>(o.Int("probes", 500));
+  if (probes.size() > want) {
+    std::vector<Batch> spread;
+    for (size_t i = 0; i < want; ++i) spread.push_back(probes[i * probes.size() / want]);
+    probes.swap(spread);
+  }
+  for (Batch& b : probes) b.state = State::kPending;
+  size_t position = 0;
+  SenderOptions options = MakeSenderOptions(o);
+  options.resend_refused = false;
+  Sender sender(options, &probes);
+  const bool finished = sender.Run([&](size_t* index) {
+    if (position >= probes.size()) return false;
+    *index = position++;
+    return true;
+  });
+  int problems = 0;
+  for (const Batch& b : probes) {
+    if (b.state == State::kDuplicate) continue;
+    if (++problems <= 20) {
+      std::printf("MISMATCH: exactly-once producer %s sequence %" PRIu64
+                  " (series %s), acknowledged before, resent now: %s%s\n",
+                  b.label.c_str(), b.seq, b.series.c_str(),
+                  b.state == State::kAcked ? "applied again (counted twice: the producer's "
+                                             "sequence was forgotten)"
+                                           : StateName(b.state),
+                  b.error.empty() ? "" : (" (" + b.error + ")").c_str());
+    }
+  }
+  std::printf(
+      "ledger_client probe: %zu acknowledged exactly-once batches resent: %d not "
+      "answered as duplicates\n",
+      probes.size(), problems);
+  return problems > 0 ? 1 : finished ? 0 : 4;
+}
+
+// ---------------------------------------------------------------------------
 // check
 
 struct Expected {
@@ -731,7 +782,7 @@ int Check(const Options& o) {
 int main(int argc, char** argv) {
   Options o;
   if (!ParseOptions(argc, argv, &o) || !o.Has("server") || !o.Has("ledger")) {
-    std::cerr << "usage: ledger_client produce|resend|check --server HOST:PORT --ledger FILE "
+    std::cerr << "usage: ledger_client produce|resend|probe|check --server HOST:PORT --ledger FILE "
                  "[--key value...] (see tests/ledger_client.cc)\n";
     return 2;
   }
@@ -740,6 +791,7 @@ int main(int argc, char** argv) {
   if (o.command == "produce") return Produce(o);
   if (o.command == "resend") return Resend(o);
   if (o.command == "check") return Check(o);
+  if (o.command == "probe") return Probe(o);
   std::cerr << "ledger_client: unknown command '" << o.command << "'\n";
   return 2;
 }
