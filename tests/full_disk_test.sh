@@ -46,7 +46,11 @@ skip_or_fail() {
 [[ $(id -u) -eq 0 ]] || skip_or_fail "full_disk_test needs root to mount a small filesystem; NOT RUN (CI runs it as root)"
 [[ -x $LEDGER ]] || fail "ledger_client binary not found: $LEDGER"
 
-deferred=()  # failures found that do not stop the round: reported at the end
+deferred=()  # failures found that do not stop the test: all reported at the end
+problem() {  # problem MESSAGE: a failure recorded; the test goes on to find more
+  echo "PROBLEM: $*"
+  deferred+=("$*")
+}
 fail_round() {  # fail_round MESSAGE: fails with MESSAGE and the deferred failures
   local d
   for d in ${deferred[@]+"${deferred[@]}"}; do echo "FAIL (found earlier): $d" >&2; done
@@ -133,24 +137,24 @@ one_round() {  # one_round KIND SIGNAL
   # Before any resend: the plain producers' series must be exactly what was
   # acknowledged (the exactly-once ones' unacknowledged batches are unknown).
   ledger "$name: check before resend" "check.$name.before.out" check --server "$listen" \
-    --ledger "$tmp/ledger.$name" --eo-unacked-ok 1 ||
-    fail_round "$name: after the restart, the state is not the acknowledged ledger (see MISMATCH above)"
-  pass "$name: after the restart, every series is exactly its acknowledged batches"
+    --ledger "$tmp/ledger.$name" --eo-unacked-ok 1 &&
+    pass "$name: after the restart, every series is exactly its acknowledged batches" ||
+    problem "$name: after the restart, the state is not the acknowledged ledger: $(grep -m 3 MISMATCH "$tmp/check.$name.before.out" | tr '\n' ' ')"
 
   ledger "$name: resend" "resend.$name.out" resend --server "$listen" \
     --ledger "$tmp/ledger.$name" --window 16 ||
     fail_round "$name: resending the unacknowledged exactly-once batches failed"
   ledger "$name: check after resend" "check.$name.after.out" check --server "$listen" \
-    --ledger "$tmp/ledger.$name" ||
-    fail_round "$name: after resending, exactly-once batches are not each counted exactly once"
-  pass "$name: after resending, every batch of the exactly-once producers counts exactly once"
+    --ledger "$tmp/ledger.$name" &&
+    pass "$name: after resending, every batch of the exactly-once producers counts exactly once" ||
+    problem "$name: after resending, the state is not the acknowledged ledger: $(grep -m 3 MISMATCH "$tmp/check.$name.after.out" | tr '\n' ' ')"
 
   stop_server KILL
   start_server -n "$name.final" -l "$listen" --data-dir "$data" --fsync always
   ledger "$name: check after one more restart" "check.$name.final.out" check \
-    --server "$listen" --ledger "$tmp/ledger.$name" ||
-    fail_round "$name: one more kill -9 and restart changed the state"
-  pass "$name: one more kill -9 and restart changed nothing"
+    --server "$listen" --ledger "$tmp/ledger.$name" &&
+    pass "$name: one more kill -9 and restart: the state is still the ledger" ||
+    problem "$name: after one more kill -9 and restart, the state is not the acknowledged ledger"
   stop_server KILL
   unmount_scratch "$mnt"
 }
@@ -161,5 +165,5 @@ for kind in $KINDS; do
     one_round "$kind" "$signal"
   done
 done
-[[ ${#deferred[@]} -eq 0 ]] || fail_round "${#deferred[@]} failures above"
+[[ ${#deferred[@]} -eq 0 ]] || fail_round "${#deferred[@]} problems (listed above)"
 echo "full_disk_test: passed ($checks checks on: $KINDS)"

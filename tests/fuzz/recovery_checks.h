@@ -379,31 +379,45 @@ inline void CheckHistory(std::span<const uint8_t> data) {
     GRADIENTD_FUZZ_CHECK(state == prefix_states.back(),
                          "undamaged: the recovered state is not the state after every change");
   }
-  size_t match = prefix_states.size();
-  for (size_t k = prefix_states.size(); k-- > 0;) {
-    if (prefix_states[k] == state) {
-      match = k;
-      break;
-    }
+  // Several prefixes may show the same state (an ingest then a reset of
+  // its series): the one recovered is among them, so its producers'
+  // sequences lie between the first and the last matching prefix's.
+  size_t first = prefix_states.size(), last = 0;
+  for (size_t k = 0; k < prefix_states.size(); ++k) {
+    if (prefix_states[k] != state) continue;
+    first = std::min(first, k);
+    last = k;
   }
-  GRADIENTD_FUZZ_CHECK(match < prefix_states.size(),
+  GRADIENTD_FUZZ_CHECK(first < prefix_states.size(),
                        where + ": the recovered state is not the state after any prefix of the " +
                            std::to_string(prefix_states.size() - 1) + " changes");
-  // The prefix's exactly-once batches are remembered: resending the last
-  // one of each producer is a duplicate.
-  for (const auto& [producer, last] : prefix_histories[match].last_sequence) {
-    if (last == 0) continue;
-    v1::Request probe;
-    probe.mutable_ingest()->set_series("probe");
-    probe.mutable_ingest()->add_x(1);
-    probe.mutable_ingest()->add_y(1);
-    probe.mutable_ingest()->set_producer_id("p" + std::to_string(producer));
-    probe.mutable_ingest()->set_sequence(last);
-    const v1::Response r = db.Call(probe);
-    GRADIENTD_FUZZ_CHECK(r.has_ack() && r.ack().duplicate(),
-                         where + ": recovered the state after " + std::to_string(match) +
-                             " changes, but producer p" + std::to_string(producer) +
-                             "'s sequence " + std::to_string(last) + " is not a duplicate");
+  // Resending each producer's last batch of the first matching prefix is a
+  // duplicate; a batch after the last matching prefix's is applied.
+  auto probe = [&](int producer, uint64_t sequence) {
+    v1::Request r;
+    r.mutable_ingest()->set_series("probe");
+    r.mutable_ingest()->add_x(1);
+    r.mutable_ingest()->add_y(1);
+    r.mutable_ingest()->set_producer_id("p" + std::to_string(producer));
+    r.mutable_ingest()->set_sequence(sequence);
+    return db.Call(r);
+  };
+  for (int producer = 0; producer < 3; ++producer) {
+    const auto& low = prefix_histories[first].last_sequence;
+    const auto& high = prefix_histories[last].last_sequence;
+    const uint64_t at_least = low.count(producer) ? low.at(producer) : 0;
+    const uint64_t at_most = high.count(producer) ? high.at(producer) : 0;
+    const std::string what = where + ": recovered the state after " + std::to_string(first) + ".." +
+                             std::to_string(last) + " changes, but producer p" +
+                             std::to_string(producer) + "'s sequence ";
+    if (at_least > 0) {
+      const v1::Response r = probe(producer, at_least);
+      GRADIENTD_FUZZ_CHECK(r.has_ack() && r.ack().duplicate(),
+                           what + std::to_string(at_least) + " is not a duplicate");
+    }
+    const v1::Response r = probe(producer, at_most + 1);
+    GRADIENTD_FUZZ_CHECK(r.has_ack() && !r.ack().duplicate(),
+                         what + std::to_string(at_most + 1) + " is not applied");
   }
 }
 
