@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "fuzz/frame_decoder_checks.h"
+#include "fuzz/recovery_checks.h"
 #include "fuzz/request_path_checks.h"
 
 namespace gradientd::fuzz {
@@ -22,7 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct FuzzInput {
-  std::string target;  // frame_decoder or request_path
+  std::string target;  // frame_decoder, request_path or recovery
   fs::path path;
 };
 
@@ -31,7 +32,7 @@ void PrintTo(const FuzzInput& input, std::ostream* os) { *os << input.path.strin
 
 std::vector<FuzzInput> AllInputs() {
   std::vector<FuzzInput> inputs;
-  for (const char* target : {"frame_decoder", "request_path"}) {
+  for (const char* target : {"frame_decoder", "request_path", "recovery"}) {
     for (const char* kind : {"corpus", "regressions"}) {
       const fs::path dir = fs::path(GRADIENTD_FUZZ_DIR) / kind / target;
       if (!fs::is_directory(dir)) continue;
@@ -78,6 +79,8 @@ TEST_P(FuzzInputTest, PassesTheFuzzerChecks) {
   try {
     if (input.target == "frame_decoder") {
       CheckFrameDecoder(data);
+    } else if (input.target == "recovery") {
+      CheckRecovery(data);
     } else {
       CheckRequestPath(data);
     }
@@ -90,13 +93,33 @@ INSTANTIATE_TEST_SUITE_P(Fuzz, FuzzInputTest, ::testing::ValuesIn(AllInputs()), 
 
 TEST(FuzzCorpus, EveryTargetHasSeeds) {
   const auto inputs = AllInputs();
-  for (const char* target : {"frame_decoder", "request_path"}) {
+  for (const char* target : {"frame_decoder", "request_path", "recovery"}) {
     EXPECT_TRUE(std::any_of(inputs.begin(), inputs.end(),
                             [&](const FuzzInput& i) {
                               return i.target == target &&
                                      i.path.parent_path().parent_path().filename() == "corpus";
                             }))
         << "no seed corpus for " << target;
+  }
+}
+
+// recovery_fuzz's seeds made from real data directories now (they follow the
+// storage format, so they are not checked in), through its checks.
+class RecoverySeedsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    FailHookSlot() = [](const std::string& what) { throw std::runtime_error(what); };
+  }
+  void TearDown() override { FailHookSlot() = nullptr; }
+};
+
+TEST_F(RecoverySeedsTest, RecoveryFromRealDataDirectoriesPassesTheFuzzerChecks) {
+  try {
+    const auto seeds = RecoverySeeds();
+    ASSERT_FALSE(seeds.empty());
+    for (const auto& seed : seeds) CheckRecovery(seed);
+  } catch (const std::runtime_error& e) {
+    FAIL() << e.what();
   }
 }
 

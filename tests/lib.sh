@@ -29,6 +29,16 @@
 #                           and $server_pid, adds the pid to $pids
 #   stop_server [SIGNAL]    signals $server_pid (TERM) and waits for it;
 #                           returns its exit status; clears $server_pid
+#   skip MESSAGE            prints SKIPPED: MESSAGE loudly; exits 77 (ctest's
+#                           SKIP_RETURN_CODE for the tests that may skip)
+#   mount_scratch KIND SIZE DIR   mounts a small filesystem on DIR (created):
+#                           KIND tmpfs, or ext4 (an image file under $tmp,
+#                           loop-mounted); returns non-zero if it cannot.
+#                           unmount_scratch DIR undoes it (and frees the loop
+#                           device); unmount_all_scratch, every one still
+#                           mounted: call it from on_cleanup, after stopping
+#                           the servers that use them
+#   free_bytes DIR          bytes available on DIR's filesystem
 # Children started by `run` and `start_server` do not inherit fd 7 (scripts
 # may hold a FIFO open on it). Every wait here is bounded.
 
@@ -145,6 +155,50 @@ stop_server() {  # stop_server [SIGNAL]: returns the server's exit status
   server_pid=""
   return "$rc"
 }
+
+skip() {
+  echo "SKIPPED: $*" >&2
+  echo "SKIPPED: $*"
+  exit 77
+}
+
+scratch_mounts=()  # "DIR LOOPDEV" (LOOPDEV "-" for tmpfs)
+mount_scratch() {  # mount_scratch tmpfs|ext4 SIZE DIR
+  local kind=$1 size=$2 dir=$3 loop=-
+  mkdir -p "$dir" || return 1
+  case $kind in
+    tmpfs) mount -t tmpfs -o "size=$size" gradientd-scratch "$dir" || return 1 ;;
+    ext4)
+      local image=$tmp/$(basename "$dir").img
+      truncate -s "$size" "$image" && mkfs.ext4 -q -F "$image" >/dev/null 2>&1 || return 1
+      loop=$(losetup -f --show "$image") || return 1
+      if ! mount -t ext4 "$loop" "$dir"; then losetup -d "$loop"; return 1; fi
+      ;;
+    *) echo "mount_scratch: unknown kind $kind" >&2; return 1 ;;
+  esac
+  scratch_mounts+=("$dir $loop")
+}
+unmount_scratch() {  # unmount_scratch DIR
+  local entry keep=() d l
+  for entry in ${scratch_mounts[@]+"${scratch_mounts[@]}"}; do
+    read -r d l <<<"$entry"
+    if [[ $d == "$1" ]]; then
+      umount "$d" 2>/dev/null || umount -l "$d" 2>/dev/null
+      [[ $l == - ]] || losetup -d "$l" 2>/dev/null
+    else
+      keep+=("$entry")
+    fi
+  done
+  scratch_mounts=(${keep[@]+"${keep[@]}"})
+}
+unmount_all_scratch() {
+  local entry d l
+  for entry in ${scratch_mounts[@]+"${scratch_mounts[@]}"}; do
+    read -r d l <<<"$entry"
+    unmount_scratch "$d"
+  done
+}
+free_bytes() { df -B1 --output=avail "$1" | tail -n 1 | tr -d ' '; }
 
 [[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
 [[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"

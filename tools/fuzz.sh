@@ -7,7 +7,7 @@
 # (and the input itself, base64, for CI logs).
 #
 #   FUZZ_SECONDS   seconds per target (default 60)
-#   FUZZ_TARGETS   targets to run (default "frame_decoder request_path")
+#   FUZZ_TARGETS   targets to run (default "frame_decoder request_path recovery")
 #   Extra arguments go to every fuzzer (e.g. -jobs=2, -seed=1).
 #
 # A crasher found here is reproduced with
@@ -18,13 +18,16 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-frame_decoder request_path}
+targets=${FUZZ_TARGETS:-frame_decoder request_path recovery}
 
 bash "$root/tools/install-deps.sh" --fuzz
 start=$(date +%s)
 CC=clang CXX=clang++ cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DGRADIENTD_BUILD_FUZZERS=ON -DGRADIENTD_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" --target $(for t in $targets; do printf '%s_fuzz ' "$t"; done)
+extra_targets=()
+[[ " $targets " == *" recovery "* ]] && extra_targets+=(recovery_make_seeds)
+cmake --build "$build" --target $(for t in $targets; do printf '%s_fuzz ' "$t"; done) \
+  ${extra_targets[@]+"${extra_targets[@]}"}
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gradientd-fuzz.XXXXXX")
@@ -37,6 +40,9 @@ for target in $targets; do
   for seeds in "$root/tests/fuzz/corpus/$target" "$root/tests/fuzz/regressions/$target"; do
     if [ -d "$seeds" ] && [ -n "$(ls -A "$seeds")" ]; then cp "$seeds"/* "$dir/corpus/"; fi
   done
+  # recovery: seeds from real data directories, made now in the storage
+  # format as it is (journals and snapshots; see tests/fuzz/recovery_checks.h).
+  if [ "$target" = recovery ]; then "$build/tests/fuzz/recovery_make_seeds" "$dir/corpus"; fi
   args=(-max_total_time="$seconds" -timeout=30 -max_len=8192 -print_final_stats=1
         -artifact_prefix="$dir/artifacts/")
   dict=$root/tests/fuzz/$target.dict

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# kill -9 torture: a durable gradientd (--fsync always) is killed with SIGKILL
+# over and over at random moments -- during recovery (right after start,
+# before it listens, with a big journal to replay), while it checkpoints
+# constantly (tiny --checkpoint-bytes and --checkpoint-interval, so kills
+# land while snapshots are written), and mid-stream -- and restarted on the
+# same data directory and port, while pipelining producers stream into
+# hundreds of series from thousands of short-lived producer ids, plain and
+# exactly-once (tests/ledger_client.cc: an independent ledger of what was
+# acknowledged). Exactly-once producers resend what went unanswered with the
+# same id and sequence. After the last restart, every acknowledged batch must
+# be counted exactly once and nothing else (plain batches whose answer was
+# lost may or may not count), and one more kill -9 and restart changes nothing.
+#
+# Usage: torture_test.sh GRADIENTD GRADCTL LEDGER_CLIENT [SECONDS]
+#   SECONDS: how long the kills go on (default 40; the whole test takes
+#   about 20 s more)
+set -uo pipefail
+GRADIENTD=$1
+GRADCTL=$2
+LEDGER=$3
+SECONDS_OF_KILLS=${4:-40}
+
+TEST_NAME=torture_test
+CLEANUP_SIGNAL=KILL
+LIMIT_SECONDS=180
+FAIL_LOGS=(produce.*.out check.*.out resend.*.out probe.*.out)
+source "$(dirname "$0")/lib.sh" || exit 1
+[[ -x $LEDGER ]] || fail "ledger_client binary not found: $LEDGER"
+
+data=$tmp/data
+constant_checkpoints=(--fsync always --checkpoint-bytes 16KiB --checkpoint-interval 50ms)
+
+ledger() {  # ledger LOG COMMAND ARGS...: runs ledger_client, its output in $tmp/LOG
+  local log=$1
+  shift
+  "${LIMIT[@]}" "$LEDGER" "$@" >"$tmp/$log" 2>&1
+  local rc=$?
+  sed "s/^/  $log: /" "$tmp/$log"
+  return "$rc"
+}
+
+# Phase 1: a big journal (no checkpoint), so that the first recoveries take a
+# while and kills land in them.
+start_server -n fill --data-dir "$data" --fsync always --checkpoint-bytes 1GiB \
+  --checkpoint-interval 1h
+listen=$server
+ledger produce.fill.out produce --server "$listen" --ledger "$tmp/ledger.fill" --tag fill \
+  --threads 4 --batches 30000 --window 32 --series 150 --producer-life 3 --max-points 10 \
+  --deadline 150 || fail "filling the journal failed"
+stop_server KILL
+journal_bytes=$(cat "$data"/journal-*.log | wc -c)
+pass "a journal of $journal_bytes bytes to recover, no snapshot"
+
+# Phase 2: producers for SECONDS_OF_KILLS, reconnecting for up to 60 s after
+# each kill, while the server is killed and restarted.
+"$LEDGER" produce --server "$listen" --ledger "$tmp/ledger.torture" --tag t \
+  --threads 4 --duration "$SECONDS_OF_KILLS" --batches 10000000 --window 8 --series 150 \
+  --producer-life 3 --max-points 20 --retry-for 60 --resend-refused 1 --answer-timeout 30 \
+  --deadline $((SECONDS_OF_KILLS + 120)) >"$tmp/produce.torture.out" 2>&1 7>&- &
+producer=$!
+pids+=("$producer")
+
+kills=0 in_recovery=0 in_snapshot=0 refused_start=0
+end=$((SECONDS + SECONDS_OF_KILLS))
+round=0
+while ((SECONDS < end)); do
+  round=$((round + 1))
+  log=$tmp/server.k$round
+  : >"$log.out"
+  "$GRADIENTD" --listen "$listen" --data-dir "$data" "${constant_checkpoints[@]}" \
+    >"$log.out" 2>"$log.err" 7>&- &
+  server_pid=$!
+  pids+=("$server_pid")
+  case $((RANDOM % 3)) in
+    0) # during recovery: within the first half second, often before it listens
+      sleep "$(printf '0.%03d' $((RANDOM % 500)))" ;;
+    *) # running: wait until it listens (at most ~60 s), then up to 1.5 s of traffic
+      for _ in $(seq 1 600); do
+        grep -q '^gradientd listening on' "$log.out" && break
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      sleep "$(printf '%d.%03d' $((RANDOM % 2)) $((RANDOM % 1000)))" ;;
+  esac
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    wait "$server_pid"
+    fail "gradientd (restart $round) exited by itself with status $?; its stderr: $(cat "$log.err")"
+  fi
+  grep -q '^gradientd listening on' "$log.out" || in_recovery=$((in_recovery + 1))
+  stop_server KILL
+  kills=$((kills + 1))
+  ls "$data" | grep -q '\.tmp$' && in_snapshot=$((in_snapshot + 1))
+done
+pass "$kills kills: $in_recovery before the server listened (in recovery), $in_snapshot while a snapshot was being written"
+
+# The last restart: the producers drain (resending what went unanswered).
+start_server -n final -l "$listen" --data-dir "$data" "${constant_checkpoints[@]}"
+wait "$producer"
+produced=$?
+sed "s/^/  produce.torture.out: /" "$tmp/produce.torture.out"
+[[ $produced -eq 0 ]] || fail "the producers did not finish (status $produced)"
+pass "producers finished: $(grep -o '[0-9]* batches.*' "$tmp/produce.torture.out")"
+
+ledger resend.out resend --server "$listen" --ledger "$tmp/ledger.torture" --window 8 \
+  --deadline 120 || fail "resending the unacknowledged exactly-once batches failed"
+ledger check.final.out check --server "$listen" --ledger "$tmp/ledger.fill" \
+  --ledger "$tmp/ledger.torture" --deadline 60 ||
+  fail "after $kills kills, the state is not the acknowledged ledger (see MISMATCH above)"
+pass "after $kills kills, every acknowledged batch counts exactly once"
+for l in fill torture; do
+  ledger "probe.$l.out" probe --server "$listen" --ledger "$tmp/ledger.$l" --probes 500 \
+    --window 8 --deadline 60 ||
+    fail "after $kills kills, exactly-once batches acknowledged before were applied again"
+done
+pass "resent acknowledged exactly-once batches (old and new producer ids) are all duplicates"
+
+stop_server KILL
+start_server -n again -l "$listen" --data-dir "$data" "${constant_checkpoints[@]}"
+ledger check.again.out check --server "$listen" --ledger "$tmp/ledger.fill" \
+  --ledger "$tmp/ledger.torture" --deadline 60 ||
+  fail "one more kill -9 and restart changed the state"
+pass "one more kill -9 and restart changed nothing"
+stop_server TERM || fail "gradientd did not exit cleanly on SIGTERM (status $?)"
+echo "torture_test: passed ($checks checks, $kills kills)"
