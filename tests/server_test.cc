@@ -2,6 +2,7 @@
 // sockets.
 #include "server/server.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <pthread.h>
@@ -984,6 +985,7 @@ class FakeServer {
     return socket;
   }
   std::string address() const { return server::FormatEndpoint(server_.local_endpoint()); }
+  tcp::endpoint endpoint() const { return server_.local_endpoint(); }
 
  private:
   server::Server server_;
@@ -1198,6 +1200,61 @@ TEST_F(SlowlorisTest, AFrameSentSlowlyButWithinTheRequestTimeoutIsServed) {
   v1::Response response;
   ASSERT_TRUE(ReadResponseWithin(slow, &response, kHangBound));
   EXPECT_EQ(response.id(), 11u);
+}
+
+// The highest open descriptor number.
+int HighestDescriptor() {
+  int highest = -1;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+    highest = std::max(highest, std::stoi(entry.path().filename().string()));
+  }
+  return highest;
+}
+
+TEST(ServerAcceptTest, OutOfDescriptorsAcceptBacksOffKeepsServingAndRecovers) {
+  FakeHandler handler;
+  FakeServer server(FakeServerOptions(), handler);
+  tcp::socket existing = server.RawConnect();
+  v1::Response response;
+  asio::write(existing, asio::buffer(Frame(FitRequest(1))));
+  ASSERT_TRUE(ReadResponseWithin(existing, &response, kHangBound));
+  asio::io_context io;
+  std::vector<tcp::socket> later;  // their descriptors exist before the limit drops
+  for (int i = 0; i < 3; ++i) later.emplace_back(io).open(tcp::v4());
+  // Fill the holes below the highest descriptor, then allow no new one: the
+  // server's accept fails with EMFILE.
+  std::vector<int> fillers;
+  const int highest = HighestDescriptor();
+  for (int i = 0; i < 4096; ++i) {
+    const int fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) break;
+    if (fd > highest) {
+      ::close(fd);
+      break;
+    }
+    fillers.push_back(fd);
+  }
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+  rlimit none = before;
+  none.rlim_cur = static_cast<rlim_t>(HighestDescriptor() + 1);
+  ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &none), 0);
+  for (auto& s : later) s.connect(server.endpoint());  // queued in the backlog
+  // While accept fails, the connection already open is served.
+  for (uint64_t id = 2; id < 6; ++id) {
+    asio::write(existing, asio::buffer(Frame(FitRequest(id))));
+    EXPECT_TRUE(ReadResponseWithin(existing, &response, kHangBound));
+    EXPECT_EQ(response.id(), id);
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a few failed accepts
+  }
+  ::setrlimit(RLIMIT_NOFILE, &before);
+  for (int fd : fillers) ::close(fd);
+  // Descriptors again: the queued connections are accepted and served.
+  for (auto& s : later) {
+    asio::write(s, asio::buffer(Frame(FitRequest(9))));
+    ASSERT_TRUE(ReadResponseWithin(s, &response, kHangBound));
+    EXPECT_EQ(response.id(), 9u);
+  }
 }
 
 TEST(FileLimitTest, MaxConnectionsBeyondTheOpenFileLimitIsRefusedNamingBothNumbers) {
