@@ -876,8 +876,8 @@ v1::Request FitRequest(uint64_t id) {
 }
 
 // A change log whose records up to durable_upto are durable and whose later
-// ones failed with `error`; while held, OnDurable does not answer until
-// Release.
+// ones failed with `error`; while held, OnDurable for a later one does not
+// answer until Release.
 class FakeChangeLog : public service::ChangeLog {
  public:
   FakeChangeLog(uint64_t durable_upto, Status error, bool hold = false)
@@ -889,7 +889,7 @@ class FakeChangeLog : public service::ChangeLog {
   void OnDurable(uint64_t token, std::function<void(const Status&)> done) override {
     {
       std::lock_guard lock(mu_);
-      if (hold_) {
+      if (hold_ && token > durable_upto_) {
         held_.push_back(std::move(done));
         return;
       }
@@ -1158,6 +1158,35 @@ TEST(ServerFaultTest, AnExceptionFromTheHandlerClosesOnlyThatConnectionAndFreesI
   ASSERT_TRUE(ReadResponseWithin(next, &response, kHangBound));
   EXPECT_TRUE(response.has_fit()) << response.DebugString();
   EXPECT_TRUE(server->StopsWithin(kHangBound));
+}
+
+TEST(ServerFaultTest, AnExceptionWhileAChangeWaitsOnAStalledLogStillClosesTheConnection) {
+  FakeChangeLog log(1, Status::Unavailable("journal stalled"), /*hold=*/true);
+  FakeHandler handler;
+  handler.throw_on_list = true;
+  server::ServerOptions options = FakeServerOptions();
+  options.max_connections = 1;
+  auto server = std::make_unique<FakeServer>(options, handler, &log);
+  tcp::socket doomed = server->RawConnect();
+  v1::Response response;
+  asio::write(doomed, asio::buffer(Frame(IngestRequest(1, 1.0))));  // durable: answered
+  ASSERT_TRUE(ReadResponseWithin(doomed, &response, kHangBound));
+  asio::write(doomed, asio::buffer(Frame(IngestRequest(2, 1.0))));  // waits on the log
+  for (int i = 0; i < 2000 && log.held() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_EQ(log.held(), 1u);
+  v1::Request list;
+  list.mutable_list();
+  asio::write(doomed, asio::buffer(Frame(list)));  // throws
+  ASSERT_TRUE(ClosedWithin(doomed, kHangBound));
+  tcp::socket next = server->RawConnect();
+  asio::write(next, asio::buffer(Frame(FitRequest(3))));
+  ASSERT_TRUE(ReadResponseWithin(next, &response, kHangBound));
+  EXPECT_TRUE(response.has_fit()) << response.DebugString();
+  EXPECT_TRUE(server->StopsWithin(kHangBound));
+  log.Release();  // the late answer to the cancelled wait touches nothing
+  server.reset();
 }
 
 class SlowlorisTest : public ServerTest {
