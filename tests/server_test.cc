@@ -1140,6 +1140,22 @@ TEST(ServerStepTest, OneConnectionsLongPipelineDoesNotStarveAnotherOnTheSameThre
   EXPECT_LT(handler.steps_done.load(), kSteps) << "it waited for the other's whole pipeline";
 }
 
+// Whether a new connection is served (a fit answered) rather than refused,
+// retrying a refusal for a while: a closed connection's slot is freed just
+// after its socket is closed, maybe on another thread.
+bool ServedOnceTheSlotIsFree(FakeServer& server) {
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    tcp::socket next = server.RawConnect();
+    asio::write(next, asio::buffer(Frame(FitRequest(3))));
+    v1::Response response;
+    if (!ReadResponseWithin(next, &response, kHangBound)) return false;
+    if (response.has_fit()) return true;
+    if (response.error().code() != v1::Error::RESOURCE_EXHAUSTED) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
 TEST(ServerFaultTest, AnExceptionFromTheHandlerClosesOnlyThatConnectionAndFreesItsSlot) {
   FakeHandler handler;
   handler.throw_on_list = true;
@@ -1152,11 +1168,7 @@ TEST(ServerFaultTest, AnExceptionFromTheHandlerClosesOnlyThatConnectionAndFreesI
   asio::write(doomed, asio::buffer(Frame(list)));
   ASSERT_TRUE(ClosedWithin(doomed, kHangBound));
   // Its one slot is free again: the next connection is served, not refused.
-  tcp::socket next = server->RawConnect();
-  asio::write(next, asio::buffer(Frame(FitRequest(3))));
-  v1::Response response;
-  ASSERT_TRUE(ReadResponseWithin(next, &response, kHangBound));
-  EXPECT_TRUE(response.has_fit()) << response.DebugString();
+  EXPECT_TRUE(ServedOnceTheSlotIsFree(*server));
   EXPECT_TRUE(server->StopsWithin(kHangBound));
 }
 
@@ -1180,10 +1192,7 @@ TEST(ServerFaultTest, AnExceptionWhileAChangeWaitsOnAStalledLogStillClosesTheCon
   list.mutable_list();
   asio::write(doomed, asio::buffer(Frame(list)));  // throws
   ASSERT_TRUE(ClosedWithin(doomed, kHangBound));
-  tcp::socket next = server->RawConnect();
-  asio::write(next, asio::buffer(Frame(FitRequest(3))));
-  ASSERT_TRUE(ReadResponseWithin(next, &response, kHangBound));
-  EXPECT_TRUE(response.has_fit()) << response.DebugString();
+  EXPECT_TRUE(ServedOnceTheSlotIsFree(*server));
   EXPECT_TRUE(server->StopsWithin(kHangBound));
   log.Release();  // the late answer to the cancelled wait touches nothing
   server.reset();
