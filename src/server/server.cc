@@ -17,6 +17,7 @@
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <chrono>
@@ -143,6 +144,24 @@ void SetFairScheduling(uint32_t policy, uint64_t slice_ns) {
   attr.sched_policy = policy;
   attr.sched_runtime = slice_ns;
   syscall(SYS_sched_setattr, 0, &attr, 0);
+}
+
+// What an exception says; for several at once (the reader's, then its
+// partners' cancellations, nested per operator), the first.
+std::string Describe(std::exception_ptr e) {
+  for (int depth = 0; depth < 8; ++depth) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const asio::multiple_exceptions& several) {
+      if (!several.first_exception()) return several.what();
+      e = several.first_exception();
+    } catch (const std::exception& x) {
+      return x.what();
+    } catch (...) {
+      return "an exception of unknown type";
+    }
+  }
+  return "nested exceptions";
 }
 
 }  // namespace
@@ -357,13 +376,7 @@ template <typename Executor>
 void Server::Impl::SpawnServe(const Executor& executor, std::shared_ptr<Peer> peer) {
   asio::co_spawn(executor, Serve(peer), [this, peer](std::exception_ptr e) {
     if (!e) return;  // Serve has closed and forgotten the connection
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::exception& x) {
-      std::cerr << "gradientd: closing a connection after an internal error: " << x.what() << "\n";
-    } catch (...) {
-      std::cerr << "gradientd: closing a connection after an internal error\n";
-    }
+    std::cerr << "gradientd: closing a connection after an internal error: " << Describe(e) << "\n";
     boost::system::error_code ignored;
     peer->socket.close(ignored);
     peer->done = true;
@@ -561,7 +574,13 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
     if (chunk.token > 0 && log != nullptr) {
       auto durable = co_await (AsyncWaitDurable(*log, chunk.token, asio::use_awaitable) ||
                                peer->abandon_wake.async_wait(use_tuple));
-      if (durable.index() != 0) break;  // abandoned
+      // Abandoned, or cancelled by an exception out of the reader: the log
+      // has not answered, so there is no outcome to ask it for.
+      const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+      const asio::cancellation_type cancelled = state.cancelled();
+      if (durable.index() != 0 || peer->abandoned || cancelled != asio::cancellation_type::none) {
+        break;
+      }
       if (!std::get<0>(durable).ok()) {
         // Each response by its own change's fate: an Error only for the
         // changes the log did not make durable. The Errors differ in size

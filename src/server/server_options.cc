@@ -130,7 +130,8 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "FILE (a bad file keeps the previous tokens). See README, Access control")(
       "threads", po::value(&options.threads)->default_value(0),
       "ingest threads; 0 = one per core. Connections start on one more thread, which "
-      "answers queries; a connection moves to an ingest thread at its first ingest")(
+      "answers queries; a connection moves to an ingest thread at its first ingest, step, "
+      "configure or reset")(
       "max-frame-bytes", po::value(&max_frame)->default_value(max_frame),
       "largest request frame accepted (B, KiB, MiB, GiB); a larger declared size "
       "gets a RESOURCE_EXHAUSTED error and the connection is closed")(
@@ -172,16 +173,19 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "a step request stops after this long (1ms to 60s) and reports the iterations run")(
       "max-connections",
       po::value(&options.max_connections)->default_value(options.max_connections),
-      "connections served at once; more get a RESOURCE_EXHAUSTED error and are closed")(
+      "connections served at once, counted from accept (TLS handshake included); more get a "
+      "RESOURCE_EXHAUSTED error and are closed (16 at a time; beyond, closed at once). Must fit "
+      "in the open-file limit (raised to the hard limit at start) with 16 + 64 to spare")(
       "max-queued-bytes", po::value(&max_queued)->default_value(max_queued),
       "responses queued for one connection before it stops being read (back-pressure for "
       "clients that pipeline faster than they read)")(
       "idle-timeout", po::value(&idle_timeout)->default_value(idle_timeout),
       "close a connection that sends nothing for this long between requests")(
       "request-timeout", po::value(&request_timeout)->default_value(request_timeout),
-      "close a connection that stalls this long in the middle of a request frame")(
-      "write-timeout", po::value(&write_timeout)->default_value(write_timeout),
-      "close a connection whose responses cannot be written for this long")(
+      "close a connection whose request frame (or TLS handshake) is not complete this long "
+      "after its first byte")("write-timeout",
+                              po::value(&write_timeout)->default_value(write_timeout),
+                              "close a connection whose responses cannot be written for this long")(
       "record", po::value(&command_line->record_path),
       "append every accepted batch to this recording file (see gradctl replay, inspect)")(
       "tls-cert", po::value(&options.tls.cert_file)->value_name("FILE"),
