@@ -15,6 +15,7 @@ namespace po = boost::program_options;
 namespace {
 
 constexpr std::size_t kMaxFrameLimit = 1u << 30;  // protobuf parses at most 2 GiB
+constexpr std::size_t kMaxSeriesNameLimit = 65536;
 
 }  // namespace
 
@@ -156,7 +157,7 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       "max-series-name-bytes",
       po::value(&command_line->limits.max_series_name_bytes)
           ->default_value(command_line->limits.max_series_name_bytes),
-      "longest series name (UTF-8 without control characters)")(
+      "longest series name, at most 65536 (UTF-8 without control characters)")(
       "max-batch-points",
       po::value(&command_line->limits.max_batch_points)
           ->default_value(command_line->limits.max_batch_points),
@@ -227,6 +228,13 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       command_line->limits.max_batch_points == 0) {
     return Status::InvalidArgument(
         "--max-series-name-bytes and --max-batch-points must be positive");
+  }
+  // Names end up in journal records and snapshot records, which are bounded
+  // (storage::kMaxJournalRecordBytes) so that none nears protobuf's limits.
+  if (command_line->limits.max_series_name_bytes > kMaxSeriesNameLimit) {
+    return Status::InvalidArgument("--max-series-name-bytes must be at most " +
+                                   std::to_string(kMaxSeriesNameLimit) + ", got " +
+                                   std::to_string(command_line->limits.max_series_name_bytes));
   }
   if (command_line->limits.max_producers == 0) {
     return Status::InvalidArgument("--max-producers must be positive");
