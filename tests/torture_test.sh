@@ -3,7 +3,8 @@
 # over and over at random moments -- during recovery (right after start,
 # before it listens, with a big journal to replay), while it checkpoints
 # constantly (tiny --checkpoint-bytes and --checkpoint-interval, so kills
-# land while snapshots are written), and mid-stream -- and restarted on the
+# land while snapshots are written), mid-stream, and within 50 ms of a
+# SIGTERM (during the final snapshot) -- and restarted on the
 # same data directory and port, while pipelining producers stream into
 # hundreds of series from thousands of short-lived producer ids, plain and
 # exactly-once (tests/ledger_client.cc: an independent ledger of what was
@@ -61,7 +62,7 @@ pass "a journal of $journal_bytes bytes to recover, no snapshot"
 producer=$!
 pids+=("$producer")
 
-kills=0 in_recovery=0 in_snapshot=0 refused_start=0
+kills=0 in_recovery=0 in_snapshot=0 in_shutdown=0
 end=$((SECONDS + SECONDS_OF_KILLS))
 round=0
 while ((SECONDS < end)); do
@@ -72,27 +73,42 @@ while ((SECONDS < end)); do
     >"$log.out" 2>"$log.err" 7>&- &
   server_pid=$!
   pids+=("$server_pid")
-  case $((RANDOM % 3)) in
-    0) # during recovery: within the first half second, often before it listens
-      sleep "$(printf '0.%03d' $((RANDOM % 500)))" ;;
-    *) # running: wait until it listens (at most ~60 s), then up to 1.5 s of traffic
-      for _ in $(seq 1 600); do
-        grep -q '^gradientd listening on' "$log.out" && break
-        kill -0 "$server_pid" 2>/dev/null || break
-        sleep 0.1
-      done
-      sleep "$(printf '%d.%03d' $((RANDOM % 2)) $((RANDOM % 1000)))" ;;
-  esac
+  mode=$((RANDOM % 4))
+  if ((mode == 0)); then
+    # during recovery: within the first half second, often before it listens
+    sleep "$(printf '0.%03d' $((RANDOM % 500)))"
+  else
+    # running: wait until it listens (at most ~60 s), then up to 1.5 s of traffic
+    for _ in $(seq 1 600); do
+      grep -q '^gradientd listening on' "$log.out" && break
+      kill -0 "$server_pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    sleep "$(printf '%d.%03d' $((RANDOM % 2)) $((RANDOM % 1000)))"
+  fi
   if ! kill -0 "$server_pid" 2>/dev/null; then
     wait "$server_pid"
     fail "gradientd (restart $round) exited by itself with status $?; its stderr: $(cat "$log.err")"
   fi
-  grep -q '^gradientd listening on' "$log.out" || in_recovery=$((in_recovery + 1))
-  stop_server KILL
+  listened=1
+  grep -q '^gradientd listening on' "$log.out" || { listened=0; in_recovery=$((in_recovery + 1)); }
+  if ((mode == 3 && listened)); then
+    # during the graceful shutdown (its final snapshot): SIGTERM, then
+    # SIGKILL within 50 ms unless it has exited (with status 0) by then
+    kill -TERM "$server_pid"
+    sleep "$(printf '0.%03d' $((RANDOM % 50)))"
+    rc=0
+    stop_server KILL || rc=$?
+    ((rc == 0 || rc == 137)) ||
+      fail "gradientd (restart $round) exited with status $rc on SIGTERM; its stderr: $(cat "$log.err")"
+    ((rc == 137)) && in_shutdown=$((in_shutdown + 1))
+  else
+    stop_server KILL
+  fi
   kills=$((kills + 1))
   ls "$data" | grep -q '\.tmp$' && in_snapshot=$((in_snapshot + 1))
 done
-pass "$kills kills: $in_recovery before the server listened (in recovery), $in_snapshot while a snapshot was being written"
+pass "$kills kills: $in_recovery before the server listened (in recovery), $in_snapshot while a snapshot was being written, $in_shutdown during a graceful shutdown (SIGTERM then SIGKILL)"
 
 # The last restart: the producers drain (resending what went unanswered).
 start_server -n final -l "$listen" --data-dir "$data" "${constant_checkpoints[@]}"
