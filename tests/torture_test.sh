@@ -77,6 +77,7 @@ while ((SECONDS < end)); do
   server_pid=$!
   pids+=("$server_pid")
   mode=$((RANDOM % 5))  # 0-1: in recovery, 2-3: mid-stream, 4: in shutdown
+  ((round <= 3)) && mode=0  # the first ones: while the big journal is replayed
   if ((mode <= 1)); then
     # during recovery: within 300 ms of the start, often before it listens
     sleep "$(printf '0.%03d' $((RANDOM % 300)))"
