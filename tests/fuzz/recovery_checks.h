@@ -67,18 +67,30 @@ inline constexpr size_t kMaxFiles = 16;
 inline constexpr size_t kMaxChanges = 64;
 inline constexpr size_t kMaxDamages = 4;
 
-// This process's scratch directory, emptied for each input.
+// This process's scratch directory, emptied for each input, under
+// $GRADIENTD_FUZZ_SCRATCH (tools/fuzz.sh sets it and removes it: libFuzzer
+// ends with _Exit, so atexit handlers do not run there), else /dev/shm, else
+// the temporary directory.
+inline fs::path MakeScratchPath() {
+  std::error_code ec;
+  const char* parent = std::getenv("GRADIENTD_FUZZ_SCRATCH");
+  const fs::path base = parent != nullptr && *parent != '\0' ? fs::path(parent)
+                        : fs::is_directory("/dev/shm", ec)   ? fs::path("/dev/shm")
+                                                             : fs::temp_directory_path();
+  return base / ("gradientd-recovery-fuzz-" + std::to_string(::getpid()));
+}
+
+inline const fs::path& ScratchDir();
+inline void RemoveScratchDir() {
+  std::error_code ignored;
+  fs::remove_all(ScratchDir(), ignored);
+}
+
 inline const fs::path& ScratchDir() {
-  static const fs::path dir = [] {
-    std::error_code ec;
-    fs::path base =
-        fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
-    std::atexit([] {
-      std::error_code ignored;
-      fs::remove_all(ScratchDir(), ignored);
-    });
-    return base / ("gradientd-recovery-fuzz-" + std::to_string(::getpid()));
-  }();
+  static const fs::path dir = MakeScratchPath();
+  // Registered once `dir` is constructed, so it runs before `dir` is destroyed.
+  static const bool registered = (std::atexit(RemoveScratchDir), true);
+  (void)registered;
   return dir;
 }
 
