@@ -338,27 +338,26 @@ class Sender {
   // server stays away longer than retry_for. Returns false in that case.
   template <typename Next>
   bool Run(Next next) {
-    bool more = true;
+    bool more = true;  // `next` may have more
     while (true) {
-      if (!client_ && !Reconnect()) return Abandon();
+      if (!client_ && !Reconnect()) return false;
       while (client_ && client_->in_flight() < static_cast<uint64_t>(options_.window)) {
         size_t index;
         if (!resend_.empty()) {
           index = resend_.front();
           resend_.pop_front();
-        } else if (more && !stopping_ && !g_hung && next(&index)) {
-        } else {
+        } else if (!more || stopping_ || g_hung || !next(&index)) {
           more = false;
           break;
         }
         if (!Send(index)) break;
       }
       if (!client_) continue;
-      if (in_flight_.empty()) {
-        if (resend_.empty() && (!more || stopping_)) return true;
-        continue;
+      if (!in_flight_.empty()) {
+        Receive();
+      } else if (resend_.empty()) {
+        return true;
       }
-      Receive();
     }
   }
 
@@ -439,8 +438,6 @@ class Sender {
       std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
   }
-
-  bool Abandon() { return false; }
 
   const SenderOptions options_;
   std::vector<Batch>& batches_;

@@ -31,6 +31,11 @@ cmake --build "$build" --target $(for t in $targets; do printf '%s_fuzz ' "$t"; 
 echo "fuzz: built in $(($(date +%s) - start)) s"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gradientd-fuzz.XXXXXX")
+# recovery_fuzz's data directories: in memory when /dev/shm is there; removed
+# at exit (libFuzzer's _Exit skips the fuzzer's own clean-up).
+if [ -d /dev/shm ]; then scratch=$(mktemp -d /dev/shm/gradientd-fuzz-scratch.XXXXXX); else scratch=$work/scratch; mkdir -p "$scratch"; fi
+export GRADIENTD_FUZZ_SCRATCH=$scratch
+trap 'rm -rf "$scratch"' EXIT
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 failed=()

@@ -10,7 +10,8 @@
 //  Files (bit 0 clear): arbitrary directory contents. Then up to 16 entries
 //  [u8 name length][name][u16 LE data length][data]; a name that is not a
 //  plain file name ([A-Za-z0-9._-], not "." or "..", at most 64 bytes) is
-//  replaced by "f<index>". Checks: an error has a non-empty message; a
+//  replaced by "f<index>". Checks: an error has a non-empty message and
+//  deleted or changed no file (but cut a torn tail, or removed a *.tmp); a
 //  recovered state is sane (finite means, the report's totals equal the
 //  list), and Close then Open again recovers the same state bit for bit.
 //  RecoverySeeds() encodes real data directories (journals, snapshots, from
@@ -66,18 +67,30 @@ inline constexpr size_t kMaxFiles = 16;
 inline constexpr size_t kMaxChanges = 64;
 inline constexpr size_t kMaxDamages = 4;
 
-// This process's scratch directory, emptied for each input.
+// This process's scratch directory, emptied for each input, under
+// $GRADIENTD_FUZZ_SCRATCH (tools/fuzz.sh sets it and removes it: libFuzzer
+// ends with _Exit, so atexit handlers do not run there), else /dev/shm, else
+// the temporary directory.
+inline fs::path MakeScratchPath() {
+  std::error_code ec;
+  const char* parent = std::getenv("GRADIENTD_FUZZ_SCRATCH");
+  const fs::path base = parent != nullptr && *parent != '\0' ? fs::path(parent)
+                        : fs::is_directory("/dev/shm", ec)   ? fs::path("/dev/shm")
+                                                             : fs::temp_directory_path();
+  return base / ("gradientd-recovery-fuzz-" + std::to_string(::getpid()));
+}
+
+inline const fs::path& ScratchDir();
+inline void RemoveScratchDir() {
+  std::error_code ignored;
+  fs::remove_all(ScratchDir(), ignored);
+}
+
 inline const fs::path& ScratchDir() {
-  static const fs::path dir = [] {
-    std::error_code ec;
-    fs::path base =
-        fs::is_directory("/dev/shm", ec) ? fs::path("/dev/shm") : fs::temp_directory_path();
-    std::atexit([] {
-      std::error_code ignored;
-      fs::remove_all(ScratchDir(), ignored);
-    });
-    return base / ("gradientd-recovery-fuzz-" + std::to_string(::getpid()));
-  }();
+  static const fs::path dir = MakeScratchPath();
+  // Registered once `dir` is constructed, so it runs before `dir` is destroyed.
+  static const bool registered = (std::atexit(RemoveScratchDir), true);
+  (void)registered;
   return dir;
 }
 
@@ -178,6 +191,34 @@ inline std::string ReadWholeFile(const fs::path& path) {
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
 }
 
+// Every regular file of `dir` but LOCK, by name.
+inline std::map<std::string, std::string> Contents(const fs::path& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file() && name != "LOCK") files[name] = ReadWholeFile(entry.path());
+  }
+  return files;
+}
+
+// "Nothing is deleted or truncated when Open fails, except a torn journal
+// tail" (storage/data_directory.h): every file is still there, the same or
+// cut to a prefix of itself; only interrupted snapshots (*.tmp) may go.
+inline void CheckNothingLostOnRefusal(const std::map<std::string, std::string>& before,
+                                      const std::map<std::string, std::string>& after,
+                                      const std::string& refusal) {
+  for (const auto& [name, bytes] : before) {
+    if (name.ends_with(".tmp")) continue;
+    const auto it = after.find(name);
+    GRADIENTD_FUZZ_CHECK(it != after.end(),
+                         "recovery refused (" + refusal + ") but deleted " + name);
+    GRADIENTD_FUZZ_CHECK(
+        it->second.size() <= bytes.size() && bytes.compare(0, it->second.size(), it->second) == 0,
+        "recovery refused (" + refusal + ") but changed " + name +
+            " other than by cutting its tail");
+  }
+}
+
 inline void CheckFiles(std::span<const uint8_t> data) {
   const fs::path dir = FreshDataDir();
   size_t at = 1;
@@ -196,12 +237,14 @@ inline void CheckFiles(std::span<const uint8_t> data) {
     WriteFile(dir / name, bytes);
   }
 
+  const std::map<std::string, std::string> before = Contents(dir);
   std::string state;
   {
     Instance db;
     const Status s = db.Open(dir);
     if (!s.ok()) {
       GRADIENTD_FUZZ_CHECK(!s.message().empty(), "recovery refused without a message");
+      CheckNothingLostOnRefusal(before, Contents(dir), s.message());
       return;
     }
     CheckSane(db, "recovered from arbitrary files");
