@@ -699,19 +699,29 @@ int Check(const Options& o) {
     }
   }
 
+  // Every page of the listing.
   std::unique_ptr<Client> client;
   Status s = Client::Connect(o.Get("server"), &client);
-  v1::Request request;
-  request.mutable_list();
-  v1::Response response;
-  if (s.ok()) s = client->Call(request, &response);
-  if (s.ok() && !response.has_series_list()) s = gradientd::client::ResponseStatus(response);
+  std::vector<v1::Response> pages;
+  for (std::string token; s.ok();) {
+    v1::Request request;
+    request.mutable_list()->set_page_token(token);
+    request.mutable_list()->set_page_size(100);  // several pages in the torture test
+    v1::Response& response = pages.emplace_back();
+    s = client->Call(request, &response);
+    if (s.ok() && !response.has_series_list()) s = gradientd::client::ResponseStatus(response);
+    if (!s.ok()) break;
+    token = response.series_list().next_page_token();
+    if (token.empty()) break;
+  }
   if (!s.ok()) {
     std::cerr << "ledger_client check: cannot list the series: " << s.message() << "\n";
     return 2;
   }
   std::map<std::string, const v1::FitReply*> actual;
-  for (const auto& fit : response.series_list().series()) actual[fit.series()] = &fit;
+  for (const v1::Response& page : pages) {
+    for (const auto& fit : page.series_list().series()) actual[fit.series()] = &fit;
+  }
 
   for (const auto& [name, fit] : actual) {
     if (!expected.count(name)) {

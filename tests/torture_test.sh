@@ -30,10 +30,13 @@ source "$(dirname "$0")/lib.sh" || exit 1
 [[ -x $LEDGER ]] || fail "ledger_client binary not found: $LEDGER"
 
 data=$tmp/data
-constant_checkpoints=(--fsync always --checkpoint-bytes 16KiB --checkpoint-interval 50ms)
+# The load uses over 100 000 producer ids (each lives a few batches): more
+# than the default --max-producers, whose refusals have tests of their own.
+durable=(--fsync always --max-producers 1000000)
+constant_checkpoints=("${durable[@]}" --checkpoint-bytes 16KiB --checkpoint-interval 50ms)
 # Half the restarts do not checkpoint: their journal piles up (until a
 # recovery completes and snapshots it), so the recoveries after them are long.
-no_checkpoints=(--fsync always --checkpoint-bytes 1GiB --checkpoint-interval 1h)
+no_checkpoints=("${durable[@]}" --checkpoint-bytes 1GiB --checkpoint-interval 1h)
 
 ledger() {  # ledger LOG COMMAND ARGS...: runs ledger_client, its output in $tmp/LOG
   local log=$1
@@ -46,8 +49,7 @@ ledger() {  # ledger LOG COMMAND ARGS...: runs ledger_client, its output in $tmp
 
 # Phase 1: a big journal (no checkpoint; 120000 batches, or what 15 s
 # allow), so that the first recoveries take a while and kills land in them.
-start_server -n fill --data-dir "$data" --fsync always --checkpoint-bytes 1GiB \
-  --checkpoint-interval 1h
+start_server -n fill --data-dir "$data" "${no_checkpoints[@]}"
 listen=$server
 ledger produce.fill.out produce --server "$listen" --ledger "$tmp/ledger.fill" --tag fill \
   --threads 4 --batches 30000 --duration 15 --window 32 --series 150 --producer-life 3 \
