@@ -11,6 +11,7 @@ packages=(
   libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
+  e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
 )
 
 # Optional, for tools/fuzz.sh only; the normal build uses g++. clang-14 does
