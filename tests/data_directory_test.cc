@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <future>
 #include <map>
 #include <thread>
@@ -125,6 +126,16 @@ class DataDirectoryTest : public ::testing::Test {
     }
     std::sort(files.begin(), files.end());
     return files;
+  }
+
+  // Runs damage_and_check() on the directory, then puts it back as it was.
+  void ThenRestore(const std::function<void()>& damage_and_check) {
+    const fs::path saved = dir_.string() + ".saved";
+    fs::remove_all(saved);
+    fs::copy(dir_, saved);
+    damage_and_check();
+    fs::remove_all(dir_);
+    fs::rename(saved, dir_);
   }
 
   fs::path dir_;
@@ -418,16 +429,13 @@ TEST_F(DataDirectoryTest, MissingJournalFileInTheChainStopsStartupNamingIt) {
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);
   for (const fs::path& missing : journals) {
-    const fs::path saved = dir_.string() + ".saved";
-    fs::remove_all(saved);
-    fs::copy(dir_, saved);
-    fs::remove(missing);
-    const Status s = OpenError();
-    ASSERT_FALSE(s.ok()) << "started without " << missing;
-    EXPECT_NE(s.message().find(missing.string()), std::string::npos) << s.message();
-    EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
-    fs::remove_all(dir_);
-    fs::rename(saved, dir_);
+    ThenRestore([&] {
+      fs::remove(missing);
+      const Status s = OpenError();
+      ASSERT_FALSE(s.ok()) << "started without " << missing;
+      EXPECT_NE(s.message().find(missing.string()), std::string::npos) << s.message();
+      EXPECT_NE(s.message().find("missing"), std::string::npos) << s.message();
+    });
   }
 }
 
@@ -459,21 +467,17 @@ TEST_F(DataDirectoryTest, DamageInANonLastJournalFileStopsStartupAndChangesNothi
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);
   for (const std::size_t damaged : {std::size_t{0}, std::size_t{1}}) {
-    const fs::path saved = dir_.string() + ".saved";
-    fs::remove_all(saved);
-    fs::copy(dir_, saved);
-    // Cut the file short, as a torn tail would look in the last file.
-    const auto cut = fs::file_size(journals[damaged]) - 7;
-    fs::resize_file(journals[damaged], cut);
-    std::map<std::string, uintmax_t> sizes;
-    for (const fs::path& p : Files("journal-")) sizes[p.string()] = fs::file_size(p);
-    const Status s = OpenError();
-    ASSERT_FALSE(s.ok()) << "cut " << journals[damaged] << " as if it were the last file";
-    EXPECT_NE(s.message().find(journals[damaged].string()), std::string::npos) << s.message();
-    EXPECT_NE(s.message().find("byte offset"), std::string::npos) << s.message();
-    for (const fs::path& p : Files("journal-")) EXPECT_EQ(fs::file_size(p), sizes[p.string()]);
-    fs::remove_all(dir_);
-    fs::rename(saved, dir_);
+    ThenRestore([&] {
+      // Cut the file short, as a torn tail would look in the last file.
+      fs::resize_file(journals[damaged], fs::file_size(journals[damaged]) - 7);
+      std::map<std::string, uintmax_t> sizes;
+      for (const fs::path& p : Files("journal-")) sizes[p.string()] = fs::file_size(p);
+      const Status s = OpenError();
+      ASSERT_FALSE(s.ok()) << "cut " << journals[damaged] << " as if it were the last file";
+      EXPECT_NE(s.message().find(journals[damaged].string()), std::string::npos) << s.message();
+      EXPECT_NE(s.message().find("byte offset"), std::string::npos) << s.message();
+      for (const fs::path& p : Files("journal-")) EXPECT_EQ(fs::file_size(p), sizes[p.string()]);
+    });
   }
 }
 

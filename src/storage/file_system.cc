@@ -251,22 +251,13 @@ class FaultInjectingFileSystem::File : public WritableFile {
   std::string path_;
 };
 
-Status FaultInjectingFileSystem::NewWritableFile(const std::string& path,
-                                                 std::unique_ptr<WritableFile>* file) {
-  if (fail_opens_) return OsError("cannot create", path, EMFILE);
+Status FaultInjectingFileSystem::Open(const std::string& path, bool append,
+                                      std::unique_ptr<WritableFile>* file) {
+  if (fail_opens_) return OsError(append ? "cannot open" : "cannot create", path, EMFILE);
   std::unique_ptr<WritableFile> base;
-  if (Status s = base_.NewWritableFile(path, &base); !s.ok()) return s;
-  *file = std::make_unique<File>(*this, std::move(base), path);
-  return Status::Ok();
-}
-
-Status FaultInjectingFileSystem::OpenForAppend(const std::string& path,
-                                               std::unique_ptr<WritableFile>* file) {
-  if (fail_opens_) return OsError("cannot open", path, EMFILE);
-  std::unique_ptr<WritableFile> base;
-  if (Status s = base_.OpenForAppend(path, &base); !s.ok()) return s;
-  *file = std::make_unique<File>(*this, std::move(base), path);
-  return Status::Ok();
+  Status s = append ? base_.OpenForAppend(path, &base) : base_.NewWritableFile(path, &base);
+  if (s.ok()) *file = std::make_unique<File>(*this, std::move(base), path);
+  return s;
 }
 
 Status FaultInjectingFileSystem::SyncDir(const std::string& dir) {

@@ -76,8 +76,12 @@ class FaultInjectingFileSystem : public FileSystem {
   void StopFailingWrites() { write_budget_ = -1; }
   void FailSyncs(bool fail) { fail_syncs_ = fail; }
 
-  Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) override;
-  Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) override;
+  Status NewWritableFile(const std::string& path, std::unique_ptr<WritableFile>* file) override {
+    return Open(path, false, file);
+  }
+  Status OpenForAppend(const std::string& path, std::unique_ptr<WritableFile>* file) override {
+    return Open(path, true, file);
+  }
   // New files fail to open (as when out of descriptors) while set.
   void FailOpens(bool fail) { fail_opens_ = fail; }
   Status ReadFile(const std::string& path, std::string* contents) override {
@@ -105,6 +109,7 @@ class FaultInjectingFileSystem : public FileSystem {
 
  private:
   class File;
+  Status Open(const std::string& path, bool append, std::unique_ptr<WritableFile>* file);
   FileSystem& base_;
   std::atomic<int64_t> write_budget_{-1};  // -1: unlimited
   std::atomic<bool> fail_syncs_{false};
