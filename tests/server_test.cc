@@ -979,8 +979,11 @@ class FakeServer {
     server_.Stop();
     return Joiner(runner_).JoinWithin(within, finished_);
   }
+  // The socket may outlive the FakeServer (a test may reset it first), so
+  // it is on an io_context that lives as long as the process.
   tcp::socket RawConnect() {
-    tcp::socket socket(io_);
+    static asio::io_context io;
+    tcp::socket socket(io);
     socket.connect(server_.local_endpoint());
     return socket;
   }
@@ -991,7 +994,6 @@ class FakeServer {
   server::Server server_;
   std::atomic<bool> finished_{false};
   std::thread runner_;
-  asio::io_context io_;
 };
 
 server::ServerOptions FakeServerOptions() {
