@@ -282,15 +282,16 @@ void Service::EvictExpiredLocked(int64_t now) {
   if (oldest_seen_bound_ > now - limits_.producer_expiry.count()) return;
   int64_t oldest = INT64_MAX;
   for (auto it = producers_.begin(); it != producers_.end();) {
-    Producer& producer = *it->second;
+    // Declared before the lock, so the producer outlives it when erased.
+    const std::shared_ptr<Producer> producer = it->second;
     // One in use (locked) is not evicted: its batch may be refreshing it.
-    std::unique_lock lock(producer.mu, std::try_to_lock);
-    if (lock.owns_lock() && Expired(producer, now)) {
-      producer.removed = true;
+    std::unique_lock lock(producer->mu, std::try_to_lock);
+    if (lock.owns_lock() && Expired(*producer, now)) {
+      producer->removed = true;
       it = producers_.erase(it);
       continue;
     }
-    oldest = std::min(oldest, producer.last_seen.load());
+    oldest = std::min(oldest, producer->last_seen.load());
     ++it;
   }
   oldest_seen_bound_ = oldest;
