@@ -486,7 +486,8 @@ TEST(Connection, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
   ASSERT_TRUE(connection.Process(&out));
   EXPECT_EQ(connection.durability_token(), 3u);  // the second ingest was request 3
 
-  connection.FailUndurable(Status::ResourceExhausted("disk full"), &out);
+  Connection::FailUndurable([](uint64_t) { return Status::ResourceExhausted("disk full"); },
+                            connection.TakeWaiting(), &out);
   std::vector<v1::Response> responses;
   std::span<const uint8_t> rest(reinterpret_cast<const uint8_t*>(out.data()), out.size());
   while (!rest.empty()) {

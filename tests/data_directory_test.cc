@@ -128,6 +128,9 @@ class DataDirectoryTest : public ::testing::Test {
     return files;
   }
 
+  // Writes three chained journal files and no snapshot; returns the state.
+  std::string WriteJournalChain();
+
   // Runs damage_and_check() on the directory, then puts it back as it was.
   void ThenRestore(const std::function<void()>& damage_and_check) {
     const fs::path saved = dir_.string() + ".saved";
@@ -392,8 +395,10 @@ class NoSnapshotsFileSystem : public FaultInjectingFileSystem {
   }
 };
 
-// Three journal files, chained, and no snapshot; returns the state.
-std::string MakeJournalChain(std::unique_ptr<Instance> db) {
+std::string DataDirectoryTest::WriteJournalChain() {
+  NoSnapshotsFileSystem no_snapshots;
+  auto db = Open(&no_snapshots);
+  if (!db) return "";
   for (int round = 0; round < 3; ++round) {
     for (int i = 0; i < 4; ++i) EXPECT_TRUE(db->Call(Ingest("c", round * 10 + i)).has_ack());
     if (round < 2) {
@@ -404,13 +409,7 @@ std::string MakeJournalChain(std::unique_ptr<Instance> db) {
 }
 
 TEST_F(DataDirectoryTest, FailedSnapshotDeletesNoJournalAndRestartRecoversEverything) {
-  NoSnapshotsFileSystem no_snapshots;
-  std::string state;
-  {
-    auto db = Open(&no_snapshots);
-    ASSERT_TRUE(db);
-    state = MakeJournalChain(std::move(db));
-  }
+  const std::string state = WriteJournalChain();
   EXPECT_EQ(Files("journal-").size(), 3u);
   EXPECT_TRUE(Files("snapshot-").empty());
   auto db = Open();
@@ -420,12 +419,7 @@ TEST_F(DataDirectoryTest, FailedSnapshotDeletesNoJournalAndRestartRecoversEveryt
 }
 
 TEST_F(DataDirectoryTest, MissingJournalFileInTheChainStopsStartupNamingIt) {
-  NoSnapshotsFileSystem no_snapshots;
-  {
-    auto db = Open(&no_snapshots);
-    ASSERT_TRUE(db);
-    MakeJournalChain(std::move(db));
-  }
+  WriteJournalChain();
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);
   for (const fs::path& missing : journals) {
@@ -458,12 +452,7 @@ TEST_F(DataDirectoryTest, MissingJournalFileAfterTheNewestSnapshotStopsStartup) 
 }
 
 TEST_F(DataDirectoryTest, DamageInANonLastJournalFileStopsStartupAndChangesNothing) {
-  NoSnapshotsFileSystem no_snapshots;
-  {
-    auto db = Open(&no_snapshots);
-    ASSERT_TRUE(db);
-    MakeJournalChain(std::move(db));
-  }
+  WriteJournalChain();
   const std::vector<fs::path> journals = Files("journal-");
   ASSERT_EQ(journals.size(), 3u);
   for (const std::size_t damaged : {std::size_t{0}, std::size_t{1}}) {

@@ -93,14 +93,6 @@ class Connection {
   using Outcome = std::function<Status(uint64_t token)>;
   static void FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
                             std::string* out);
-  // The same with one status for every waiting response.
-  static void FailUndurable(const Status& status, const std::vector<Waiting>& waiting,
-                            std::string* out) {
-    FailUndurable([&status](uint64_t) { return status; }, waiting, out);
-  }
-  void FailUndurable(const Status& status, std::string* out) const {
-    FailUndurable(status, waiting_, out);
-  }
 
   // Bytes received that do not yet form a whole frame.
   std::size_t buffered() const { return end_ - begin_; }

@@ -182,7 +182,7 @@ void Journal::OnDurable(uint64_t token, std::function<void(const Status&)> done)
   Status status;
   {
     std::lock_guard lock(mu_);
-    const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
+    const uint64_t durable = DurableLocked();
     if (token <= durable) {
       status = Status::Ok();
     } else if (failed_.ok()) {
@@ -195,9 +195,13 @@ void Journal::OnDurable(uint64_t token, std::function<void(const Status&)> done)
   done(status);
 }
 
+uint64_t Journal::DurableLocked() const {
+  return options_.fsync == FsyncMode::kAlways ? synced_ : written_;
+}
+
 Status Journal::Outcome(uint64_t token) {
   std::lock_guard lock(mu_);
-  const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
+  const uint64_t durable = DurableLocked();
   if (token <= durable) return Status::Ok();
   return failed_.ok() ? Status::FailedPrecondition("journal record not yet durable") : failed_;
 }
@@ -369,7 +373,7 @@ void Journal::CommitLoop() {
           Status(s.code(), "the journal failed, so the change was not made durable (" +
                                s.message() + "); gradientd refuses changes until it is restarted");
     }
-    const uint64_t durable = options_.fsync == FsyncMode::kAlways ? synced_ : written_;
+    const uint64_t durable = DurableLocked();
     // Each waiter by its own fate: those made durable before the failure
     // are acknowledged, the others get the error.
     std::vector<std::pair<std::function<void(const Status&)>, Status>> done;

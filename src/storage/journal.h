@@ -121,6 +121,8 @@ class Journal : public service::ChangeLog {
  private:
   Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options);
   void CommitLoop();
+  // The records an acknowledgement may rely on, per the mode. REQUIRES: mu_ held.
+  uint64_t DurableLocked() const;
   // Opens journal-<position> with a new salt and makes its header durable.
   Status CreateFile(uint64_t position, std::unique_ptr<WritableFile>* file,
                     std::string* salt) const;
