@@ -32,34 +32,6 @@ using std::chrono::nanoseconds;
 // ---------------------------------------------------------------------------
 // Helpers.
 
-TEST(DurationTest, Parses) {
-  nanoseconds d;
-  ASSERT_TRUE(ParseDuration("500ms", &d).ok());
-  EXPECT_EQ(d, milliseconds(500));
-  ASSERT_TRUE(ParseDuration("30s", &d).ok());
-  EXPECT_EQ(d, std::chrono::seconds(30));
-  ASSERT_TRUE(ParseDuration("5m", &d).ok());
-  EXPECT_EQ(d, std::chrono::minutes(5));
-  ASSERT_TRUE(ParseDuration("1h", &d).ok());
-  EXPECT_EQ(d, std::chrono::hours(1));
-  ASSERT_TRUE(ParseDuration("1.5s", &d).ok());
-  EXPECT_EQ(d, milliseconds(1500));
-  ASSERT_TRUE(ParseDuration("250us", &d).ok());
-  EXPECT_EQ(d, std::chrono::microseconds(250));
-  ASSERT_TRUE(ParseDuration("0", &d).ok());
-  EXPECT_EQ(d, nanoseconds(0));
-}
-
-TEST(DurationTest, Rejects) {
-  nanoseconds d;
-  for (const char* bad : {"", "10", "s", "-1s", "1.2.3s", "5 s", "5sec", "1e300h", "ms"}) {
-    const Status s = ParseDuration(bad, &d);
-    EXPECT_FALSE(s.ok()) << bad;
-    EXPECT_NE(s.message().find("bad duration"), std::string::npos) << s.message();
-  }
-  EXPECT_NE(ParseDuration("10", &d).message().find("a unit is needed"), std::string::npos);
-}
-
 TEST(FormatTest, Durations) {
   EXPECT_EQ(FormatDuration(milliseconds(850)), "850 ms");
   EXPECT_EQ(FormatDuration(milliseconds(12345)), "12.3 s");

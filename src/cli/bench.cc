@@ -41,10 +41,12 @@
 
 #include "cli/gradctl.h"
 #include "cli/output.h"
+#include "cli/synthetic_points.h"
 #include "client/client.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "protocol/endpoint.h"
 #include "protocol/frame_codec.h"
+#include "util/random.h"
 
 namespace gradientd::cli {
 namespace {
@@ -164,11 +166,6 @@ void AppendVarint(uint64_t v, std::string* out) {
   out->append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(end - buf));
 }
 
-std::string EndpointName(const protocol::Endpoint& e) {
-  return (e.host.find(':') != std::string::npos ? "[" + e.host + "]" : e.host) + ":" +
-         std::to_string(e.port);
-}
-
 Status CheckResponse(std::span<const uint8_t> body, v1::Response::BodyCase expected,
                      v1::Response* response);
 
@@ -195,7 +192,7 @@ class Connection {
   }
 
   Status Open(const protocol::Endpoint& endpoint, const std::string& tcp_congestion = {}) {
-    name_ = EndpointName(endpoint);
+    name_ = protocol::FormatEndpoint(endpoint.host, endpoint.port);
     boost::system::error_code ec;
     tcp::resolver resolver(io_);
     const auto endpoints = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
@@ -313,19 +310,15 @@ struct BatchTemplate {
 };
 
 BatchTemplate MakeBatchTemplate(uint64_t points) {
-  // The same points as `gradctl produce --synthetic` with its defaults:
-  // x uniform in [0, 10), y = 2x + 1 + N(0, 0.5); seed 42.
-  std::mt19937_64 rng(42);
-  std::uniform_real_distribution<double> uniform(0.0, 10.0);
-  std::normal_distribution<double> noise(0.0, 0.5);
+  SyntheticSpec spec;  // gradctl produce --synthetic's defaults
+  spec.count = points;
+  SyntheticPoints synthetic(spec);
+  std::vector<double> x;
+  std::vector<double> y;
+  synthetic.Next(&x, &y, points);
   v1::PointBatch batch;
-  batch.mutable_x()->Reserve(static_cast<int>(points));
-  batch.mutable_y()->Reserve(static_cast<int>(points));
-  for (uint64_t i = 0; i < points; ++i) {
-    const double x = uniform(rng);
-    batch.add_x(x);
-    batch.add_y(2.0 * x + 1.0 + noise(rng));
-  }
+  batch.mutable_x()->Add(x.begin(), x.end());
+  batch.mutable_y()->Add(y.begin(), y.end());
   BatchTemplate t;
   t.points = points;
   t.first_x = batch.x(0);
@@ -1048,13 +1041,6 @@ Status EnsureSeries(Connection* connection, const std::string& series, const Bat
   return CheckResponse(body, v1::Response::kAck, &response);
 }
 
-std::string RandomHex() {
-  std::random_device device;
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%08x%08x", device(), device());
-  return buf;
-}
-
 // ---------------------------------------------------------------------------
 // The run.
 
@@ -1486,7 +1472,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
     }
     return fail(message);
   };
-  const std::string run_id = "gradctl-bench-" + RandomHex();
+  const std::string run_id = "gradctl-bench-" + util::RandomHex64();
   ProducerPlan plan;
   plan.batch = &batch;
   plan.series = c.series;
@@ -1608,7 +1594,7 @@ int RunBench(const BenchConfig& c, std::ostream& out, std::ostream& err) {
   if (c.series_count > 0) {
     ProcessStats before, after;
     if (Status s = spawned.Stats(&before); !s.ok()) return fail_run(s);
-    if (Status s = CreateSeries(endpoint, plan.connect, c.series + "-" + RandomHex(),
+    if (Status s = CreateSeries(endpoint, plan.connect, c.series + "-" + util::RandomHex64(),
                                 c.series_count, &r.series_seconds);
         !s.ok()) {
       return fail_run(s);

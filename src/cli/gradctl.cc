@@ -29,9 +29,12 @@
 #include "cli/output.h"
 #include "cli/producer.h"
 #include "cli/replay.h"
+#include "cli/synthetic_points.h"
 #include "client/client.h"
 #include "core/point_stats.h"
 #include "core/status.h"
+#include "protocol/error_codes.h"
+#include "util/random.h"
 
 namespace gradientd::cli {
 namespace {
@@ -235,54 +238,17 @@ class CsvSource : public PointSource {
   CsvPointReader reader_;
 };
 
-struct SyntheticSpec {
-  double slope = 0;
-  double intercept = 0;
-  double noise = 0;
-  uint64_t count = 0;
-  double x_min = 0;
-  double x_max = 0;
-  uint64_t seed = 0;
-};
-
 class SyntheticSource : public PointSource {
  public:
-  explicit SyntheticSource(const SyntheticSpec& spec)
-      : spec_(spec),
-        rng_(spec.seed),
-        uniform_(spec.x_min, spec.x_max),
-        normal_(0.0, spec.noise > 0 ? spec.noise : 1.0) {}
+  explicit SyntheticSource(const SyntheticSpec& spec) : points_(spec) {}
   Status Next(std::vector<double>* x, std::vector<double>* y, std::size_t max) override {
-    x->clear();
-    y->clear();
-    const uint64_t n = std::min<uint64_t>(max, spec_.count - produced_);
-    for (uint64_t i = 0; i < n; ++i) {
-      const double xv = spec_.x_min == spec_.x_max ? spec_.x_min : uniform_(rng_);
-      const double noise = spec_.noise > 0 ? normal_(rng_) : 0.0;
-      x->push_back(xv);
-      y->push_back(spec_.slope * xv + spec_.intercept + noise);
-    }
-    produced_ += n;
+    points_.Next(x, y, max);
     return Status::Ok();
   }
 
  private:
-  SyntheticSpec spec_;
-  std::mt19937_64 rng_;
-  std::uniform_real_distribution<double> uniform_;
-  std::normal_distribution<double> normal_;
-  uint64_t produced_ = 0;
+  SyntheticPoints points_;
 };
-
-uint64_t RandomU64() {
-  std::random_device device;
-  return (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
-}
-
-std::string ErrorCodeName(const v1::Error& error) {
-  const std::string& name = v1::Error::Code_Name(error.code());
-  return name.empty() ? "ERROR " + std::to_string(error.code()) : name;
-}
 
 // ---------------------------------------------------------------------------
 // The commands.
@@ -320,7 +286,7 @@ class Gradctl {
   // An Error reply: JSON to out in --json mode, the message to err always.
   int ServerError(const v1::Response& response, std::string_view prefix = "") {
     if (flags_.json) out_ << ToJson(response) << std::endl;
-    err_ << "gradctl: " << prefix << ErrorCodeName(response.error()) << ": "
+    err_ << "gradctl: " << prefix << protocol::ErrorCodeName(response.error()) << ": "
          << response.error().message() << '\n';
     return kExitFailure;
   }
@@ -568,7 +534,7 @@ Status Gradctl::MakeSource(const po::variables_map& vm, std::unique_ptr<PointSou
     }
     if (spec.noise < 0) return Status::InvalidArgument("--noise must be >= 0");
     if (spec.x_min > spec.x_max) return Status::InvalidArgument("--x-min must be <= --x-max");
-    spec.seed = vm.count("seed") ? vm["seed"].as<uint64_t>() : RandomU64();
+    spec.seed = vm.count("seed") ? vm["seed"].as<uint64_t>() : util::RandomU64();
     *description = "synthetic, seed " + std::to_string(spec.seed);
     *source = std::make_unique<SyntheticSource>(spec);
     return Status::Ok();

@@ -13,6 +13,9 @@
 #include <utility>
 
 #include "cli/output.h"
+#include "protocol/error_codes.h"
+#include "util/duration.h"
+#include "util/random.h"
 
 namespace gradientd::cli {
 
@@ -45,11 +48,6 @@ std::string FormatRate(double per_second) {
   return buf;
 }
 
-std::string ErrorCodeName(const v1::Error& error) {
-  const std::string& name = v1::Error::Code_Name(error.code());
-  return name.empty() ? "ERROR " + std::to_string(error.code()) : name;
-}
-
 int64_t UnixNanosNow() {
   return std::chrono::duration_cast<nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -60,53 +58,6 @@ int64_t UnixNanosNow() {
 
 // ---------------------------------------------------------------------------
 // Helpers.
-
-Status ParseDuration(std::string_view text, nanoseconds* duration) {
-  const std::string quoted = "'" + std::string(text) + "'";
-  if (text == "0") {
-    *duration = nanoseconds(0);
-    return Status::Ok();
-  }
-  std::size_t digits = 0;
-  while (digits < text.size() &&
-         ((text[digits] >= '0' && text[digits] <= '9') || text[digits] == '.')) {
-    ++digits;
-  }
-  if (digits == 0) {
-    return Status::InvalidArgument("bad duration " + quoted +
-                                   ": expected a number and a unit, such as 500ms, 30s, 5m");
-  }
-  double value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + digits, value);
-  if (ec != std::errc() || end != text.data() + digits || !std::isfinite(value)) {
-    return Status::InvalidArgument("bad duration " + quoted + ": not a number");
-  }
-  const std::string_view unit = text.substr(digits);
-  double unit_nanos = 0;
-  if (unit == "ns") {
-    unit_nanos = 1;
-  } else if (unit == "us") {
-    unit_nanos = 1e3;
-  } else if (unit == "ms") {
-    unit_nanos = 1e6;
-  } else if (unit == "s") {
-    unit_nanos = 1e9;
-  } else if (unit == "m" || unit == "min") {
-    unit_nanos = 60e9;
-  } else if (unit == "h") {
-    unit_nanos = 3600e9;
-  } else if (unit.empty()) {
-    return Status::InvalidArgument("bad duration " + quoted +
-                                   ": a unit is needed (ns, us, ms, s, m, h), such as 30s");
-  } else {
-    return Status::InvalidArgument("bad duration " + quoted + ": unknown unit '" +
-                                   std::string(unit) + "' (use ns, us, ms, s, m or h)");
-  }
-  const double nanos = value * unit_nanos;
-  if (nanos > 1e18) return Status::InvalidArgument("bad duration " + quoted + ": too long");
-  *duration = nanoseconds(static_cast<int64_t>(std::llround(nanos)));
-  return Status::Ok();
-}
 
 std::string FormatDuration(nanoseconds duration) {
   const double seconds = std::chrono::duration<double>(duration).count();
@@ -150,11 +101,7 @@ std::string FormatUtc(int64_t unix_nanos) {
 }
 
 std::string GenerateProducerId(std::string_view prefix) {
-  std::random_device device;
-  const uint64_t v = (static_cast<uint64_t>(device()) << 32) ^ static_cast<uint64_t>(device());
-  char buf[24];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(v));
-  return std::string(prefix) + "-" + buf;
+  return std::string(prefix) + "-" + util::RandomHex64();
 }
 
 // ---------------------------------------------------------------------------
@@ -195,7 +142,8 @@ Status ExactlyOnceFlagsFromVm(const po::variables_map& vm, ExactlyOnceFlags* fla
   const int64_t first_sequence = vm["first-sequence"].as<int64_t>();
   if (first_sequence < 1) return Status::InvalidArgument("--first-sequence must be >= 1");
   flags->first_sequence = static_cast<uint64_t>(first_sequence);
-  if (Status s = ParseDuration(vm["retry-for"].as<std::string>(), &flags->retry_for); !s.ok()) {
+  if (Status s = util::ParseDuration(vm["retry-for"].as<std::string>(), &flags->retry_for);
+      !s.ok()) {
     return Status::InvalidArgument("--retry-for: " + s.message());
   }
   return Status::Ok();
@@ -531,7 +479,7 @@ int ReportProducerFailure(const Producer& producer, const Status& status, bool j
   if (producer.rejection()) {
     const v1::Response& rejection = *producer.rejection();
     if (json) out << ToJson(rejection) << std::endl;
-    err << "gradctl: server error " << ErrorCodeName(rejection.error()) << ": "
+    err << "gradctl: server error " << protocol::ErrorCodeName(rejection.error()) << ": "
         << rejection.error().message() << '\n';
     err << "gradctl: batch " << producer.rejected_sequence() << " was rejected; " << acknowledged
         << '\n';
@@ -596,8 +544,8 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   bool have_progress_gradient = false;
   const auto warn_progress_failed = [&](uint64_t sequence, const v1::Response& response) {
     err << "gradctl: warning: progress query after batch " << sequence
-        << " failed: " << ErrorCodeName(response.error()) << ": " << response.error().message()
-        << '\n';
+        << " failed: " << protocol::ErrorCodeName(response.error()) << ": "
+        << response.error().message() << '\n';
   };
   const auto on_gradient = [&](uint64_t sequence) {
     return [&, sequence](const v1::Response& response) {
@@ -704,7 +652,8 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
       fit.Clear();
     } else if (fit.has_error()) {
       if (config.json) out << ToJson(fit) << std::endl;
-      err << "gradctl: " << ErrorCodeName(fit.error()) << ": " << fit.error().message() << '\n';
+      err << "gradctl: " << protocol::ErrorCodeName(fit.error()) << ": " << fit.error().message()
+          << '\n';
       return 1;
     }
   }

@@ -42,10 +42,6 @@ class KeyValueBlock;  // cli/output.h
 // ---------------------------------------------------------------------------
 // Helpers shared by the commands.
 
-// Parses a duration with a unit: "500ms", "30s", "5m", "1h", "1.5s", "250us",
-// "100ns"; a bare "0" is zero. Errors say what is wrong.
-Status ParseDuration(std::string_view text, std::chrono::nanoseconds* duration);
-
 // A duration for people: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
 std::string FormatDuration(std::chrono::nanoseconds duration);
 

@@ -44,4 +44,9 @@ Status ParseEndpoint(std::string_view text, Endpoint* endpoint) {
   return Status::Ok();
 }
 
+std::string FormatEndpoint(std::string_view host, uint16_t port) {
+  const bool v6 = host.find(':') != std::string_view::npos;
+  return (v6 ? "[" + std::string(host) + "]" : std::string(host)) + ":" + std::to_string(port);
+}
+
 }  // namespace gradientd::protocol

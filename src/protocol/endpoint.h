@@ -20,4 +20,8 @@ struct Endpoint {
 // message says what is wrong.
 Status ParseEndpoint(std::string_view text, Endpoint* endpoint);
 
+// "HOST:PORT", with an IPv6 address in brackets ("[::1]:7878"): the form
+// ParseEndpoint reads back.
+std::string FormatEndpoint(std::string_view host, uint16_t port);
+
 }  // namespace gradientd::protocol

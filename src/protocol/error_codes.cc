@@ -49,4 +49,9 @@ void SetError(const Status& status, v1::Response* response) {
   error->set_message(status.message());
 }
 
+std::string ErrorCodeName(const v1::Error& error) {
+  const std::string& name = v1::Error::Code_Name(error.code());
+  return name.empty() ? "ERROR " + std::to_string(error.code()) : name;
+}
+
 }  // namespace gradientd::protocol

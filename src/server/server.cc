@@ -167,9 +167,7 @@ std::string Describe(std::exception_ptr e) {
 }  // namespace
 
 std::string FormatEndpoint(const tcp::endpoint& endpoint) {
-  const auto address = endpoint.address();
-  const std::string host = address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
-  return host + ":" + std::to_string(endpoint.port());
+  return protocol::FormatEndpoint(endpoint.address().to_string(), endpoint.port());
 }
 
 struct Server::Impl {

@@ -9,53 +9,21 @@
 #include <tuple>
 #include <utility>
 
+#include "util/byte_size.h"
+#include "util/duration.h"
+
 namespace gradientd::server {
 namespace po = boost::program_options;
 
 namespace {
 
+using util::ParseByteSize;
+using util::ParseDuration;
+
 constexpr std::size_t kMaxFrameLimit = 1u << 30;  // protobuf parses at most 2 GiB
 constexpr std::size_t kMaxSeriesNameLimit = 65536;
 
 }  // namespace
-
-Status ParseByteSize(std::string_view text, std::size_t* bytes) {
-  uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc() || end == text.data()) {
-    return Status::InvalidArgument("'" + std::string(text) +
-                                   "' is not a size (examples: 65536, 64KiB, 16MiB)");
-  }
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"", 1}, {"B", 1}, {"KiB", 1u << 10}, {"MiB", 1u << 20}, {"GiB", 1u << 30}};
-  for (const auto& [name, scale] : kUnits) {
-    if (unit != name) continue;
-    if (value > UINT64_MAX / scale) break;
-    *bytes = static_cast<std::size_t>(value * scale);
-    return Status::Ok();
-  }
-  return Status::InvalidArgument("'" + std::string(text) +
-                                 "' is not a size (units: B, KiB, MiB, GiB)");
-}
-
-Status ParseDuration(std::string_view text, std::chrono::milliseconds* duration) {
-  uint64_t value = 0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  const std::string_view unit(end, static_cast<std::size_t>(text.data() + text.size() - end));
-  static constexpr std::pair<std::string_view, uint64_t> kUnits[] = {
-      {"ms", 1}, {"s", 1000}, {"m", 60'000}, {"h", 3'600'000}};
-  if (ec == std::errc() && end != text.data()) {
-    for (const auto& [name, scale] : kUnits) {
-      if (unit == name && value <= UINT64_MAX / scale / 2) {
-        *duration = std::chrono::milliseconds(static_cast<int64_t>(value * scale));
-        return Status::Ok();
-      }
-    }
-  }
-  return Status::InvalidArgument("'" + std::string(text) +
-                                 "' is not a duration with a unit (examples: 100ms, 30s, 5m, 1h)");
-}
 
 Status RaiseOpenFileLimit(uint64_t* limit) {
   rlimit files{};

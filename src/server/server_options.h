@@ -29,12 +29,6 @@ struct CommandLine {
 // Parses gradientd's arguments. Errors name the flag and the bad value.
 Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_line);
 
-// Parses a byte size: "16777216", "64KiB", "16MiB", "1GiB".
-Status ParseByteSize(std::string_view text, std::size_t* bytes);
-
-// Parses a duration with a unit: "250ms", "30s", "5m", "1h".
-Status ParseDuration(std::string_view text, std::chrono::milliseconds* duration);
-
 // Descriptors kept, beyond the connections and refusals, for the journal,
 // snapshots, the recording, the auth file, the listening socket and Asio's
 // own (epoll, eventfd, timers).

@@ -1,7 +1,8 @@
 #include "storage/record_format.h"
 
 #include <boost/crc.hpp>
-#include <random>
+
+#include "util/random.h"
 
 namespace gradientd::storage {
 namespace {
@@ -39,12 +40,7 @@ uint32_t Crc32c(std::string_view data) {
   return crc.checksum();
 }
 
-std::string NewSalt() {
-  std::random_device random;  // /dev/urandom on Linux
-  std::string salt;
-  while (salt.size() < kSaltBytes) PutLittleEndian(random(), 4, &salt);
-  return salt;
-}
+std::string NewSalt() { return util::RandomBytes(kSaltBytes); }
 
 std::string FileHeader(std::string_view magic, std::string_view salt) {
   std::string header(magic);
