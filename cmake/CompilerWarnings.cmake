@@ -14,3 +14,13 @@ target_compile_options(gradientd_warnings INTERFACE
   -Wdouble-promotion    # float silently widened
   -Wimplicit-fallthrough
 )
+
+# Clang's thread-safety analysis (tools/thread_safety.sh): the GUARDED_BY /
+# REQUIRES annotations of util/thread_annotations.h become errors when broken.
+option(GRADIENTD_THREAD_SAFETY_ANALYSIS "Make clang's -Wthread-safety findings errors" OFF)
+if(GRADIENTD_THREAD_SAFETY_ANALYSIS)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "GRADIENTD_THREAD_SAFETY_ANALYSIS needs clang (CXX=clang++)")
+  endif()
+  target_compile_options(gradientd_warnings INTERFACE -Wthread-safety -Werror=thread-safety)
+endif()

@@ -39,7 +39,7 @@
 #include <thread>
 #include <utility>
 
-#include "cli/gradctl.h"
+#include "cli/exit_codes.h"
 #include "cli/output.h"
 #include "cli/synthetic_points.h"
 #include "client/client.h"

@@ -20,15 +20,9 @@
 #include <string>
 #include <vector>
 
-namespace gradientd::cli {
+#include "cli/exit_codes.h"
 
-// Exit codes.
-inline constexpr int kExitOk = 0;
-// The server answered with an error, could not be reached, or the input data
-// is bad.
-inline constexpr int kExitFailure = 1;
-// The command line is wrong (unknown command or option, bad value).
-inline constexpr int kExitUsage = 2;
+namespace gradientd::cli {
 
 // Runs gradctl on argv (argv[0] is the program's name): results go to `out`,
 // diagnostics to `err`; `produce` reads std::cin for stdin. The default
