@@ -14,6 +14,7 @@
 
 #include "cli/output.h"
 #include "protocol/error_codes.h"
+#include "protocol/series_name.h"
 #include "util/duration.h"
 #include "util/random.h"
 
@@ -617,7 +618,7 @@ int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& o
   const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
   const ProducerCounters& c = producer.counters();
   const auto totals = producer.series_totals();
-  const auto total_it = totals.find(config.series.empty() ? std::string("default") : config.series);
+  const auto total_it = totals.find(protocol::SeriesOrDefault(config.series));
   const uint64_t series_total = total_it == totals.end() ? 0 : total_it->second;
   const std::string acknowledged = AcknowledgedText(c);
   if (c.descent_errors > 1) {

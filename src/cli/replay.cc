@@ -18,6 +18,7 @@
 
 #include "cli/csv_flags.h"
 #include "cli/output.h"
+#include "protocol/series_name.h"
 #include "storage/recording.h"
 
 namespace gradientd::cli {
@@ -41,8 +42,6 @@ std::string Fixed(double value, int decimals) {
   std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
   return buf;
 }
-
-std::string SeriesName(const std::string& series) { return series.empty() ? "default" : series; }
 
 // ---------------------------------------------------------------------------
 // Progress on stderr.
@@ -303,8 +302,8 @@ void PrintSummaryText(const RecordingSummary& s, std::ostream& out) {
     out << '\n';
     Table table({"SERIES", "POINTS", "BATCHES"}, {false, true, true});
     for (const auto& [name, series] : s.series) {
-      table.AddRow(
-          {SeriesName(name), std::to_string(series.points), std::to_string(series.batches)});
+      table.AddRow({protocol::SeriesOrDefault(name), std::to_string(series.points),
+                    std::to_string(series.batches)});
     }
     table.Print(out);
   }
@@ -334,7 +333,7 @@ std::string SummaryJson(const RecordingSummary& s) {
   auto* series = f["series"].mutable_list_value();
   for (const auto& [name, info] : s.series) {
     auto& item = *series->add_values()->mutable_struct_value()->mutable_fields();
-    item["name"].set_string_value(SeriesName(name));
+    item["name"].set_string_value(protocol::SeriesOrDefault(name));
     item["points"] = number(info.points);
     item["batches"] = number(info.batches);
   }
@@ -541,7 +540,8 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
                                                       static_cast<std::size_t>(record.x_size())),
                               std::span<const double>(record.y().data(),
                                                       static_cast<std::size_t>(record.y_size())));
-            series_points[SeriesName(series)] += static_cast<uint64_t>(record.x_size());
+            series_points[protocol::SeriesOrDefault(series)] +=
+                static_cast<uint64_t>(record.x_size());
             done_record_points += static_cast<uint64_t>(record.x_size());
             update();
             break;
@@ -583,7 +583,7 @@ int RunReplay(const ReplayConfig& config, std::ostream& out, std::ostream& err) 
       done_bytes = bytes_before + (position >= 0 ? static_cast<uint64_t>(position) : input.bytes);
       if (x.empty()) break;
       send_error = producer.Send(config.series, x, y);
-      series_points[SeriesName(config.series)] += x.size();
+      series_points[protocol::SeriesOrDefault(config.series)] += x.size();
       update();
       if (!input_error.ok()) break;
     }

@@ -248,7 +248,7 @@ Status Service::Log(const v1::JournalRecord& record, uint64_t* token) {
 
 std::optional<std::string> Service::SeriesName(const std::string& name,
                                                v1::Response* response) const {
-  if (name.empty()) return std::string(kDefaultSeries);
+  if (name.empty()) return protocol::SeriesOrDefault(name);
   const Status problem = ValidateSeriesName(name, limits_.max_series_name_bytes);
   if (problem.ok()) return name;
   SetError(problem, response);

@@ -26,12 +26,12 @@
 #include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/journal.pb.h"
 #include "protocol/connection.h"
+#include "protocol/series_name.h"
 #include "service/change_log.h"
 #include "service/series_store.h"
 
 namespace gradientd::service {
 
-inline constexpr std::string_view kDefaultSeries = "default";
 inline constexpr std::size_t kMaxSeriesNameBytes = 256;
 // Producer ids: 1 to this many bytes of printable ASCII without space.
 inline constexpr std::size_t kMaxProducerIdBytes = 128;

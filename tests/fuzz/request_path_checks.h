@@ -21,6 +21,7 @@
 #include "fuzz/frame_decoder_checks.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "protocol/connection.h"
+#include "protocol/series_name.h"
 #include "service/series_store.h"
 #include "service/service.h"
 
@@ -246,9 +247,7 @@ class CheckingHandler : public protocol::RequestHandler {
                          Describe() + ": expected response body " + std::to_string(body));
   }
 
-  static std::string NameOf(const std::string& series) {
-    return series.empty() ? std::string(service::kDefaultSeries) : series;
-  }
+  static std::string NameOf(const std::string& series) { return protocol::SeriesOrDefault(series); }
   // Over the length limit, not UTF-8, or holding a control character (the
   // service's default limits; the fuzzers never reach its series or
   // batch-size limits).
