@@ -1,6 +1,6 @@
 // The data directory end to end, in-process: restarts, snapshots, torn
 // tails, corruption, duplicates across restarts, a full disk, the lock.
-#include "storage/data_directory.h"
+#include "durable/data_directory.h"
 
 #include <gtest/gtest.h>
 
@@ -16,8 +16,10 @@
 #include "storage/record_format.h"
 #include "storage/snapshot.h"
 
-namespace gradientd::storage {
+namespace gradientd::durable {
 namespace {
+
+using namespace storage;  // the files and formats recovery reads
 
 namespace fs = std::filesystem;
 
@@ -569,4 +571,4 @@ TEST_F(DataDirectoryTest, SnapshotPastTwoGibibytesIsWrittenAndRecovered) {
 }
 
 }  // namespace
-}  // namespace gradientd::storage
+}  // namespace gradientd::durable

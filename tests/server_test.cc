@@ -31,12 +31,12 @@
 #include "auth/authenticator.h"
 #include "client/client.h"
 #include "core/point_stats.h"
+#include "durable/data_directory.h"
 #include "protocol/frame_codec.h"
 #include "server/server_options.h"
 #include "service/change_log.h"
 #include "service/series_store.h"
 #include "service/service.h"
-#include "storage/data_directory.h"
 
 namespace gradientd {
 namespace {
@@ -721,15 +721,15 @@ TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
   const std::string dir =
       ::testing::TempDir() + "durable_server_test_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
-  storage::DataDirectoryOptions data_options;
+  durable::DataDirectoryOptions data_options;
   data_options.path = dir;
   uint64_t acknowledged = 0;
   {
     service::SeriesStore store;
     service::Service service(store);
-    std::unique_ptr<storage::DataDirectory> data;
-    storage::RecoveryReport report;
-    ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+    std::unique_ptr<durable::DataDirectory> data;
+    durable::RecoveryReport report;
+    ASSERT_TRUE(durable::DataDirectory::Open(data_options, service, &data, &report).ok());
     server::ServerOptions options;
     options.listen = "127.0.0.1:0";
     options.threads = 2;
@@ -776,9 +776,9 @@ TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
   EXPECT_EQ(acknowledged, 9000u);
   service::SeriesStore store;
   service::Service service(store);
-  std::unique_ptr<storage::DataDirectory> data;
-  storage::RecoveryReport report;
-  ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+  std::unique_ptr<durable::DataDirectory> data;
+  durable::RecoveryReport report;
+  ASSERT_TRUE(durable::DataDirectory::Open(data_options, service, &data, &report).ok());
   EXPECT_EQ(report.points, acknowledged);
   EXPECT_EQ(report.records_replayed, 90u);
   data.reset();

@@ -19,13 +19,13 @@
 #include <vector>
 
 #include "client/client.h"
+#include "durable/data_directory.h"
 #include "protocol/frame_codec.h"
 #include "server/server.h"
 #include "server/server_options.h"
 #include "server/tls.h"
 #include "service/series_store.h"
 #include "service/service.h"
-#include "storage/data_directory.h"
 #include "test_ca.h"
 
 namespace gradientd {
@@ -446,15 +446,15 @@ TEST_F(TlsTest, StopStillSendsTheResponsesToWhatWasReceived) {
 }
 
 TEST_F(TlsTest, AcknowledgedBatchesAreDurableOverTls) {
-  storage::DataDirectoryOptions data_options;
+  durable::DataDirectoryOptions data_options;
   data_options.path = Path("data");
   uint64_t acknowledged = 0;
   {
     service::SeriesStore store;
     service::Service service(store);
-    std::unique_ptr<storage::DataDirectory> data;
-    storage::RecoveryReport report;
-    ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+    std::unique_ptr<durable::DataDirectory> data;
+    durable::RecoveryReport report;
+    ASSERT_TRUE(durable::DataDirectory::Open(data_options, service, &data, &report).ok());
     server::Server server(TlsServerOptions(), service, data->change_log());
     ASSERT_TRUE(server.Start().ok());
     std::thread runner([&] { server.Run(); });
@@ -478,9 +478,9 @@ TEST_F(TlsTest, AcknowledgedBatchesAreDurableOverTls) {
   EXPECT_EQ(acknowledged, 90u);
   service::SeriesStore store;
   service::Service service(store);
-  std::unique_ptr<storage::DataDirectory> data;
-  storage::RecoveryReport report;
-  ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
+  std::unique_ptr<durable::DataDirectory> data;
+  durable::RecoveryReport report;
+  ASSERT_TRUE(durable::DataDirectory::Open(data_options, service, &data, &report).ok());
   EXPECT_EQ(report.points, acknowledged);
 }
 

@@ -250,7 +250,7 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
     return Status::InvalidArgument("--tls-cert, --tls-key and --tls-client-ca need a FILE");
   }
   command_line->in_memory = vm.count("in-memory") > 0;
-  storage::DataDirectoryOptions& data = command_line->data;
+  durable::DataDirectoryOptions& data = command_line->data;
   data.path = data_dir;
   if (data_dir.empty()) return Status::InvalidArgument("--data-dir must not be empty");
   if (Status s = storage::ParseFsyncMode(fsync, &data.journal.fsync); !s.ok()) {

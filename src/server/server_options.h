@@ -8,9 +8,9 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "durable/data_directory.h"
 #include "server/server.h"
 #include "service/service.h"
-#include "storage/data_directory.h"
 
 namespace gradientd::server {
 
@@ -18,7 +18,7 @@ struct CommandLine {
   ServerOptions server;
   service::ServiceLimits limits;
   bool in_memory = false;
-  storage::DataDirectoryOptions data;  // unless in_memory
+  durable::DataDirectoryOptions data;  // unless in_memory
   std::string record_path;             // --record: empty for none
   std::string auth_file;               // --auth-file: empty for an open server
   bool help = false;                   // --help: print usage and exit 0

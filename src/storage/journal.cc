@@ -104,6 +104,20 @@ Status ReadJournalFile(FileSystem& fs, const std::string& path, uint64_t start,
   return Status::Ok();
 }
 
+Status ParseFsyncMode(std::string_view text, FsyncMode* mode) {
+  if (text == "always") {
+    *mode = FsyncMode::kAlways;
+  } else if (text == "interval") {
+    *mode = FsyncMode::kInterval;
+  } else if (text == "never") {
+    *mode = FsyncMode::kNever;
+  } else {
+    return Status::InvalidArgument("'" + std::string(text) +
+                                   "' is not an fsync mode (always, interval, never)");
+  }
+  return Status::Ok();
+}
+
 Journal::Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options)
     : fs_(fs),
       dir_(std::move(dir)),

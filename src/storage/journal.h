@@ -22,15 +22,18 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
-#include "service/change_log.h"
+#include "core/status.h"
+#include "gradientd/v1/journal.pb.h"
 #include "storage/file_system.h"
 
 namespace gradientd::storage {
@@ -44,6 +47,9 @@ enum class FsyncMode {
   kInterval,  // acknowledge after write(); fdatasync every interval
   kNever,     // acknowledge after write(); the OS flushes when it likes
 };
+
+// Parses "always", "interval" or "never".
+Status ParseFsyncMode(std::string_view text, FsyncMode* mode);
 
 struct JournalOptions {
   FsyncMode fsync = FsyncMode::kAlways;
@@ -82,7 +88,7 @@ struct JournalTail {
   uint64_t size = 0;
 };
 
-class Journal : public service::ChangeLog {
+class Journal {
  public:
   // Opens the journal at `position` (the number of records so far): with a
   // tail, appending to its file; without, in a new file journal-<position>.
@@ -90,12 +96,22 @@ class Journal : public service::ChangeLog {
                      const std::optional<JournalTail>& tail, JournalOptions options,
                      std::unique_ptr<Journal>* journal);
   // Writes and syncs what is pending, then stops the committer.
-  ~Journal() override;
+  ~Journal();
 
-  // Fails (InvalidArgument) for a record over kMaxJournalRecordBytes.
-  Status Append(const v1::JournalRecord& record, uint64_t* token) override;
-  void OnDurable(uint64_t token, std::function<void(const Status&)> done) override;
-  Status Outcome(uint64_t token) override;
+  // Appends `record` after every record appended before it and sets *token
+  // to what OnDurable waits for. Fails, changing nothing, once the journal
+  // has failed, and (InvalidArgument) for a record over kMaxJournalRecordBytes.
+  Status Append(const v1::JournalRecord& record, uint64_t* token);
+
+  // Calls done(Ok) once every record up to `token` is durable (per the
+  // fsync mode), or done(the journal's error) once the journal has failed
+  // without making `token` durable. From any thread, possibly inline.
+  void OnDurable(uint64_t token, std::function<void(const Status&)> done);
+
+  // The fate of one record: Ok if `token` is durable, the journal's error if
+  // it failed before making it so.
+  // REQUIRES: OnDurable has completed for some token >= `token`.
+  Status Outcome(uint64_t token);
 
   // Records appended from now on go to a new file (once the committer gets
   // to it); returns its position (the number of records appended so far).

@@ -1,5 +1,5 @@
 // The checks behind recovery_fuzz, shared with tests/fuzz_regression_test.cc:
-// recovery (storage::DataDirectory::Open on a fresh service::Service) from a
+// recovery (durable::DataDirectory::Open on a fresh service::Service) from a
 // data directory made from the input must either refuse with a message that
 // names what is wrong, or recover a state that is consistent; never crash,
 // hang or leak. The directory lives under /dev/shm (or $TMPDIR), one per
@@ -51,11 +51,11 @@
 #include <system_error>
 #include <vector>
 
+#include "durable/data_directory.h"
 #include "fuzz/frame_decoder_checks.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "service/series_store.h"
 #include "service/service.h"
-#include "storage/data_directory.h"
 
 namespace gradientd::fuzz {
 
@@ -106,16 +106,16 @@ inline fs::path FreshDataDir() {
 struct Instance {
   service::SeriesStore store;
   service::Service service{store};
-  std::unique_ptr<storage::DataDirectory> data;
-  storage::RecoveryReport report;
+  std::unique_ptr<durable::DataDirectory> data;
+  durable::RecoveryReport report;
 
   Status Open(const fs::path& dir) {
-    storage::DataDirectoryOptions options;
+    durable::DataDirectoryOptions options;
     options.path = dir.string();
     options.journal.fsync = storage::FsyncMode::kNever;    // no OS crash here
     options.checkpoint_interval = std::chrono::hours(24);  // only explicit ones
     options.checkpoint_bytes = uint64_t{1} << 40;
-    return storage::DataDirectory::Open(options, service, &data, &report);
+    return durable::DataDirectory::Open(options, service, &data, &report);
   }
 
   // Handles a request and, with a data directory, waits until it is durable.
@@ -202,7 +202,7 @@ inline std::map<std::string, std::string> Contents(const fs::path& dir) {
 }
 
 // "Nothing is deleted or truncated when Open fails, except a torn journal
-// tail" (storage/data_directory.h): every file is still there, the same or
+// tail" (durable/data_directory.h): every file is still there, the same or
 // cut to a prefix of itself; only interrupted snapshots (*.tmp) may go.
 inline void CheckNothingLostOnRefusal(const std::map<std::string, std::string>& before,
                                       const std::map<std::string, std::string>& after,

@@ -1,5 +1,5 @@
 // libFuzzer target: recovery from arbitrary data directory contents, and from
-// real histories with damaged files. storage::DataDirectory::Open must refuse
+// real histories with damaged files. durable::DataDirectory::Open must refuse
 // with a message or recover a consistent state (a prefix of the history).
 // See recovery_checks.h; tools/fuzz.sh runs it with seeds from
 // recovery_make_seeds (real journals and snapshots, made at run time).

@@ -8,11 +8,11 @@
 #include <mutex>
 
 #include "auth/authenticator.h"
+#include "durable/data_directory.h"
 #include "server/server.h"
 #include "server/server_options.h"
 #include "service/series_store.h"
 #include "service/service.h"
-#include "storage/data_directory.h"
 #include "storage/recording.h"
 
 int main(int argc, char** argv) {
@@ -63,10 +63,10 @@ int main(int argc, char** argv) {
   }
   service::SeriesStore store;
   service::Service service(store, command_line.limits);
-  std::unique_ptr<storage::DataDirectory> data;
+  std::unique_ptr<durable::DataDirectory> data;
   if (!command_line.in_memory) {
-    storage::RecoveryReport report;
-    if (Status s = storage::DataDirectory::Open(command_line.data, service, &data, &report);
+    durable::RecoveryReport report;
+    if (Status s = durable::DataDirectory::Open(command_line.data, service, &data, &report);
         !s.ok()) {
       std::cerr << "gradientd: cannot use data directory " << command_line.data.path << ": "
                 << s.message() << "\n";

@@ -1,4 +1,4 @@
-#include "storage/data_directory.h"
+#include "durable/data_directory.h"
 
 #include <algorithm>
 #include <charconv>
@@ -10,7 +10,14 @@
 
 #include "storage/snapshot.h"
 
-namespace gradientd::storage {
+namespace gradientd::durable {
+
+using storage::FileSystem;
+using storage::JournalFileContents;
+using storage::JournalFileName;
+using storage::JournalTail;
+using storage::ReadJournalFile;
+
 namespace {
 
 constexpr std::string_view kLockFile = "LOCK";
@@ -48,20 +55,6 @@ static Status List(FileSystem& fs, const std::string& dir, DirectoryListing* lis
   return Status::Ok();
 }
 
-Status ParseFsyncMode(std::string_view text, FsyncMode* mode) {
-  if (text == "always") {
-    *mode = FsyncMode::kAlways;
-  } else if (text == "interval") {
-    *mode = FsyncMode::kInterval;
-  } else if (text == "never") {
-    *mode = FsyncMode::kNever;
-  } else {
-    return Status::InvalidArgument("'" + std::string(text) +
-                                   "' is not an fsync mode (always, interval, never)");
-  }
-  return Status::Ok();
-}
-
 std::string RecoveryReport::ToString(const std::string& path) const {
   char timing[64];
   std::snprintf(timing, sizeof timing, "%.3f s", seconds);
@@ -84,15 +77,17 @@ std::string RecoveryReport::ToString(const std::string& path) const {
 
 DataDirectory::DataDirectory(DataDirectoryOptions options, service::Service& service)
     : options_(std::move(options)),
-      fs_(options_.fs != nullptr ? *options_.fs : PosixFileSystem()),
+      fs_(options_.fs != nullptr ? *options_.fs : storage::PosixFileSystem()),
       service_(service) {}
 
-DataDirectory::~DataDirectory() {
+DataDirectory::~DataDirectory() { StopCheckpointer(); }
+
+void DataDirectory::StopCheckpointer() {
   {
-    std::lock_guard lock(stop_mu_);
+    util::MutexLock lock(stop_mu_);
     stop_ = true;
   }
-  stop_cv_.notify_all();
+  stop_cv_.SignalAll();
   if (checkpointer_.joinable()) checkpointer_.join();
 }
 
@@ -106,7 +101,8 @@ Status DataDirectory::Open(DataDirectoryOptions options, service::Service& servi
   *report = RecoveryReport();
   if (Status s = d->Recover(report); !s.ok()) return s;
   report->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  service.SetChangeLog(d->journal_.get());
+  d->change_log_ = std::make_unique<JournalChangeLog>(*d->journal_);
+  service.SetChangeLog(d->change_log_.get());
   d->checkpointer_ = std::thread([raw = d.get()] { raw->CheckpointLoop(); });
   *directory = std::move(d);
   return Status::Ok();
@@ -125,6 +121,8 @@ struct DataDirectory::RecoveryPlan {
 };
 
 Status DataDirectory::Recover(RecoveryReport* report) {
+  // Alone here (no checkpointer yet); held for has_snapshot_ and WriteCheckpoint.
+  util::MutexLock lock(checkpoint_mu_);
   RecoveryPlan plan;
   if (Status s = List(fs_, options_.path, &plan.listing); !s.ok()) return s;
   // First decide, touching no file: the newest snapshot, then the journal
@@ -138,15 +136,14 @@ Status DataDirectory::Recover(RecoveryReport* report) {
     if (Status s = fs_.Truncate(plan.last_path, plan.tail->size); !s.ok()) return s;
   }
   for (const std::string& path : plan.leftovers) (void)fs_.Remove(path);
-  if (Status s =
-          Journal::Open(fs_, options_.path, plan.position, plan.tail, options_.journal, &journal_);
+  if (Status s = storage::Journal::Open(fs_, options_.path, plan.position, plan.tail,
+                                        options_.journal, &journal_);
       !s.ok()) {
     return s;
   }
   // Start the next run from a snapshot of what was recovered. Not needed
   // for correctness (the journal has it all), so a failure only delays it.
   if (report->records_replayed > 0 || report->torn_bytes > 0) {
-    std::lock_guard lock(checkpoint_mu_);
     if (Status s = WriteCheckpoint(); !s.ok()) report->checkpoint_error = s.message();
   }
   service_.Totals(&report->series, &report->points);
@@ -161,7 +158,7 @@ Status DataDirectory::RestoreNewestSnapshot(RecoveryPlan* plan, RecoveryReport* 
   // startup, so what was restored of it is never served.
   v1::Snapshot header;
   bool first = true;
-  const Status read = ReadSnapshot(fs_, path, [&](v1::Snapshot&& part) {
+  const Status read = storage::ReadSnapshot(fs_, path, [&](v1::Snapshot&& part) {
     if (first) {
       header.set_journal_position(part.journal_position());
       header.set_journal_file(part.journal_file());
@@ -271,7 +268,7 @@ Status DataDirectory::FindLeftovers(RecoveryPlan* plan, const RecoveryReport* re
 
 Status DataDirectory::WriteSnapshotAndPrune(const v1::Snapshot& snapshot) {
   const std::string& dir = options_.path;
-  if (Status s = WriteSnapshot(fs_, dir, snapshot); !s.ok()) return s;
+  if (Status s = storage::WriteSnapshot(fs_, dir, snapshot); !s.ok()) return s;
   has_snapshot_ = true;
   // The snapshot is durable and verified: older snapshots and the journal
   // files before the one it goes on in are no longer needed.
@@ -287,7 +284,7 @@ Status DataDirectory::WriteSnapshotAndPrune(const v1::Snapshot& snapshot) {
 }
 
 Status DataDirectory::Checkpoint() {
-  std::lock_guard lock(checkpoint_mu_);
+  util::MutexLock lock(checkpoint_mu_);
   if (journal_ == nullptr) return Status::FailedPrecondition("the data directory is closed");
   if (has_snapshot_ && journal_->bytes_since_rotate() == 0) return Status::Ok();  // no change
   return WriteCheckpoint();
@@ -309,36 +306,34 @@ Status DataDirectory::WriteCheckpoint() {
 
 void DataDirectory::CheckpointLoop() {
   auto last = std::chrono::steady_clock::now();
-  std::unique_lock lock(stop_mu_);
+  util::MutexLock lock(stop_mu_);
   while (!stop_) {
-    stop_cv_.wait_for(lock, std::chrono::seconds(1), [&] { return stop_; });
+    const auto wake = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (!stop_ && stop_cv_.WaitUntil(stop_mu_, wake)) {
+    }
     if (stop_) break;
     const bool due = std::chrono::steady_clock::now() - last >= options_.checkpoint_interval ||
                      journal_->bytes_since_rotate() >= options_.checkpoint_bytes;
     if (!due) continue;
-    lock.unlock();
+    lock.Unlock();
     if (Status s = Checkpoint(); !s.ok()) {
       std::cerr << "gradientd: checkpoint failed (the journal still has everything): "
                 << s.message() << "\n";
     }
     last = std::chrono::steady_clock::now();
-    lock.lock();
+    lock.Lock();
   }
 }
 
 Status DataDirectory::Close() {
-  {
-    std::lock_guard lock(stop_mu_);
-    stop_ = true;
-  }
-  stop_cv_.notify_all();
-  if (checkpointer_.joinable()) checkpointer_.join();
+  StopCheckpointer();
   Status status = Checkpoint();
   if (Status s = journal_->Sync(); status.ok()) status = s;
   service_.SetChangeLog(nullptr);
+  change_log_.reset();
   journal_.reset();
   lock_.reset();
   return status;
 }
 
-}  // namespace gradientd::storage
+}  // namespace gradientd::durable

@@ -1,5 +1,8 @@
 // DataDirectory: gradientd's durable state in one directory: a lock file, the
-// journal (storage/journal.h) and snapshots (storage/snapshot.h).
+// journal (storage/journal.h) and snapshots (storage/snapshot.h). The layer
+// above storage and service: it drives recovery and checkpoints, feeding
+// what storage reads into the Service and the Service's changes into the
+// journal (durable/journal_change_log.h).
 //
 // Open locks the directory, rebuilds the Service's state from the newest
 // snapshot plus the journal after it, writes a fresh snapshot if it replayed
@@ -10,25 +13,25 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 
+#include "durable/journal_change_log.h"
 #include "service/service.h"
 #include "storage/file_system.h"
 #include "storage/journal.h"
+#include "util/mutex.h"
 
-namespace gradientd::storage {
+namespace gradientd::durable {
 
 struct DataDirectoryOptions {
   std::string path;
-  JournalOptions journal;
+  storage::JournalOptions journal;
   std::chrono::milliseconds checkpoint_interval{std::chrono::minutes(5)};
   uint64_t checkpoint_bytes = 64u << 20;
-  FileSystem* fs = nullptr;  // nullptr: PosixFileSystem()
+  storage::FileSystem* fs = nullptr;  // nullptr: storage::PosixFileSystem()
 };
 
 struct RecoveryReport {
@@ -57,45 +60,49 @@ class DataDirectory {
                      std::unique_ptr<DataDirectory>* directory, RecoveryReport* report);
   ~DataDirectory();
 
-  // The journal the Service now logs to; responses wait on it.
-  service::ChangeLog* change_log() { return journal_.get(); }
+  // The journal the Service now logs to; responses wait on it. Valid until
+  // Close.
+  service::ChangeLog* change_log() { return change_log_.get(); }
 
   // Writes a snapshot now and deletes what it makes obsolete. Thread-safe.
-  Status Checkpoint();
+  Status Checkpoint() EXCLUDES(checkpoint_mu_);
 
   // Stops the checkpointer, writes a final snapshot and closes the journal.
   // REQUIRES: no more requests are handled.
-  Status Close();
+  Status Close() EXCLUDES(checkpoint_mu_, stop_mu_);
 
  private:
   DataDirectory(DataDirectoryOptions options, service::Service& service);
   struct RecoveryPlan;
   // Recovery's phases: the first three decide, and change no file.
-  Status Recover(RecoveryReport* report);
-  Status RestoreNewestSnapshot(RecoveryPlan* plan, RecoveryReport* report);
+  Status Recover(RecoveryReport* report) EXCLUDES(checkpoint_mu_);
+  Status RestoreNewestSnapshot(RecoveryPlan* plan, RecoveryReport* report) REQUIRES(checkpoint_mu_);
   Status ReplayJournal(RecoveryPlan* plan, RecoveryReport* report);
   Status FindLeftovers(RecoveryPlan* plan, const RecoveryReport* report);
-  Status WriteSnapshotAndPrune(const v1::Snapshot& snapshot);
-  // Snapshots the state now. REQUIRES: checkpoint_mu_ held.
-  Status WriteCheckpoint();
-  void CheckpointLoop();
+  Status WriteSnapshotAndPrune(const v1::Snapshot& snapshot) REQUIRES(checkpoint_mu_);
+  // Snapshots the state now.
+  Status WriteCheckpoint() REQUIRES(checkpoint_mu_);
+  void CheckpointLoop() EXCLUDES(checkpoint_mu_, stop_mu_);
+  // Asks the checkpointer to stop and waits until it has.
+  void StopCheckpointer() EXCLUDES(stop_mu_);
 
   const DataDirectoryOptions options_;
-  FileSystem& fs_;
+  storage::FileSystem& fs_;
   service::Service& service_;
-  std::unique_ptr<FileLock> lock_;
-  std::unique_ptr<Journal> journal_;
+  std::unique_ptr<storage::FileLock> lock_;
 
-  std::mutex checkpoint_mu_;  // one checkpoint at a time
-  bool has_snapshot_ = false;
+  // Set by Open before the checkpointer starts, reset by Close after it has
+  // stopped; the Journal itself is thread-safe.
+  std::unique_ptr<storage::Journal> journal_;
+  std::unique_ptr<JournalChangeLog> change_log_;
 
-  std::mutex stop_mu_;
-  std::condition_variable stop_cv_;
-  bool stop_ = false;
+  util::Mutex checkpoint_mu_;  // one checkpoint at a time
+  bool has_snapshot_ GUARDED_BY(checkpoint_mu_) = false;
+
+  util::Mutex stop_mu_;
+  util::CondVar stop_cv_;
+  bool stop_ GUARDED_BY(stop_mu_) = false;
   std::thread checkpointer_;
 };
 
-// Parses "always", "interval" or "never".
-Status ParseFsyncMode(std::string_view text, FsyncMode* mode);
-
-}  // namespace gradientd::storage
+}  // namespace gradientd::durable
