@@ -10,31 +10,26 @@
 // snapshot and the log; Checkpoint takes a consistent snapshot.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
-#include <memory>
-#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/journal.pb.h"
 #include "protocol/connection.h"
 #include "protocol/series_name.h"
 #include "service/change_log.h"
+#include "service/names.h"
+#include "service/producer_table.h"
 #include "service/series_store.h"
 
 namespace gradientd::service {
 
-inline constexpr std::size_t kMaxSeriesNameBytes = 256;
-// Producer ids: 1 to this many bytes of printable ASCII without space.
-inline constexpr std::size_t kMaxProducerIdBytes = 128;
 // List pages: ListSeries.page_size 0 means the default; more than the
 // maximum is refused. A page also ends before it would pass
 // kMaxListPageBytes of FitReplies, so a list reply is at most that plus
@@ -63,28 +58,20 @@ struct ServiceLimits {
   std::chrono::nanoseconds max_step_time = std::chrono::milliseconds(100);
 };
 
-// A series name is acceptable: 1 to max_bytes bytes of valid UTF-8 (no
-// overlong forms, no surrogates) without C0 or C1 control characters or DEL.
-Status ValidateSeriesName(std::string_view name, std::size_t max_bytes);
-// A producer id is acceptable: 1 to kMaxProducerIdBytes bytes of 0x21-0x7E.
-Status ValidateProducerId(std::string_view id);
-
 class Service : public protocol::RequestHandler {
  public:
   explicit Service(SeriesStore& store, ServiceLimits limits = {})
-      : store_(store), limits_(limits), now_([] {
-          return std::chrono::duration_cast<std::chrono::nanoseconds>(
-                     std::chrono::system_clock::now().time_since_epoch())
-              .count();
-        }) {}
+      : store_(store), limits_(limits), producers_(limits.max_producers, limits.producer_expiry) {}
 
   // The wall clock producer expiry uses (Unix nanoseconds); the system
   // clock unless set (tests). Set before serving and before recovery.
-  void SetClock(std::function<int64_t()> now_unix_nanos) { now_ = std::move(now_unix_nanos); }
+  void SetClock(std::function<int64_t()> now_unix_nanos) {
+    producers_.SetClock(std::move(now_unix_nanos));
+  }
 
   // How many producers the table holds now (expired ones included until
   // they are evicted to make room).
-  std::size_t producers();
+  std::size_t producers() { return producers_.size(); }
 
   // From now on every change is appended to `log` (which must outlive the
   // Service); without one (in-memory mode) changes are not logged. Set it
@@ -113,16 +100,17 @@ class Service : public protocol::RequestHandler {
   void Totals(uint64_t* series, uint64_t* points);
 
  private:
-  struct Producer {
-    std::mutex mu;
-    uint64_t last_sequence = 0;
-    uint64_t last_token = 0;  // the log token of the batch that set it
-    // When its last batch was applied (Unix nanoseconds); only grows.
-    std::atomic<int64_t> last_seen{0};
-    bool removed = false;  // under mu: no longer in the table
-  };
-
   uint64_t Ingest(const v1::PointBatch& batch, v1::Response* response);
+  // Ingest's change: absorbs the batch (its statistics `partial`) into its
+  // series, created if needed, logging `record`; fills `ack`.
+  Status ApplyBatch(const std::string& name, const v1::PointBatch& batch,
+                    const core::PointStats& partial, const v1::JournalRecord& record,
+                    v1::IngestAck* ack, uint64_t* token);
+  // Ingest with a producer id and sequence: applied once, later copies
+  // answered as duplicates.
+  Status IngestExactlyOnce(const std::string& name, const v1::PointBatch& batch,
+                           const core::PointStats& partial, v1::JournalRecord* record,
+                           v1::Response* response, uint64_t* token);
   void Gradient(const v1::GradientQuery& query, v1::Response* response);
   void Fit(const v1::FitQuery& query, v1::Response* response);
   uint64_t Step(const v1::StepRequest& request, v1::Response* response);
@@ -132,19 +120,6 @@ class Service : public protocol::RequestHandler {
 
   // Appends `record` to the log, if there is one.
   Status Log(const v1::JournalRecord& record, uint64_t* token);
-  bool Expired(const Producer& producer, int64_t now) const;
-  // The producer `id`, locked in *lock (not removed), created if needed
-  // (*created then), making room by evicting expired producers; refused
-  // when the table is full of unexpired ones. *now: the time of the batch.
-  Status LockProducer(const std::string& id, int64_t* now, std::shared_ptr<Producer>* producer,
-                      std::unique_lock<std::mutex>* lock, bool* created);
-  // Drops a producer created for a batch that was then refused.
-  void DropProducer(const std::string& id, Producer& producer);
-  // Recovery: the producer's batch `sequence` was applied at `time`.
-  void ApplyProducerBatch(const std::string& id, uint64_t sequence, int64_t time);
-  std::shared_ptr<Producer> FindOrCreateProducerLocked(const std::string& id);
-  // Erases the expired producers that are not in use; REQUIRES producers_mu_.
-  void EvictExpiredLocked(int64_t now);
   // The series a request names ("" means "default"); sets an error and
   // returns nullopt when the name is unacceptable.
   std::optional<std::string> SeriesName(const std::string& name, v1::Response* response) const;
@@ -159,17 +134,7 @@ class Service : public protocol::RequestHandler {
   // between two changes.
   std::shared_mutex changes_;
 
-  std::function<int64_t()> now_;
-
-  std::mutex producers_mu_;
-  std::unordered_map<std::string, std::shared_ptr<Producer>> producers_;
-  // No producer in the table was last seen before this (a lower bound), so
-  // none can have expired before it + producer_expiry: a full table of live
-  // producers refuses new ones without scanning.
-  int64_t oldest_seen_bound_ = INT64_MIN;
+  ProducerTable producers_;
 };
-
-// Fills `reply` with the series' model, least-squares line and settings.
-void FillFitReply(const std::string& name, const core::Series& series, v1::FitReply* reply);
 
 }  // namespace gradientd::service
