@@ -11,7 +11,7 @@ SeriesStore::Shard& SeriesStore::ShardFor(std::string_view name) {
 
 SeriesStore::Entry* SeriesStore::Find(std::string_view name) {
   Shard& shard = ShardFor(name);
-  std::lock_guard lock(shard.mu);
+  util::MutexLock lock(shard.mu);
   auto it = shard.entries.find(std::string(name));
   return it == shard.entries.end() ? nullptr : it->second.get();
 }
@@ -19,7 +19,7 @@ SeriesStore::Entry* SeriesStore::Find(std::string_view name) {
 bool SeriesStore::WithSeries(std::string_view name, const std::function<void(core::Series&)>& fn) {
   Entry* entry = Find(name);
   if (entry == nullptr) return false;
-  std::lock_guard lock(entry->mu);
+  util::MutexLock lock(entry->mu);
   fn(entry->series);
   return true;
 }
@@ -28,13 +28,13 @@ bool SeriesStore::WithNewOrExistingSeries(std::string_view name,
                                           const std::function<bool(core::Series&)>& fn,
                                           std::size_t max_series) {
   const auto existing = [&](Entry* entry) {
-    std::lock_guard lock(entry->mu);
+    util::MutexLock lock(entry->mu);
     fn(entry->series);
     return true;
   };
   if (Entry* entry = Find(name)) return existing(entry);
   Shard& shard = ShardFor(name);
-  std::lock_guard create(shard.create_mu);
+  util::MutexLock create(shard.create_mu);
   // Created meanwhile by another change?
   if (Entry* entry = Find(name)) return existing(entry);
   // Reserve a place first, so concurrent creations cannot overshoot.
@@ -44,14 +44,19 @@ bool SeriesStore::WithNewOrExistingSeries(std::string_view name,
   } while (!count_.compare_exchange_weak(count, count + 1));
   // The new series is invisible to everyone else until fn has succeeded.
   auto entry = std::make_unique<Entry>();
-  if (!fn(entry->series)) {
+  bool changed = false;
+  {
+    util::MutexLock lock(entry->mu);  // no one else can see it: taken for the analysis
+    changed = fn(entry->series);
+  }
+  if (!changed) {
     count_.fetch_sub(1);
     return true;
   }
   Entry* created = entry.get();
   const std::string* key = nullptr;
   {
-    std::lock_guard lock(shard.mu);
+    util::MutexLock lock(shard.mu);
     auto [it, inserted] = shard.entries.emplace(std::string(name), std::move(entry));
     key = &it->first;
   }
@@ -81,7 +86,7 @@ void SeriesStore::ForEachAfter(
     }
   }
   for (const auto& [name, entry] : page) {
-    std::lock_guard lock(entry->mu);
+    util::MutexLock lock(entry->mu);
     if (!fn(*name, entry->series)) return;
   }
 }

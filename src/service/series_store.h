@@ -14,7 +14,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <string_view>
@@ -22,6 +21,7 @@
 #include <vector>
 
 #include "core/series.h"
+#include "util/mutex.h"
 
 namespace gradientd::service {
 
@@ -53,15 +53,15 @@ class SeriesStore {
 
  private:
   struct Entry {
-    std::mutex mu;
-    core::Series series;
+    util::Mutex mu;
+    core::Series series GUARDED_BY(mu);
   };
   struct Shard {
-    mutable std::mutex mu;
-    std::unordered_map<std::string, std::unique_ptr<Entry>> entries;
+    util::Mutex mu;
+    std::unordered_map<std::string, std::unique_ptr<Entry>> entries GUARDED_BY(mu);
     // Serialises the creation of series in this shard, so that a name is
     // created once, and only by a change that succeeds.
-    std::mutex create_mu;
+    util::Mutex create_mu ACQUIRED_BEFORE(mu);
   };
   static constexpr std::size_t kShards = 64;
 
@@ -70,7 +70,8 @@ class SeriesStore {
 
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> count_{0};
-  // Every series by name; the keys view the shards' keys (stable).
+  // Every series by name; the keys view the shards' keys (stable). A
+  // std::shared_mutex: util has no annotated reader-writer lock yet.
   mutable std::shared_mutex index_mu_;
   std::map<std::string_view, std::pair<const std::string*, Entry*>, std::less<>> index_;
 };

@@ -141,7 +141,10 @@ Status Journal::Open(FileSystem& fs, std::string dir, uint64_t position,
     j->file_start_ = position;
     j->file_size_ = kJournalMagic.size() + kSaltBytes;
   }
-  j->file_start_shared_ = j->file_start_;
+  {
+    util::MutexLock lock(j->mu_);  // alone here; taken for the analysis
+    j->file_start_shared_ = j->file_start_;
+  }
   j->committer_ = std::thread([raw = j.get()] { raw->CommitLoop(); });
   *journal = std::move(j);
   return Status::Ok();
@@ -149,11 +152,11 @@ Status Journal::Open(FileSystem& fs, std::string dir, uint64_t position,
 
 Journal::~Journal() {
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     stop_ = true;
     sync_requested_ = true;
   }
-  wake_.notify_all();
+  wake_.SignalAll();
   if (committer_.joinable()) committer_.join();
   if (file_) (void)file_->Close();
 }
@@ -182,20 +185,20 @@ Status Journal::Append(const v1::JournalRecord& record, uint64_t* token) {
                                    std::to_string(kMaxJournalRecordBytes));
   }
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     if (!failed_.ok()) return failed_;
     bytes_since_rotate_ += payload.size() + kRecordHeaderBytes;
     pending_.push_back(std::move(payload));
     *token = ++next_;
   }
-  wake_.notify_one();
+  wake_.Signal();
   return Status::Ok();
 }
 
 void Journal::OnDurable(uint64_t token, std::function<void(const Status&)> done) {
   Status status;
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     const uint64_t durable = DurableLocked();
     if (token <= durable) {
       status = Status::Ok();
@@ -214,45 +217,45 @@ uint64_t Journal::DurableLocked() const {
 }
 
 Status Journal::Outcome(uint64_t token) {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   const uint64_t durable = DurableLocked();
   if (token <= durable) return Status::Ok();
   return failed_.ok() ? Status::FailedPrecondition("journal record not yet durable") : failed_;
 }
 
 uint64_t Journal::Rotate() {
-  std::unique_lock lock(mu_);
-  progress_.wait(lock, [&] { return !rotate_ || !failed_.ok(); });
+  util::MutexLock lock(mu_);
+  while (rotate_ && failed_.ok()) progress_.Wait(mu_);
   rotate_ = true;
   rotate_count_ = pending_.size();
   rotate_position_ = next_;
   rotation_error_.clear();
   bytes_since_rotate_ = 0;
-  wake_.notify_one();
+  wake_.Signal();
   return next_;
 }
 
 Status Journal::Sync() {
-  std::unique_lock lock(mu_);
+  util::MutexLock lock(mu_);
   const uint64_t target = next_;
   sync_requested_ = true;
-  wake_.notify_one();
-  progress_.wait(lock, [&] { return (synced_ >= target && !rotate_) || !failed_.ok(); });
+  wake_.Signal();
+  while ((synced_ < target || rotate_) && failed_.ok()) progress_.Wait(mu_);
   return failed_;
 }
 
 uint64_t Journal::file_start() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return file_start_shared_;
 }
 
 std::string Journal::rotation_error() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return rotation_error_;
 }
 
 uint64_t Journal::bytes_since_rotate() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return bytes_since_rotate_;
 }
 
@@ -302,7 +305,7 @@ bool Journal::MoveToNewFile(uint64_t position) {
       (void)next->Close();
       (void)fs_.Remove(dir_ + "/" + JournalFileName(position));
     }
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     rotation_error_ = s.message();
     return false;
   }
@@ -311,97 +314,133 @@ bool Journal::MoveToNewFile(uint64_t position) {
   file_start_ = position;
   salt_ = std::move(salt);
   file_size_ = kJournalMagic.size() + kSaltBytes;
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   file_start_shared_ = position;
   return true;
 }
 
+struct Journal::Round {
+  std::vector<std::string> batch;
+  uint64_t end = 0;  // the position after the batch
+  uint64_t first_index = 0;
+  bool rotate = false;
+  std::size_t rotate_count = 0;  // the first rotate_count records go to the old file
+  uint64_t rotate_position = 0;
+  bool sync_requested = false;
+  bool stopping = false;
+};
+
 void Journal::CommitLoop() {
-  using Clock = std::chrono::steady_clock;
-  auto last_sync = Clock::now();
-  std::unique_lock lock(mu_);
+  auto last_sync = std::chrono::steady_clock::now();
+  util::MutexLock lock(mu_);
   while (true) {
-    auto has_work = [&] {
-      return !pending_.empty() || rotate_ || sync_requested_ || stop_ ||
-             (options_.fsync == FsyncMode::kInterval && synced_ < written_ &&
-              Clock::now() >= last_sync + options_.fsync_interval);
-    };
-    if (options_.fsync == FsyncMode::kInterval) {
-      wake_.wait_until(lock, last_sync + options_.fsync_interval, has_work);
-    } else {
-      wake_.wait(lock, has_work);
-    }
+    WaitForWork(last_sync);
     if (!failed_.ok()) {
       if (stop_) return;
       pending_.clear();
       rotate_ = false;
       sync_requested_ = false;
-      progress_.notify_all();
-      wake_.wait(lock, [&] { return stop_ || !pending_.empty(); });
+      progress_.SignalAll();
+      while (!stop_ && pending_.empty()) wake_.Wait(mu_);
       continue;
     }
-    std::vector<std::string> batch;
-    batch.swap(pending_);
-    const uint64_t end = next_;
-    const uint64_t first_index = end - batch.size();
-    const bool rotate = rotate_;
-    const std::size_t rotate_count = rotate ? rotate_count_ : 0;
-    const uint64_t rotate_position = rotate_position_;
-    const bool sync_requested = sync_requested_;
-    sync_requested_ = false;
-    const bool stopping = stop_;
-    lock.unlock();
-
+    const Round round = TakeRound();
+    lock.Unlock();
     // How far the records got: written to the OS, and synced.
     uint64_t written = 0, synced = 0;
-    Status s;
-    if (rotate) {
-      // What came before the rotation goes to the old file, synced unless
-      // the mode is never: the snapshot at the rotation's position relies on it.
-      const bool sync_old = options_.fsync != FsyncMode::kNever;
-      s = WriteOrCutBack(Encode(batch, 0, rotate_count, first_index), sync_old);
-      if (s.ok()) {
-        written = first_index + rotate_count;
-        if (sync_old) synced = written;
-        MoveToNewFile(rotate_position);
-      }
-    }
-    const bool interval_due = options_.fsync == FsyncMode::kInterval &&
-                              Clock::now() >= last_sync + options_.fsync_interval;
-    const bool sync = options_.fsync == FsyncMode::kAlways || sync_requested || interval_due;
-    if (s.ok()) s = WriteOrCutBack(Encode(batch, rotate_count, batch.size(), first_index), sync);
-    if (s.ok()) {
-      written = end;
-      if (sync) {
-        synced = end;
-        last_sync = Clock::now();
-      }
-    }
-
-    lock.lock();
-    if (rotate) rotate_ = false;
-    written_ = std::max(written_, written);
-    synced_ = std::max(synced_, synced);
-    if (!s.ok()) {
-      failed_ =
-          Status(s.code(), "the journal failed, so the change was not made durable (" +
-                               s.message() + "); gradientd refuses changes until it is restarted");
-    }
-    const uint64_t durable = DurableLocked();
-    // Each waiter by its own fate: those made durable before the failure
-    // are acknowledged, the others get the error.
-    std::vector<std::pair<std::function<void(const Status&)>, Status>> done;
-    const auto last = s.ok() ? waiters_.upper_bound(durable) : waiters_.end();
-    for (auto it = waiters_.begin(); it != last; ++it) {
-      done.emplace_back(std::move(it->second), it->first <= durable ? Status::Ok() : failed_);
-    }
-    waiters_.erase(waiters_.begin(), last);
-    progress_.notify_all();
-    lock.unlock();
+    const Status s = WriteRound(round, &last_sync, &written, &synced);
+    lock.Lock();
+    auto done = FinishRound(round, s, written, synced);
+    lock.Unlock();
     for (auto& [callback, status] : done) callback(status);
-    lock.lock();
-    if (stopping && pending_.empty() && !rotate_) return;
+    lock.Lock();
+    if (round.stopping && pending_.empty() && !rotate_) return;
   }
+}
+
+void Journal::WaitForWork(std::chrono::steady_clock::time_point last_sync) {
+  using Clock = std::chrono::steady_clock;
+  const auto has_work = [&]() REQUIRES(mu_) {
+    return !pending_.empty() || rotate_ || sync_requested_ || stop_ ||
+           (options_.fsync == FsyncMode::kInterval && synced_ < written_ &&
+            Clock::now() >= last_sync + options_.fsync_interval);
+  };
+  if (options_.fsync == FsyncMode::kInterval) {
+    const auto deadline = last_sync + options_.fsync_interval;
+    while (!has_work() && wake_.WaitUntil(mu_, deadline)) {
+    }
+  } else {
+    while (!has_work()) wake_.Wait(mu_);
+  }
+}
+
+Journal::Round Journal::TakeRound() {
+  Round round;
+  round.batch.swap(pending_);
+  round.end = next_;
+  round.first_index = round.end - round.batch.size();
+  round.rotate = rotate_;
+  round.rotate_count = rotate_ ? rotate_count_ : 0;
+  round.rotate_position = rotate_position_;
+  round.sync_requested = sync_requested_;
+  sync_requested_ = false;
+  round.stopping = stop_;
+  return round;
+}
+
+Status Journal::WriteRound(const Round& round, std::chrono::steady_clock::time_point* last_sync,
+                           uint64_t* written, uint64_t* synced) {
+  using Clock = std::chrono::steady_clock;
+  Status s;
+  if (round.rotate) {
+    // What came before the rotation goes to the old file, synced unless
+    // the mode is never: the snapshot at the rotation's position relies on it.
+    const bool sync_old = options_.fsync != FsyncMode::kNever;
+    s = WriteOrCutBack(Encode(round.batch, 0, round.rotate_count, round.first_index), sync_old);
+    if (s.ok()) {
+      *written = round.first_index + round.rotate_count;
+      if (sync_old) *synced = *written;
+      MoveToNewFile(round.rotate_position);
+    }
+  }
+  const bool interval_due = options_.fsync == FsyncMode::kInterval &&
+                            Clock::now() >= *last_sync + options_.fsync_interval;
+  const bool sync = options_.fsync == FsyncMode::kAlways || round.sync_requested || interval_due;
+  if (s.ok()) {
+    s = WriteOrCutBack(
+        Encode(round.batch, round.rotate_count, round.batch.size(), round.first_index), sync);
+  }
+  if (s.ok()) {
+    *written = round.end;
+    if (sync) {
+      *synced = round.end;
+      *last_sync = Clock::now();
+    }
+  }
+  return s;
+}
+
+std::vector<std::pair<std::function<void(const Status&)>, Status>> Journal::FinishRound(
+    const Round& round, const Status& s, uint64_t written, uint64_t synced) {
+  if (round.rotate) rotate_ = false;
+  written_ = std::max(written_, written);
+  synced_ = std::max(synced_, synced);
+  if (!s.ok()) {
+    failed_ =
+        Status(s.code(), "the journal failed, so the change was not made durable (" + s.message() +
+                             "); gradientd refuses changes until it is restarted");
+  }
+  const uint64_t durable = DurableLocked();
+  // Each waiter by its own fate: those made durable before the failure
+  // are acknowledged, the others get the error.
+  std::vector<std::pair<std::function<void(const Status&)>, Status>> done;
+  const auto last = s.ok() ? waiters_.upper_bound(durable) : waiters_.end();
+  for (auto it = waiters_.begin(); it != last; ++it) {
+    done.emplace_back(std::move(it->second), it->first <= durable ? Status::Ok() : failed_);
+  }
+  waiters_.erase(waiters_.begin(), last);
+  progress_.SignalAll();
+  return done;
 }
 
 }  // namespace gradientd::storage

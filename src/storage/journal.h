@@ -20,21 +20,21 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
 #include "gradientd/v1/journal.pb.h"
 #include "storage/file_system.h"
+#include "util/mutex.h"
 
 namespace gradientd::storage {
 
@@ -101,44 +101,56 @@ class Journal {
   // Appends `record` after every record appended before it and sets *token
   // to what OnDurable waits for. Fails, changing nothing, once the journal
   // has failed, and (InvalidArgument) for a record over kMaxJournalRecordBytes.
-  Status Append(const v1::JournalRecord& record, uint64_t* token);
+  Status Append(const v1::JournalRecord& record, uint64_t* token) EXCLUDES(mu_);
 
   // Calls done(Ok) once every record up to `token` is durable (per the
   // fsync mode), or done(the journal's error) once the journal has failed
   // without making `token` durable. From any thread, possibly inline.
-  void OnDurable(uint64_t token, std::function<void(const Status&)> done);
+  void OnDurable(uint64_t token, std::function<void(const Status&)> done) EXCLUDES(mu_);
 
   // The fate of one record: Ok if `token` is durable, the journal's error if
   // it failed before making it so.
   // REQUIRES: OnDurable has completed for some token >= `token`.
-  Status Outcome(uint64_t token);
+  Status Outcome(uint64_t token) EXCLUDES(mu_);
 
   // Records appended from now on go to a new file (once the committer gets
   // to it); returns its position (the number of records appended so far).
   // Call while no Append runs, to get a position that matches a consistent
   // state.
-  uint64_t Rotate();
+  uint64_t Rotate() EXCLUDES(mu_);
 
   // Waits until every record appended so far is written and synced (whatever
   // the mode) and a requested rotation is done or given up. Returns the
   // journal's error, if it has failed.
-  Status Sync();
+  Status Sync() EXCLUDES(mu_);
 
   // The start of the file the committer writes to now (after Sync: the one
   // holding the position Rotate returned, which is that position unless the
   // rotation was given up).
-  uint64_t file_start() const;
+  uint64_t file_start() const EXCLUDES(mu_);
   // Why the last rotation was given up ("" if it was not).
-  std::string rotation_error() const;
+  std::string rotation_error() const EXCLUDES(mu_);
 
   // Bytes appended since the last Rotate (for checkpoint scheduling).
-  uint64_t bytes_since_rotate() const;
+  uint64_t bytes_since_rotate() const EXCLUDES(mu_);
 
  private:
   Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options);
-  void CommitLoop();
-  // The records an acknowledgement may rely on, per the mode. REQUIRES: mu_ held.
-  uint64_t DurableLocked() const;
+  // What the committer takes from the queue in one round.
+  struct Round;
+  void CommitLoop() EXCLUDES(mu_);
+  // Waits until there is work for the committer (or a stop).
+  void WaitForWork(std::chrono::steady_clock::time_point last_sync) REQUIRES(mu_);
+  // Takes what is pending.
+  Round TakeRound() REQUIRES(mu_);
+  // Writes (and syncs, per the mode) a round; returns how far it got.
+  Status WriteRound(const Round& round, std::chrono::steady_clock::time_point* last_sync,
+                    uint64_t* written, uint64_t* synced) EXCLUDES(mu_);
+  // Records the round's outcome and takes the waiters it completes.
+  std::vector<std::pair<std::function<void(const Status&)>, Status>> FinishRound(
+      const Round& round, const Status& status, uint64_t written, uint64_t synced) REQUIRES(mu_);
+  // The records an acknowledgement may rely on, per the mode.
+  uint64_t DurableLocked() const REQUIRES(mu_);
   // Opens journal-<position> with a new salt and makes its header durable.
   Status CreateFile(uint64_t position, std::unique_ptr<WritableFile>* file,
                     std::string* salt) const;
@@ -150,33 +162,33 @@ class Journal {
   Status WriteOrCutBack(std::string_view data, bool sync);
   // Moves on to journal-<position>: false (with rotation_error_ set) if the
   // new file could not be opened; the current file then stays.
-  bool MoveToNewFile(uint64_t position);
+  bool MoveToNewFile(uint64_t position) EXCLUDES(mu_);
 
   FileSystem& fs_;
   const std::string dir_;
   const JournalOptions options_;
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_;      // the committer: work or stop
-  std::condition_variable progress_;  // Sync(), Rotate(): written
-  std::vector<std::string> pending_;  // serialised records not yet written
-  uint64_t next_ = 0;                 // position of the next record appended
-  uint64_t written_ = 0;              // records written to the OS (and synced, per mode)
-  uint64_t synced_ = 0;               // records known to be fdatasync'ed
-  bool sync_requested_ = false;
+  mutable util::Mutex mu_;
+  util::CondVar wake_;                                // the committer: work or stop
+  util::CondVar progress_;                            // Sync(), Rotate(): written
+  std::vector<std::string> pending_ GUARDED_BY(mu_);  // serialised records not yet written
+  uint64_t next_ GUARDED_BY(mu_) = 0;                 // position of the next record appended
+  uint64_t written_ GUARDED_BY(mu_) = 0;  // records written to the OS (and synced, per mode)
+  uint64_t synced_ GUARDED_BY(mu_) = 0;   // records known to be fdatasync'ed
+  bool sync_requested_ GUARDED_BY(mu_) = false;
   // A rotation waiting for the committer: the first rotate_count_ records of
   // pending_ go to the old file.
-  bool rotate_ = false;
-  std::size_t rotate_count_ = 0;
-  uint64_t rotate_position_ = 0;
-  uint64_t bytes_since_rotate_ = 0;
-  Status failed_;
-  bool stop_ = false;
-  std::multimap<uint64_t, std::function<void(const Status&)>> waiters_;
-  uint64_t file_start_shared_ = 0;  // a copy of file_start_, for file_start()
-  std::string rotation_error_;
+  bool rotate_ GUARDED_BY(mu_) = false;
+  std::size_t rotate_count_ GUARDED_BY(mu_) = 0;
+  uint64_t rotate_position_ GUARDED_BY(mu_) = 0;
+  uint64_t bytes_since_rotate_ GUARDED_BY(mu_) = 0;
+  Status failed_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
+  std::multimap<uint64_t, std::function<void(const Status&)>> waiters_ GUARDED_BY(mu_);
+  uint64_t file_start_shared_ GUARDED_BY(mu_) = 0;  // a copy of file_start_, for file_start()
+  std::string rotation_error_ GUARDED_BY(mu_);
 
-  // The committer's.
+  // The committer's (and Open's, before the committer starts): no lock.
   std::unique_ptr<WritableFile> file_;
   uint64_t file_start_ = 0;
   std::string salt_;
