@@ -57,7 +57,7 @@ void Service::Restore(const v1::Snapshot& snapshot) {
 }
 
 void Service::Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* snapshot) {
-  std::unique_lock lock(changes_);
+  util::WriterLock lock(changes_);
   snapshot->set_journal_position(cut());
   store_.ForEach([&](const std::string& name, const core::Series& series) {
     v1::SeriesState* s = snapshot->add_series();

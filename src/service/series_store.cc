@@ -60,7 +60,7 @@ bool SeriesStore::WithNewOrExistingSeries(std::string_view name,
     auto [it, inserted] = shard.entries.emplace(std::string(name), std::move(entry));
     key = &it->first;
   }
-  std::unique_lock index(index_mu_);
+  util::WriterLock index(index_mu_);
   index_.emplace(std::string_view(*key), std::pair{key, created});
   return true;
 }
@@ -79,7 +79,7 @@ void SeriesStore::ForEachAfter(
   // not hold up the creation of others.
   std::vector<std::pair<const std::string*, Entry*>> page;
   {
-    std::shared_lock lock(index_mu_);
+    util::ReaderLock lock(index_mu_);
     auto it = after < prefix ? index_.lower_bound(prefix) : index_.upper_bound(after);
     for (; it != index_.end() && page.size() < limit && it->first.starts_with(prefix); ++it) {
       page.push_back(it->second);

@@ -14,7 +14,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -70,10 +69,10 @@ class SeriesStore {
 
   std::array<Shard, kShards> shards_;
   std::atomic<std::size_t> count_{0};
-  // Every series by name; the keys view the shards' keys (stable). A
-  // std::shared_mutex: util has no annotated reader-writer lock yet.
-  mutable std::shared_mutex index_mu_;
-  std::map<std::string_view, std::pair<const std::string*, Entry*>, std::less<>> index_;
+  // Every series by name; the keys view the shards' keys (stable).
+  mutable util::SharedMutex index_mu_;
+  std::map<std::string_view, std::pair<const std::string*, Entry*>, std::less<>> index_
+      GUARDED_BY(index_mu_);
 };
 
 }  // namespace gradientd::service

@@ -117,7 +117,7 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   record.set_producer_id(batch.producer_id());
   record.set_sequence(batch.sequence());
 
-  std::shared_lock change(changes_);
+  util::ReaderLock change(changes_);
   uint64_t token = 0;
   Status status;
   if (!batch.producer_id().empty() && batch.sequence() > 0) {
@@ -228,7 +228,7 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
       request.has_tolerance() ? std::optional(request.tolerance()) : std::nullopt;
   Status status;
   uint64_t token = 0;
-  std::shared_lock change(changes_);
+  util::ReaderLock change(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
     if (series.stats().empty()) {
       status = NoPoints(*name);
@@ -272,7 +272,7 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
   }
   Status status;
   uint64_t token = 0;
-  std::shared_lock lock(changes_);
+  util::ReaderLock lock(changes_);
   const bool exists = store_.WithNewOrExistingSeries(
       *name,
       [&](core::Series& series) {
@@ -298,7 +298,7 @@ uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) 
   if (!name) return 0;
   Status status;
   uint64_t token = 0;
-  std::shared_lock lock(changes_);
+  util::ReaderLock lock(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
     v1::JournalRecord record;
     record.set_series(*name);

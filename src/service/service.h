@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <string_view>
 
@@ -27,6 +26,7 @@
 #include "service/names.h"
 #include "service/producer_table.h"
 #include "service/series_store.h"
+#include "util/mutex.h"
 
 namespace gradientd::service {
 
@@ -132,7 +132,7 @@ class Service : public protocol::RequestHandler {
 
   // Changes hold it shared, Checkpoint exclusively: a snapshot is a state
   // between two changes.
-  std::shared_mutex changes_;
+  util::SharedMutex changes_;
 
   ProducerTable producers_;
 };
