@@ -1,7 +1,7 @@
 // gradctl's exactly-once Producer against a scripted fake server (it loses
 // the connection, rejects a batch, never comes back), and the helpers the
 // produce/replay/inspect commands share.
-#include "cli/producer.h"
+#include "cli/produce/producer.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,7 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "cli/replay.h"
+#include "cli/output.h"
+#include "cli/replay/recording_summary.h"
 #include "protocol/frame_codec.h"
 #include "storage/recording.h"
 
