@@ -10,10 +10,12 @@ int CommandContext::Usage(const std::string& message) {
   return kExitUsage;
 }
 
-int CommandContext::Fail(const Status& status) {
+int PrintFailure(const Status& status, std::ostream& err) {
   err << "gradctl: " << status.message() << '\n';
   return kExitFailure;
 }
+
+int CommandContext::Fail(const Status& status) { return PrintFailure(status, err); }
 
 int CommandContext::ServerError(const v1::Response& response) {
   if (flags.json) out << ToJson(response) << std::endl;

@@ -19,6 +19,9 @@
 
 namespace gradientd::cli {
 
+// "gradctl: MESSAGE" on `err`; returns kExitFailure.
+int PrintFailure(const Status& status, std::ostream& err);
+
 struct CommandContext {
   // A usage error found after parsing (a bad value or combination): exit 2.
   int Usage(const std::string& message);

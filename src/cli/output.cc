@@ -150,6 +150,12 @@ std::string ToJson(const google::protobuf::Message& message) {
   return json;
 }
 
+google::protobuf::Value JsonNumber(uint64_t value) {
+  google::protobuf::Value json;
+  json.set_number_value(static_cast<double>(value));
+  return json;
+}
+
 void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block) {
   block->Add("series", gradient.series());
   block->Add("n", std::to_string(gradient.n()));

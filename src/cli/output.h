@@ -3,6 +3,7 @@
 #pragma once
 
 #include <google/protobuf/message.h>
+#include <google/protobuf/struct.pb.h>
 
 #include <chrono>
 #include <cstddef>
@@ -69,6 +70,9 @@ std::size_t DisplayWidth(std::string_view text);
 // printed (zeros included). gradctl's only JSON writer: summaries are built
 // as google::protobuf::Struct and printed with it.
 std::string ToJson(const google::protobuf::Message& message);
+
+// A count as a Struct value (JSON numbers are doubles: exact below 2^53).
+google::protobuf::Value JsonNumber(uint64_t value);
 
 // The readable forms of the replies.
 void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block);

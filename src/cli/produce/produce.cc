@@ -36,10 +36,7 @@ class ProduceRun {
   int Run();
 
  private:
-  int Fail(const Status& status) {
-    err_ << "gradctl: " << status.message() << '\n';
-    return kExitFailure;
-  }
+  int Fail(const Status& status) { return PrintFailure(status, err_); }
   // --save: creates the recording; options_.save points to it.
   Status OpenSave();
   // Sends every point of the source; sets send_error_ and input_error_.
@@ -238,7 +235,7 @@ void ProduceRun::PrintJsonSummary(const v1::Response& fit) {
   fields["series"].set_string_value(config_.series);
   fields["source"].set_string_value(config_.source_description);
   AddCounterFields(options_, producer_->counters(), producer_->next_sequence() - 1, summary);
-  fields["series_total"].set_number_value(static_cast<double>(SeriesTotal()));
+  fields["series_total"] = JsonNumber(SeriesTotal());
   fields["elapsed_seconds"].set_number_value(seconds_);
   fields["points_per_second"].set_number_value(Rate());
   if (save_) fields["saved_to"].set_string_value(config_.save_path);

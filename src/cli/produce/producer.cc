@@ -115,26 +115,29 @@ Status Producer::Reconnect(const Status& reason) {
                             FormatDuration(options_.retry_for) + ": " + s.message();
       return Fail(Status::Unavailable(std::move(message)));
     }
-    ++counters_.reconnects;
-    Log() << "gradctl: reconnected to " << options_.server << " after "
-          << FormatDuration(Clock::now() - *lost_since_);
-    if (!unacked_.empty()) {
-      log_ << "; resending " << Plural(unacked_.size(), "unacknowledged batch") << " (sequence "
-           << SequenceRange(unacked_.front().sequence, unacked_.back().sequence) << ")";
-    }
-    log_ << std::endl;
-    Status sent;
-    for (Outstanding& o : unacked_) {
-      sent = client_->Send(o.request);
-      if (!sent.ok()) break;
-      pending_.push_back({true, nullptr});
-      ++counters_.batches_resent;
-    }
+    const Status sent = ResendUnacknowledged();
     if (sent.ok()) return sent;
     if (sent.code() != StatusCode::kUnavailable) return Fail(sent);
     client_.reset();
     Log() << "gradctl: " << sent.message() << "; reconnecting" << std::endl;
   }
+}
+
+Status Producer::ResendUnacknowledged() {
+  ++counters_.reconnects;
+  Log() << "gradctl: reconnected to " << options_.server << " after "
+        << FormatDuration(Clock::now() - *lost_since_);
+  if (!unacked_.empty()) {
+    log_ << "; resending " << Plural(unacked_.size(), "unacknowledged batch") << " (sequence "
+         << SequenceRange(unacked_.front().sequence, unacked_.back().sequence) << ")";
+  }
+  log_ << std::endl;
+  for (Outstanding& o : unacked_) {
+    if (Status sent = client_->Send(o.request); !sent.ok()) return sent;
+    pending_.push_back({true, nullptr});
+    ++counters_.batches_resent;
+  }
+  return Status::Ok();
 }
 
 Status Producer::HandleReply(const v1::Response& response) {

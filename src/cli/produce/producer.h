@@ -150,6 +150,8 @@ class Producer {
   // Connects again (with backoff, within retry_for of the loss) and resends
   // every unacknowledged batch. `reason` is why the connection was lost.
   Status Reconnect(const Status& reason);
+  // On a new connection: resends every unacknowledged batch.
+  Status ResendUnacknowledged();
   // Connects with backoff until `deadline`; the last error if it passes.
   Status ConnectUntil(std::chrono::steady_clock::time_point deadline);
   std::ostream& Log();

@@ -54,14 +54,14 @@ void AddCounterFields(const ProducerOptions& options, const ProducerCounters& c,
                       uint64_t last_sequence, google::protobuf::Struct* summary) {
   auto& fields = *summary->mutable_fields();
   fields["producer_id"].set_string_value(options.producer_id);
-  fields["first_sequence"].set_number_value(static_cast<double>(options.first_sequence));
-  fields["last_sequence"].set_number_value(static_cast<double>(last_sequence));
-  fields["points_sent"].set_number_value(static_cast<double>(c.points_acked));
-  fields["batches"].set_number_value(static_cast<double>(c.batches_acked));
-  fields["duplicate_batches"].set_number_value(static_cast<double>(c.duplicate_batches));
-  fields["duplicate_points"].set_number_value(static_cast<double>(c.duplicate_points));
-  fields["reconnects"].set_number_value(static_cast<double>(c.reconnects));
-  fields["batches_resent"].set_number_value(static_cast<double>(c.batches_resent));
+  fields["first_sequence"] = JsonNumber(options.first_sequence);
+  fields["last_sequence"] = JsonNumber(last_sequence);
+  fields["points_sent"] = JsonNumber(c.points_acked);
+  fields["batches"] = JsonNumber(c.batches_acked);
+  fields["duplicate_batches"] = JsonNumber(c.duplicate_batches);
+  fields["duplicate_points"] = JsonNumber(c.duplicate_points);
+  fields["reconnects"] = JsonNumber(c.reconnects);
+  fields["batches_resent"] = JsonNumber(c.batches_resent);
 }
 
 void AddCounterLines(const ProducerOptions& options, const ProducerCounters& c,

@@ -21,6 +21,27 @@ constexpr std::string_view kInspectDescription =
     "crash, where its last whole record ends. --json prints one JSON object per file.\n"
     "Needs no server. Exit 1 if a FILE cannot be read or is not a recording.";
 
+void PrintSummaryTables(const RecordingSummary& s, std::ostream& out) {
+  if (!s.series.empty()) {
+    out << '\n';
+    Table table({"SERIES", "POINTS", "BATCHES"}, {false, true, true});
+    for (const auto& [name, series] : s.series) {
+      table.AddRow({protocol::SeriesOrDefault(name), std::to_string(series.points),
+                    std::to_string(series.batches)});
+    }
+    table.Print(out);
+  }
+  if (!s.producers.empty()) {
+    out << '\n';
+    Table table({"PRODUCER", "BATCHES", "SEQUENCES"}, {false, true, false});
+    for (const auto& [id, producer] : s.producers) {
+      table.AddRow({id.empty() ? "(none)" : id, std::to_string(producer.batches),
+                    SequenceRange(producer.first_sequence, producer.last_sequence)});
+    }
+    table.Print(out);
+  }
+}
+
 void PrintSummaryText(const RecordingSummary& s, std::ostream& out) {
   KeyValueBlock block;
   block.Add("file", s.path);
@@ -47,45 +68,12 @@ void PrintSummaryText(const RecordingSummary& s, std::ostream& out) {
     block.Add("truncated", "no");
   }
   block.Print(out);
-  if (!s.series.empty()) {
-    out << '\n';
-    Table table({"SERIES", "POINTS", "BATCHES"}, {false, true, true});
-    for (const auto& [name, series] : s.series) {
-      table.AddRow({protocol::SeriesOrDefault(name), std::to_string(series.points),
-                    std::to_string(series.batches)});
-    }
-    table.Print(out);
-  }
-  if (!s.producers.empty()) {
-    out << '\n';
-    Table table({"PRODUCER", "BATCHES", "SEQUENCES"}, {false, true, false});
-    for (const auto& [id, producer] : s.producers) {
-      table.AddRow({id.empty() ? "(none)" : id, std::to_string(producer.batches),
-                    SequenceRange(producer.first_sequence, producer.last_sequence)});
-    }
-    table.Print(out);
-  }
+  PrintSummaryTables(s, out);
 }
 
-std::string SummaryJson(const RecordingSummary& s) {
-  google::protobuf::Struct root;
-  auto& f = *root.mutable_fields();
-  const auto number = [](uint64_t v) {
-    google::protobuf::Value value;
-    value.set_number_value(static_cast<double>(v));
-    return value;
-  };
-  f["file"].set_string_value(s.path);
-  f["bytes"] = number(s.file_bytes);
-  f["batches"] = number(s.batches);
-  f["points"] = number(s.points);
-  auto* series = f["series"].mutable_list_value();
-  for (const auto& [name, info] : s.series) {
-    auto& item = *series->add_values()->mutable_struct_value()->mutable_fields();
-    item["name"].set_string_value(protocol::SeriesOrDefault(name));
-    item["points"] = number(info.points);
-    item["batches"] = number(info.batches);
-  }
+using JsonFields = google::protobuf::Map<std::string, google::protobuf::Value>;
+
+void AddTimeFields(const RecordingSummary& s, JsonFields& f) {
   if (s.has_time) {
     f["first_time"].set_string_value(FormatUtc(s.first_time));
     f["last_time"].set_string_value(FormatUtc(s.last_time));
@@ -98,19 +86,40 @@ std::string SummaryJson(const RecordingSummary& s) {
     f["last_time"].set_null_value(google::protobuf::NULL_VALUE);
     f["duration_seconds"].set_null_value(google::protobuf::NULL_VALUE);
   }
+}
+
+void AddProducerList(const RecordingSummary& s, JsonFields& f) {
   auto* producers = f["producers"].mutable_list_value();
   for (const auto& [id, info] : s.producers) {
     auto& item = *producers->add_values()->mutable_struct_value()->mutable_fields();
     item["id"].set_string_value(id);
-    item["batches"] = number(info.batches);
-    item["first_sequence"] = number(info.first_sequence);
-    item["last_sequence"] = number(info.last_sequence);
+    item["batches"] = JsonNumber(info.batches);
+    item["first_sequence"] = JsonNumber(info.first_sequence);
+    item["last_sequence"] = JsonNumber(info.last_sequence);
   }
+}
+
+std::string SummaryJson(const RecordingSummary& s) {
+  google::protobuf::Struct root;
+  auto& f = *root.mutable_fields();
+  f["file"].set_string_value(s.path);
+  f["bytes"] = JsonNumber(s.file_bytes);
+  f["batches"] = JsonNumber(s.batches);
+  f["points"] = JsonNumber(s.points);
+  auto* series = f["series"].mutable_list_value();
+  for (const auto& [name, info] : s.series) {
+    auto& item = *series->add_values()->mutable_struct_value()->mutable_fields();
+    item["name"].set_string_value(protocol::SeriesOrDefault(name));
+    item["points"] = JsonNumber(info.points);
+    item["batches"] = JsonNumber(info.batches);
+  }
+  AddTimeFields(s, f);
+  AddProducerList(s, f);
   if (s.truncated) {
     auto& t = *f["truncated"].mutable_struct_value()->mutable_fields();
-    t["offset"] = number(s.truncated_offset);
-    t["whole_records"] = number(s.batches);
-    t["incomplete_bytes"] = number(s.truncated_bytes);
+    t["offset"] = JsonNumber(s.truncated_offset);
+    t["whole_records"] = JsonNumber(s.batches);
+    t["incomplete_bytes"] = JsonNumber(s.truncated_bytes);
   } else {
     f["truncated"].set_null_value(google::protobuf::NULL_VALUE);
   }

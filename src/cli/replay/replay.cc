@@ -69,10 +69,7 @@ class ReplayRun {
   int Run();
 
  private:
-  int Fail(const Status& status) {
-    err_ << "gradctl: " << status.message() << '\n';
-    return kExitFailure;
-  }
+  int Fail(const Status& status) { return PrintFailure(status, err_); }
   // Examines every file before sending anything: a missing file, a corrupt
   // recording or an unreadable CSV file is refused whole.
   Status Examine();
@@ -362,9 +359,9 @@ void ReplayRun::PrintJsonSummary() {
   for (const auto& [name, points] : series_points_) {
     auto& item = *series->add_values()->mutable_struct_value()->mutable_fields();
     item["name"].set_string_value(name);
-    item["points_sent"].set_number_value(static_cast<double>(points));
+    item["points_sent"] = JsonNumber(points);
     if (const auto total = SeriesTotal(name)) {
-      item["series_total"].set_number_value(static_cast<double>(*total));
+      item["series_total"] = JsonNumber(*total);
     }
   }
   out_ << ToJson(root) << std::endl;
