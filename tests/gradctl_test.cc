@@ -22,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "cli/replay/replay.h"
 #include "protocol/endpoint.h"
 #include "server/server.h"
 #include "server/server_options.h"
@@ -323,6 +324,40 @@ TEST_F(GradctlTest, ReplayOfASavedProduceReproducesTheFit) {
                                        "revenue           12            12\n");
   const Result replayed = Gradctl({"--series", "revenue", "fit", "--json"}, fresh.address());
   EXPECT_EQ(replayed.out, original.out);
+}
+
+// RunReplay itself, with a config as gradctl's flags would make it: the
+// recording's batches at their recorded pace (sped up), into a fresh server.
+TEST_F(GradctlTest, RunReplayKeepsTheRecordedBatchesAndTiming) {
+  const std::string recording = Path("revenue.rec");
+  std::vector<std::string> args = kProduceRevenue;
+  args.insert(args.end(), {"--save", recording, "--batch", "4"});
+  ASSERT_EQ(Run(args, RevenueCsv()).code, 0);
+  const Result original = Run({"--series", "revenue", "fit"});
+
+  TestServer fresh;
+  ReplayConfig config;
+  config.server = fresh.address();
+  config.series = "default";
+  config.files = {recording};
+  config.speed = 1000;
+  config.progress = ProgressMode::kNone;
+  config.exactly_once.producer_id = "run-replay";
+  std::ostringstream out;
+  std::ostringstream err;
+  EXPECT_EQ(RunReplay(config, out, err), 0) << err.str();
+  EXPECT_EQ(err.str(), "");
+  EXPECT_NE(out.str().find("\nsequences:   1..3\n"), std::string::npos) << out.str();
+  EXPECT_NE(out.str().find("\ntiming:      recorded, x1000\n"), std::string::npos) << out.str();
+  EXPECT_EQ(Gradctl({"--series", "revenue", "fit"}, fresh.address()).out, original.out);
+  // Again with the same producer id: every batch is a duplicate.
+  out.str("");
+  err.str("");
+  EXPECT_EQ(RunReplay(config, out, err), 0);
+  EXPECT_NE(err.str().find("3 batches (12 points) were acknowledged as duplicates"),
+            std::string::npos)
+      << err.str();
+  EXPECT_EQ(Gradctl({"--series", "revenue", "fit"}, fresh.address()).out, original.out);
 }
 
 TEST_F(GradctlTest, ReplayJsonSummaryAndCsvFiles) {
