@@ -1,7 +1,7 @@
 // gradctl's exactly-once Producer against a scripted fake server (it loses
 // the connection, rejects a batch, never comes back), and the helpers the
 // produce/replay/inspect commands share.
-#include "cli/producer.h"
+#include "cli/produce/producer.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -12,14 +12,16 @@
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <mutex>
 #include <sstream>
 #include <thread>
 #include <vector>
 
-#include "cli/replay.h"
+#include "cli/output.h"
+#include "cli/replay/recording_summary.h"
 #include "protocol/frame_codec.h"
 #include "storage/recording.h"
+#include "util/mutex.h"
+#include "util/thread_annotations.h"
 
 namespace gradientd::cli {
 namespace {
@@ -78,7 +80,7 @@ class FakeServer {
 
   const std::string& address() const { return address_; }
   std::vector<Received> received() {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     return received_;
   }
 
@@ -119,7 +121,7 @@ class FakeServer {
       response.set_id(request.id());
       if (request.has_ingest()) {
         {
-          std::lock_guard lock(mu_);
+          util::MutexLock lock(mu_);
           received_.push_back({connection, request.ingest()});
         }
         const Action action = script_(connection, index, request.ingest());
@@ -161,8 +163,8 @@ class FakeServer {
   tcp::acceptor acceptor_;
   std::string address_;
   std::thread thread_;
-  std::mutex mu_;
-  std::vector<Received> received_;
+  util::Mutex mu_;
+  std::vector<Received> received_ GUARDED_BY(mu_);
 };
 
 std::vector<double> Points(uint64_t sequence, std::size_t n) {
@@ -187,11 +189,11 @@ ProducerOptions Options(const std::string& server) {
 // the first connection had applied come back as duplicates and count as
 // delivered.
 TEST(ProducerTest, ReconnectsAndResendsUnacknowledgedBatches) {
-  std::mutex mu;
+  util::Mutex mu;
   uint64_t applied = 0;  // the highest sequence "applied" on the first connection
   FakeServer server(
       [&](int connection, int index, const v1::PointBatch& b) {
-        std::lock_guard lock(mu);
+        util::MutexLock lock(mu);
         if (connection == 1) {
           applied = std::max(applied, b.sequence());
           // Acknowledge 3, apply 2 more without acknowledging, apply the
@@ -237,7 +239,7 @@ TEST(ProducerTest, ReconnectsAndResendsUnacknowledgedBatches) {
   // the first connection (at most 3 were).
   const std::vector<Received> received = server.received();
   const uint64_t applied_on_first = [&] {
-    std::lock_guard lock(mu);
+    util::MutexLock lock(mu);
     return applied;
   }();
   std::map<uint64_t, v1::PointBatch> first;

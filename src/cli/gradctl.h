@@ -5,9 +5,11 @@
 //   gradctl [GLOBAL OPTIONS] COMMAND [COMMAND OPTIONS]
 //
 // Commands: produce, gradient, fit, step, configure, reset, list, bench,
-// replay, inspect (see `gradctl --help` and `gradctl COMMAND --help`;
-// produce's exactly-once sending is cli/producer.h, replay and inspect are
-// cli/replay.h). Global options, accepted
+// replay, inspect (see `gradctl --help` and `gradctl COMMAND --help`). Each
+// is a Command (cli/command.h) in its own file: cli/produce/produce.h (its
+// exactly-once sending: cli/produce/producer.h), cli/query/query_commands.h,
+// cli/bench.h, cli/replay/replay.h, cli/replay/inspect.h; this file only
+// parses the line and dispatches. Global options (cli/global_flags.h), accepted
 // anywhere on the line: --server HOST:PORT (default $GRADIENTD_SERVER, else
 // 127.0.0.1:7878), --token TOKEN (default $GRADIENTD_TOKEN; every connection
 // then starts with a Hello), --series NAME (default "default"), --json,

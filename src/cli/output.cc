@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <ctime>
 
 namespace gradientd::cli {
 
@@ -12,6 +13,65 @@ std::string FormatNumber(double value) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.12g", value);
   return buf;
+}
+
+// TEMPORARY: bench branch adds this
+std::string FormatFixed(double value, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
+std::string FormatDuration(std::chrono::nanoseconds duration) {
+  const double seconds = std::chrono::duration<double>(duration).count();
+  char buf[48];
+  if (seconds < 0) return "0 s";
+  if (seconds < 1) {
+    std::snprintf(buf, sizeof buf, "%.0f ms", seconds * 1e3);
+  } else if (seconds < 60) {
+    std::snprintf(buf, sizeof buf, "%.1f s", seconds);
+  } else if (seconds < 3600) {
+    const auto s = static_cast<int64_t>(seconds);
+    if (s % 60 == 0) {
+      std::snprintf(buf, sizeof buf, "%lld min", static_cast<long long>(s / 60));
+    } else {
+      std::snprintf(buf, sizeof buf, "%lld min %02lld s", static_cast<long long>(s / 60),
+                    static_cast<long long>(s % 60));
+    }
+  } else {
+    const auto m = static_cast<int64_t>(seconds / 60);
+    std::snprintf(buf, sizeof buf, "%lld h %02lld min", static_cast<long long>(m / 60),
+                  static_cast<long long>(m % 60));
+  }
+  return buf;
+}
+
+std::string FormatUtc(int64_t unix_nanos) {
+  int64_t seconds = unix_nanos / 1'000'000'000;
+  int64_t rest = unix_nanos % 1'000'000'000;
+  if (rest < 0) {
+    rest += 1'000'000'000;
+    --seconds;
+  }
+  const auto t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  if (gmtime_r(&t, &tm) == nullptr) return std::to_string(unix_nanos) + " ns";
+  char date[40];
+  std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%s.%03lldZ", date, static_cast<long long>(rest / 1'000'000));
+  return buf;
+}
+
+std::string Plural(uint64_t n, std::string_view noun) {
+  std::string text = std::to_string(n) + " " + std::string(noun);
+  if (n != 1) text += noun.ends_with("ch") ? "es" : "s";
+  return text;
+}
+
+std::string SequenceRange(uint64_t first, uint64_t last) {
+  return first == last ? std::to_string(first)
+                       : std::to_string(first) + ".." + std::to_string(last);
 }
 
 std::size_t DisplayWidth(std::string_view text) {
@@ -87,6 +147,12 @@ std::string ToJson(const google::protobuf::Message& message) {
     // Cannot happen for our messages; say so in JSON rather than print nothing.
     return "{\"gradctl_error\":\"cannot print a reply as JSON\"}";
   }
+  return json;
+}
+
+google::protobuf::Value JsonNumber(uint64_t value) {
+  google::protobuf::Value json;
+  json.set_number_value(static_cast<double>(value));
   return json;
 }
 

@@ -3,8 +3,11 @@
 #pragma once
 
 #include <google/protobuf/message.h>
+#include <google/protobuf/struct.pb.h>
 
+#include <chrono>
 #include <cstddef>
+#include <cstdint>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -18,6 +21,22 @@ namespace gradientd::cli {
 // A double for people: 12 significant digits, trailing zeros dropped
 // ("2.355", "10.3881118881", "1e-09").
 std::string FormatNumber(double value);
+
+// TEMPORARY: bench branch adds this
+// A double with exactly `decimals` decimals ("%.*f"): "1.500", "12".
+std::string FormatFixed(double value, int decimals);
+
+// A duration for people: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
+std::string FormatDuration(std::chrono::nanoseconds duration);
+
+// A time since the Unix epoch as UTC ISO-8601 with milliseconds:
+// "2024-05-01T12:00:00.123Z".
+std::string FormatUtc(int64_t unix_nanos);
+
+// "1 batch", "3 batches", "2 points".
+std::string Plural(uint64_t n, std::string_view noun);
+// "4", or "4..9".
+std::string SequenceRange(uint64_t first, uint64_t last);
 
 // Aligned "key: value" lines.
 class KeyValueBlock {
@@ -48,8 +67,12 @@ class Table {
 std::size_t DisplayWidth(std::string_view text);
 
 // `message` as one line of JSON, field names as in the .proto, every field
-// printed (zeros included).
+// printed (zeros included). gradctl's only JSON writer: summaries are built
+// as google::protobuf::Struct and printed with it.
 std::string ToJson(const google::protobuf::Message& message);
+
+// A count as a Struct value (JSON numbers are doubles: exact below 2^53).
+google::protobuf::Value JsonNumber(uint64_t value);
 
 // The readable forms of the replies.
 void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block);

@@ -1,5 +1,5 @@
 // gradctl: the command-line client of gradientd. All of its logic is in
-// src/cli/gradctl.cc.
+// src/cli/ (RunGradctl in cli/gradctl.h, one file or folder per command).
 #include <csignal>
 #include <iostream>
 

@@ -1,5 +1,5 @@
 // Exactly-once producing for gradctl: `produce` and `replay` send their
-// batches through a Producer.
+// batches through a Producer (what they report about it: producer_report.h).
 //
 // Every batch carries the producer's id and a sequence number (1, 2, ...
 // unless told otherwise). The server applies a (producer id, sequence) at
@@ -11,7 +11,6 @@
 // memory, at most `window` of them.
 #pragma once
 
-#include <boost/program_options.hpp>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -31,48 +30,16 @@
 #include "gradientd/v1/gradientd.pb.h"
 #include "storage/recording.h"
 
-namespace google::protobuf {
-class Struct;
-}  // namespace google::protobuf
-
 namespace gradientd::cli {
-
-class KeyValueBlock;  // cli/output.h
-
-// ---------------------------------------------------------------------------
-// Helpers shared by the commands.
-
-// A duration for people: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
-std::string FormatDuration(std::chrono::nanoseconds duration);
-
-// A time since the Unix epoch as UTC ISO-8601 with milliseconds:
-// "2024-05-01T12:00:00.123Z".
-std::string FormatUtc(int64_t unix_nanos);
 
 // A random producer id: PREFIX-<16 hex digits>.
 std::string GenerateProducerId(std::string_view prefix);
 
 // ---------------------------------------------------------------------------
-// The exactly-once flags: --producer-id, --first-sequence, --retry-for.
-
-void AddExactlyOnceOptions(boost::program_options::options_description* options);
-
-struct ExactlyOnceFlags {
-  std::string producer_id;  // empty: generate one
-  uint64_t first_sequence = 1;
-  std::chrono::nanoseconds retry_for = std::chrono::seconds(60);
-};
-
-// Reads the flags added by AddExactlyOnceOptions. A returned error is a usage
-// error naming the flag.
-Status ExactlyOnceFlagsFromVm(const boost::program_options::variables_map& vm,
-                              ExactlyOnceFlags* flags);
-
-// ---------------------------------------------------------------------------
 // Producer.
 
 struct ProducerOptions {
-  std::string server;  // HOST:PORT
+  std::string server;              // HOST:PORT
   client::ConnectOptions connect;  // TLS and token, for every (re)connection
   std::string producer_id;
   uint64_t first_sequence = 1;
@@ -183,6 +150,8 @@ class Producer {
   // Connects again (with backoff, within retry_for of the loss) and resends
   // every unacknowledged batch. `reason` is why the connection was lost.
   Status Reconnect(const Status& reason);
+  // On a new connection: resends every unacknowledged batch.
+  Status ResendUnacknowledged();
   // Connects with backoff until `deadline`; the last error if it passes.
   Status ConnectUntil(std::chrono::steady_clock::time_point deadline);
   std::ostream& Log();
@@ -204,68 +173,5 @@ class Producer {
   std::function<void()> on_wait_;
   std::function<void()> before_log_;
 };
-
-// Reports why a Producer stopped, to `err`: the server's rejection of a batch
-// (also printed as JSON to `out` with `json`), or `status`; then what was
-// acknowledged before, the unacknowledged batches, and how to resume
-// (`resume` says what to send again, e.g. "the same input (same --batch)").
-// Returns gradctl's failure exit code, 1.
-int ReportProducerFailure(const Producer& producer, const Status& status, bool json,
-                          std::string_view resume, std::ostream& out, std::ostream& err);
-
-// Starts `producer`; on failure says why on `err` and returns the exit code
-// (2 for a bad --server, 1 otherwise), else 0.
-int StartProducer(Producer& producer, const std::string& server, std::ostream& err);
-
-// "N points in M batches were sent and acknowledged".
-std::string AcknowledgedText(const ProducerCounters& counters);
-
-// "1 batch", "3 batches", "2 points".
-std::string Plural(uint64_t n, std::string_view noun);
-// "4", or "4..9".
-std::string SequenceRange(uint64_t first, uint64_t last);
-
-// What every sending command (produce, replay) says about its exactly-once
-// run: on `err`, a note when batches came back as duplicates; in its summary,
-// the producer id, sequences and counters, as JSON fields of `summary` or as
-// lines of `block`. `last_sequence` is the last one sent.
-void NoteDuplicates(const ProducerCounters& counters, const std::string& producer_id,
-                    std::ostream& err);
-void AddCounterFields(const ProducerOptions& options, const ProducerCounters& counters,
-                      uint64_t last_sequence, google::protobuf::Struct* summary);
-void AddCounterLines(const ProducerOptions& options, const ProducerCounters& counters,
-                     uint64_t last_sequence, KeyValueBlock* block);
-
-// ---------------------------------------------------------------------------
-// `gradctl produce`.
-
-// Where produce's points come from.
-class PointSource {
- public:
-  virtual ~PointSource() = default;
-  // As CsvPointReader::Next: OK with no points at the end.
-  virtual Status Next(std::vector<double>* x, std::vector<double>* y, std::size_t max) = 0;
-};
-
-struct ProduceConfig {
-  std::string server;
-  client::ConnectOptions connect;
-  std::string series;
-  bool json = false;
-  std::size_t batch = 8192;
-  std::size_t window = 16;
-  uint64_t progress_every = 0;
-  std::string source_description;  // for the summary
-  ExactlyOnceFlags exactly_once;
-  std::string save_path;  // --save; empty: none
-};
-
-// The flags produce adds to the exactly-once ones: --save.
-void AddProduceSaveOption(boost::program_options::options_description* options);
-
-// Sends the source's points and prints a summary (readable, or JSON with
-// config.json) to `out`; diagnostics to `err`. Returns a gradctl exit code.
-int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& out,
-               std::ostream& err);
 
 }  // namespace gradientd::cli

@@ -1,0 +1,86 @@
+#include "cli/global_flags.h"
+
+#include <cstdlib>
+
+#include "client/tls.h"
+
+namespace gradientd::cli {
+
+namespace po = boost::program_options;
+
+po::options_description GlobalOptions(GlobalFlags* flags, const std::string& default_server,
+                                      const std::string& default_token) {
+  po::options_description d("Global options (accepted anywhere on the line)", kHelpWidth,
+                            kHelpDescriptionWidth);
+  // clang-format off
+  d.add_options()
+      ("server", po::value(&flags->server)->default_value(default_server)->value_name("HOST:PORT"),
+       "the gradientd server; the default comes from $GRADIENTD_SERVER when set")
+      // The help never shows the token itself.
+      ("token",
+       po::value(&flags->token)
+           ->default_value(default_token, default_token.empty() ? "" : "$GRADIENTD_TOKEN")
+           ->value_name("TOKEN"),
+       "authenticate every connection with this token (a server started with --auth-file "
+       "needs one); the default comes from $GRADIENTD_TOKEN, which keeps it out of the "
+       "process list")
+      ("series", po::value(&flags->series)->default_value("default")->value_name("NAME"),
+       "the series to work on")
+      ("json", po::bool_switch(&flags->json),
+       "machine-readable output: one JSON object per reply, one per line, field names as in "
+       "the protocol (gradientd.proto)")
+      ("tls", po::bool_switch(&flags->tls),
+       "connect with TLS; the server's certificate must be signed by a trusted CA and name "
+       "the HOST of --server")
+      ("tls-ca", po::value(&flags->tls_ca)->value_name("FILE"),
+       "with --tls: trust the CA certificates in this PEM file instead of the system's; the "
+       "default comes from $GRADIENTD_TLS_CA when set")
+      ("tls-cert", po::value(&flags->tls_cert)->value_name("FILE"),
+       "with --tls: present this PEM client certificate (for a server run with "
+       "--tls-client-ca); needs --tls-key")
+      ("tls-key", po::value(&flags->tls_key)->value_name("FILE"),
+       "the PEM private key (unencrypted) of --tls-cert")
+      ("tcp-congestion", po::value(&flags->tcp_congestion)->value_name("NAME"),
+       "TCP congestion control for every connection this command makes (Linux, e.g. reno or "
+       "cubic; default: the system's, net.ipv4.tcp_congestion_control). With bbr, Linux paces "
+       "each flow, loopback too, which costs producers on the server's machine throughput")
+      ("help,h", po::bool_switch(&flags->help), "print usage and exit");
+  // clang-format on
+  return d;
+}
+
+Status CheckGlobalFlags(const GlobalFlags& flags, const po::variables_map& vm) {
+  if (vm.count("tcp-congestion") && flags.tcp_congestion.empty()) {
+    return Status::InvalidArgument("--tcp-congestion needs a NAME");
+  }
+  for (const char* flag : {"tls-ca", "tls-cert", "tls-key"}) {
+    if (vm.count(flag) && !flags.tls) {
+      return Status::InvalidArgument("--" + std::string(flag) + " needs --tls");
+    }
+    if (vm.count(flag) && vm[flag].as<std::string>().empty()) {
+      return Status::InvalidArgument("--" + std::string(flag) + " needs a FILE");
+    }
+  }
+  if (vm.count("tls-cert") != vm.count("tls-key")) {
+    return Status::InvalidArgument(vm.count("tls-cert") ? "--tls-cert needs --tls-key"
+                                                        : "--tls-key needs --tls-cert");
+  }
+  return Status::Ok();
+}
+
+Status ConnectOptionsFromFlags(const GlobalFlags& flags, client::ConnectOptions* options) {
+  options->token = flags.token;
+  options->tcp_congestion = flags.tcp_congestion;
+  if (!flags.tls) return Status::Ok();
+  client::TlsOptions tls;
+  tls.ca_file = flags.tls_ca;
+  if (tls.ca_file.empty()) {
+    const char* env = std::getenv("GRADIENTD_TLS_CA");
+    if (env != nullptr) tls.ca_file = env;
+  }
+  tls.cert_file = flags.tls_cert;
+  tls.key_file = flags.tls_key;
+  return client::MakeClientTlsContext(tls, &options->tls);
+}
+
+}  // namespace gradientd::cli

@@ -1,0 +1,43 @@
+// gradctl's global flags (--server, --token, --series, --json, --help, the
+// TLS flags, --tcp-congestion), accepted anywhere on the line, and how they
+// become the client's ConnectOptions.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <string>
+
+#include "client/client.h"
+#include "core/status.h"
+
+namespace gradientd::cli {
+
+// The width of every --help text.
+inline constexpr int kHelpWidth = 100;
+inline constexpr int kHelpDescriptionWidth = 50;
+
+struct GlobalFlags {
+  std::string server;
+  std::string token;
+  std::string series;
+  bool json = false;
+  bool help = false;
+  bool tls = false;
+  std::string tls_ca;  // empty: $GRADIENTD_TLS_CA, else the system's CAs
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tcp_congestion;  // empty: the system's
+};
+
+// The global options, parsed into *flags (which must outlive the result).
+boost::program_options::options_description GlobalOptions(GlobalFlags* flags,
+                                                          const std::string& default_server,
+                                                          const std::string& default_token);
+
+// The global flags' values and combinations that make no sense: a usage error.
+Status CheckGlobalFlags(const GlobalFlags& flags, const boost::program_options::variables_map& vm);
+
+// How every command connects: the token, the congestion control, and with
+// --tls a context loaded here (an error when a TLS file cannot be used).
+Status ConnectOptionsFromFlags(const GlobalFlags& flags, client::ConnectOptions* options);
+
+}  // namespace gradientd::cli
