@@ -23,7 +23,7 @@
 #include <system_error>
 #include <utility>
 
-#include "cli/bench.h"
+#include "cli/bench/bench.h"
 #include "cli/csv_flags.h"
 #include "cli/csv_reader.h"
 #include "cli/output.h"

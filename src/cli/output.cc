@@ -14,6 +14,12 @@ std::string FormatNumber(double value) {
   return buf;
 }
 
+std::string FormatFixed(double value, int decimals) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
+  return buf;
+}
+
 std::size_t DisplayWidth(std::string_view text) {
   // Count every byte that does not continue a UTF-8 sequence.
   return static_cast<std::size_t>(std::count_if(text.begin(), text.end(), [](char c) {

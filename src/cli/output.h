@@ -19,6 +19,10 @@ namespace gradientd::cli {
 // ("2.355", "10.3881118881", "1e-09").
 std::string FormatNumber(double value);
 
+// `value` with exactly `decimals` digits after the point ("%.*f": 2.50,
+// 117050000.0, 3).
+std::string FormatFixed(double value, int decimals);
+
 // Aligned "key: value" lines.
 class KeyValueBlock {
  public:
