@@ -16,12 +16,8 @@ namespace {
 
 namespace asio = boost::asio;
 
-struct ProducerResult {
+struct ProducerResult : IngestCounts {
   Status status;
-  uint64_t batches_sent = 0;
-  uint64_t batches_acked = 0;
-  uint64_t points_acked = 0;
-  uint64_t bytes_sent = 0;
   Clock::time_point finished;
 };
 
@@ -122,16 +118,20 @@ void Sum(const std::vector<ProducerResult>& results, Clock::time_point start, In
   Clock::time_point finished = start;
   for (const ProducerResult& r : results) {
     if (!r.status.ok() && total->status.ok()) total->status = r.status;
-    total->batches_sent += r.batches_sent;
-    total->batches_acked += r.batches_acked;
-    total->points_acked += r.points_acked;
-    total->bytes_sent += r.bytes_sent;
+    total->Add(r);
     finished = std::max(finished, r.finished);
   }
   total->seconds = Seconds(finished - start);
 }
 
 }  // namespace
+
+void IngestCounts::Add(const IngestCounts& other) {
+  batches_sent += other.batches_sent;
+  batches_acked += other.batches_acked;
+  points_acked += other.points_acked;
+  bytes_sent += other.bytes_sent;
+}
 
 IngestResult RunProducers(const protocol::Endpoint& endpoint, int producers, ProducerPlan plan,
                           double seconds, const std::string& id_prefix,

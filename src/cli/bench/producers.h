@@ -28,12 +28,18 @@ struct ProducerPlan {
   std::atomic<bool>* stop = nullptr;  // set on any producer's error
 };
 
-struct IngestResult {
-  Status status;
+// What producers sent and had acknowledged.
+struct IngestCounts {
   uint64_t batches_sent = 0;
   uint64_t batches_acked = 0;
   uint64_t points_acked = 0;
   uint64_t bytes_sent = 0;
+
+  void Add(const IngestCounts& other);
+};
+
+struct IngestResult : IngestCounts {
+  Status status;
   double seconds = 0;
   std::string tcp_congestion;  // what the producers' sockets used
 };

@@ -28,16 +28,16 @@ Format Group(std::string before, std::string after) {
 Format Number(std::string before, std::string after) {
   return {.style = Style::kNumber, .before = std::move(before), .after = std::move(after)};
 }
-Format Fixed(int decimals, std::string before, std::string after, double scale = 1) {
+Format Fixed(int decimals, std::string before, std::string after, double divisor = 1) {
   return {.style = Style::kFixed,
           .before = std::move(before),
           .after = std::move(after),
-          .scale = scale,
+          .divisor = divisor,
           .decimals = decimals};
 }
-Format Mega(int decimals, std::string after) { return Fixed(decimals, "", std::move(after), 1e-6); }
+Format Mega(int decimals, std::string after) { return Fixed(decimals, "", std::move(after), 1e6); }
 Format MiB(std::string before, std::string after) {
-  return Fixed(1, std::move(before), " MiB" + std::move(after), 1.0 / (1024.0 * 1024.0));
+  return Fixed(1, std::move(before), " MiB" + std::move(after), 1024.0 * 1024.0);
 }
 // `format` when `shown`, else JSON only.
 Format If(bool shown, Format format) { return shown ? std::move(format) : Format{}; }
@@ -116,7 +116,7 @@ void AddIngestWindows(const Report& r, std::vector<Row>* rows) {
     }
     const std::string before = std::string(row.fields.size() == 1 ? "" : "   ") + name + " ";
     row.fields.push_back(
-        Shown(key, static_cast<double>(Percentile(r.window_rates, q)), Fixed(1, before, "", 1e-6)));
+        Shown(key, static_cast<double>(Percentile(r.window_rates, q)), Fixed(1, before, "", 1e6)));
   }
   row.fields.push_back(Shown("ingest_windows", static_cast<uint64_t>(r.window_rates.size()),
                              If(any, Group(" M points/s (", " windows)"))));
@@ -194,9 +194,11 @@ void AddBaselines(const BenchConfig& c, const Report& r, std::vector<Row>* rows)
       .label = "discard baseline",
       .fields = {
           Shown("baseline_discard_bytes_per_second", discard, Mega(1, " MB/s on the wire")),
-          Shown("ingest_fraction_of_discard",
-                r.ingest_ran && discard > 0 ? WireBytesPerSecond(r) / discard : kNaN,
-                If(r.ingest_ran, Fixed(1, "; ingest carries ", "%", 100))),
+          JsonOnly("ingest_fraction_of_discard",
+                   r.ingest_ran && discard > 0 ? WireBytesPerSecond(r) / discard : kNaN),
+          // The same fraction as a percentage, rounded as it always was.
+          Shown("", 100 * WireBytesPerSecond(r) / discard,
+                If(r.ingest_ran, Fixed(1, "; ingest carries ", "%"))),
           JsonOnly("baseline_discard_seconds", d.seconds),
           JsonOnly("baseline_discard_points_per_second", PerSecond(discard_points, d.seconds))}});
   rows->push_back(LatencyRow("echo, idle", "baseline_echo_", r.echo, true));

@@ -63,7 +63,7 @@ std::string ValueText(const Field& field) {
     case Format::Style::kNumber:
       return FormatNumber(AsDouble(field.value));
     case Format::Style::kFixed:
-      return FormatFixed(AsDouble(field.value) * f.scale, f.decimals);
+      return FormatFixed(AsDouble(field.value) / f.divisor, f.decimals);
   }
   return "";
 }

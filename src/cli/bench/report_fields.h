@@ -19,12 +19,12 @@ struct Format {
     kInteger,  // an integer, plain digits
     kGrouped,  // an integer with thousands separators: "117,050,000"
     kNumber,   // FormatNumber
-    kFixed,    // FormatFixed(value * scale, decimals)
+    kFixed,    // FormatFixed(value / divisor, decimals)
   };
   Style style = Style::kHidden;
   std::string before{};
   std::string after{};
-  double scale = 1;
+  double divisor = 1;
   int decimals = 0;
 };
 
