@@ -7,7 +7,7 @@
 #include <span>
 #include <string_view>
 
-#include "cli/bench.h"
+#include "cli/bench/bench.h"
 #include "cli/command.h"
 #include "cli/global_flags.h"
 #include "cli/produce/produce.h"

@@ -15,11 +15,12 @@ std::string FormatNumber(double value) {
   return buf;
 }
 
-// TEMPORARY: bench branch adds this
 std::string FormatFixed(double value, int decimals) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "%.*f", decimals, value);
-  return buf;
+  // Sized first: 1e300 with 3 decimals is 305 characters.
+  const int size = std::snprintf(nullptr, 0, "%.*f", decimals, value);
+  std::string text(static_cast<std::size_t>(size), '\0');
+  std::snprintf(text.data(), text.size() + 1, "%.*f", decimals, value);
+  return text;
 }
 
 std::string FormatDuration(std::chrono::nanoseconds duration) {

@@ -22,7 +22,6 @@ namespace gradientd::cli {
 // ("2.355", "10.3881118881", "1e-09").
 std::string FormatNumber(double value);
 
-// TEMPORARY: bench branch adds this
 // A double with exactly `decimals` decimals ("%.*f"): "1.500", "12".
 std::string FormatFixed(double value, int decimals);
 

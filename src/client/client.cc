@@ -14,10 +14,11 @@
 #include <boost/asio/write.hpp>
 #include <cerrno>
 #include <cstring>
-#include <vector>
+#include <span>
 
 #include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
+#include "protocol/frame_reader.h"
 
 namespace gradientd::client {
 namespace asio = boost::asio;
@@ -93,9 +94,8 @@ struct Client::Impl {
   std::size_t ReadSome(asio::mutable_buffer buffer, boost::system::error_code& ec) {
     return tls ? tls->read_some(buffer, ec) : socket.read_some(buffer, ec);
   }
-  std::string out;          // framed requests not yet written
-  std::vector<uint8_t> in;  // received bytes
-  std::size_t in_begin = 0, in_end = 0;
+  std::string out;  // framed requests not yet written
+  protocol::FrameReader in{kMaxResponseBytes};
 };
 
 Status ResponseStatus(const v1::Response& response) {
@@ -222,34 +222,23 @@ Status Client::Send(v1::Request& request) {
 Status Client::Receive(v1::Response* response) {
   Impl& io = *impl_;
   while (true) {
-    const std::span<const uint8_t> pending(io.in.data() + io.in_begin, io.in_end - io.in_begin);
-    const protocol::FrameHeader h = protocol::DecodeFrameHeader(pending, kMaxResponseBytes);
+    std::span<const uint8_t> body;
+    const protocol::FrameHeader h = io.in.Next(&body);
     if (h.kind == protocol::FrameHeader::Kind::kError) {
       return Status::Internal("bad response frame from " + server_ + ": " + h.error);
     }
     if (h.kind == protocol::FrameHeader::Kind::kFrame) {
-      const uint8_t* body = pending.data() + h.header_bytes;
-      io.in_begin += h.header_bytes + h.body_bytes;
-      if (!response->ParseFromArray(body, static_cast<int>(h.body_bytes))) {
+      if (!response->ParseFromArray(body.data(), static_cast<int>(body.size()))) {
         return Status::Internal("cannot decode a response from " + server_);
       }
       ++received_;
       return Status::Ok();
     }
-    // Need more: compact, grow, read what is there.
-    if (io.in_begin > 0) {
-      std::copy(io.in.begin() + static_cast<std::ptrdiff_t>(io.in_begin),
-                io.in.begin() + static_cast<std::ptrdiff_t>(io.in_end), io.in.begin());
-      io.in_end -= io.in_begin;
-      io.in_begin = 0;
-    }
-    const std::size_t want = io.in_end + std::max<std::size_t>(h.missing, 64 * 1024);
-    if (io.in.size() < want) io.in.resize(want);
+    const std::span<uint8_t> space = io.in.Space();
     boost::system::error_code ec;
-    const std::size_t n =
-        io.ReadSome(asio::buffer(io.in.data() + io.in_end, io.in.size() - io.in_end), ec);
+    const std::size_t n = io.ReadSome(asio::buffer(space.data(), space.size()), ec);
     if (ec) return Broken(server_, ec);
-    io.in_end += n;
+    io.in.Commit(n);
   }
 }
 

@@ -25,6 +25,13 @@
 //      RSS before and after.
 // Server CPU seconds (utime + stime, /proc/PID/stat) and memory (VmRSS,
 // VmHWM, /proc/PID/status) are reported only for a spawned server.
+//
+// In this folder: run.cc (the phases, in order), options.cc, producers.*
+// (phase 4) over batch_template.* and raw_connection.*, round_trips.* (the
+// query and echo probes), baselines.* (discard and echo servers),
+// spawned_server.* and process_stats.* (phase 1, the server's figures),
+// series_setup.* (the query series, phase 5), report.* (what is reported)
+// and report_fields.* (its readable and JSON renderings).
 #pragma once
 
 #include <boost/program_options.hpp>
