@@ -19,7 +19,7 @@
 
 #include "cli/replay.h"
 #include "protocol/frame_codec.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 namespace {

@@ -28,11 +28,13 @@
 #include <thread>
 #include <vector>
 
+#include "app/open_file_limit.h"
 #include "auth/authenticator.h"
 #include "client/client.h"
 #include "core/point_stats.h"
 #include "protocol/frame_codec.h"
-#include "server/server_options.h"
+#include "running_node.h"
+#include "server/peer_state.h"
 #include "service/change_log.h"
 #include "service/series_store.h"
 #include "service/service.h"
@@ -717,6 +719,47 @@ TEST_F(LimitedServerTest, ClientThatNeverReadsIsClosedOnceAWriteTimesOut) {
   EXPECT_TRUE(Fit(*c, "x").has_error());
 }
 
+// --- PeerState: the connection's coroutines, by named transitions. -----------
+
+TEST(PeerStateTest, ANewPeerReadsWatchesAndMayMoveOnce) {
+  server::PeerState state;
+  EXPECT_TRUE(state.reading());
+  EXPECT_TRUE(state.watching());
+  EXPECT_TRUE(state.may_move());
+  EXPECT_FALSE(state.reader_ended());
+  EXPECT_FALSE(state.wants_move());
+  EXPECT_TRUE(state.closes_cleanly());
+  state.ReaderParkedForMove();
+  state.ReaderEnded();
+  state.WriterEnded();
+  EXPECT_TRUE(state.wants_move());
+  EXPECT_FALSE(state.watching());
+  state.Moved();
+  EXPECT_FALSE(state.may_move());
+  EXPECT_FALSE(state.wants_move());
+  EXPECT_FALSE(state.reader_ended());
+  EXPECT_TRUE(state.watching());
+}
+
+TEST(PeerStateTest, AFailedWriteStopsTheReaderAndCancelsTheMove) {
+  server::PeerState state;
+  state.ReaderParkedForMove();
+  state.WriteFailed();
+  EXPECT_FALSE(state.reading());
+  EXPECT_FALSE(state.wants_move());
+  EXPECT_FALSE(state.closes_cleanly());
+  EXPECT_TRUE(state.watching());  // until the writer ends
+}
+
+TEST(PeerStateTest, AbandonStopsAllThreeWithoutACleanClose) {
+  server::PeerState state;
+  state.Abandon();
+  EXPECT_TRUE(state.abandoned());
+  EXPECT_FALSE(state.reading());
+  EXPECT_FALSE(state.watching());
+  EXPECT_FALSE(state.closes_cleanly());
+}
+
 TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
   const std::string dir =
       ::testing::TempDir() + "durable_server_test_" + std::to_string(::getpid());
@@ -725,24 +768,14 @@ TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
   data_options.path = dir;
   uint64_t acknowledged = 0;
   {
-    service::SeriesStore store;
-    service::Service service(store);
-    std::unique_ptr<storage::DataDirectory> data;
-    storage::RecoveryReport report;
-    ASSERT_TRUE(storage::DataDirectory::Open(data_options, service, &data, &report).ok());
-    server::ServerOptions options;
-    options.listen = "127.0.0.1:0";
-    options.threads = 2;
-    server::Server server(options, service, data->change_log());
-    ASSERT_TRUE(server.Start().ok());
-    std::thread runner([&] { server.Run(); });
+    testing::RunningNode node(testing::LoopbackNodeOptions(dir, 2));
+    ASSERT_TRUE(node.Start().ok());
     std::vector<std::thread> producers;
     std::atomic<uint64_t> acked{0};
     for (int p = 0; p < 3; ++p) {
       producers.emplace_back([&, p] {
         std::unique_ptr<client::Client> c;
-        ASSERT_TRUE(
-            client::Client::Connect(server::FormatEndpoint(server.local_endpoint()), &c).ok());
+        ASSERT_TRUE(client::Client::Connect(node.address(), &c).ok());
         for (int batch = 0; batch < 30; ++batch) {
           v1::Request r;
           r.mutable_ingest()->set_series("s");
@@ -768,10 +801,9 @@ TEST(DurableServerTest, EveryAcknowledgedBatchSurvivesARestart) {
       });
     }
     for (auto& t : producers) t.join();
-    server.Stop();
-    runner.join();
+    node.Stop();
     acknowledged = acked.load();
-    // No Close(): recovery must come from the journal alone.
+    // No Finish(): recovery must come from the journal alone.
   }
   EXPECT_EQ(acknowledged, 9000u);
   service::SeriesStore store;
@@ -1298,13 +1330,13 @@ TEST(ServerAcceptTest, OutOfDescriptorsAcceptBacksOffKeepsServingAndRecovers) {
 }
 
 TEST(FileLimitTest, MaxConnectionsBeyondTheOpenFileLimitIsRefusedNamingBothNumbers) {
-  const Status s = server::CheckOpenFileLimit(1024, 1024);
+  const Status s = app::CheckOpenFileLimit(1024, 1024);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("--max-connections 1024"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("1024 open files"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("ulimit -n"), std::string::npos) << s.message();
-  EXPECT_TRUE(server::CheckOpenFileLimit(
-                  1024, 1024 + server::kReservedDescriptors + server::Server::kRefusalAllowance)
+  EXPECT_TRUE(app::CheckOpenFileLimit(
+                  1024, 1024 + app::kReservedDescriptors + server::Server::kRefusalAllowance)
                   .ok());
 }
 
@@ -1315,7 +1347,7 @@ TEST(FileLimitTest, TheSoftOpenFileLimitIsRaisedToTheHardLimit) {
   lowered.rlim_cur = std::min<rlim_t>(before.rlim_max, 256);
   ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &lowered), 0);
   uint64_t limit = 0;
-  ASSERT_TRUE(server::RaiseOpenFileLimit(&limit).ok());
+  ASSERT_TRUE(app::RaiseOpenFileLimit(&limit).ok());
   rlimit after{};
   ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &after), 0);
   EXPECT_EQ(after.rlim_cur, before.rlim_max);

@@ -19,7 +19,7 @@
 #include "cli/csv_flags.h"
 #include "cli/output.h"
 #include "protocol/series_name.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 

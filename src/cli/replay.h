@@ -1,6 +1,6 @@
 // `gradctl replay` (streams recordings and CSV files to a server, exactly
 // once, with the recorded timing) and `gradctl inspect` (summarises
-// recordings). The recording format is storage/recording.h.
+// recordings). The recording format is recording/recording.h.
 #pragma once
 
 #include <boost/program_options.hpp>
