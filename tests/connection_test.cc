@@ -153,7 +153,7 @@ void ExpectEchoed(const std::vector<v1::Request>& requests, const EchoHandler& h
 // ---------------------------------------------------------------------------
 // Pipelining.
 
-TEST(Connection, PipelinedFramesSplitAtEveryOffsetAnswerInOrder) {
+TEST(ConnectionTest, PipelinedFramesSplitAtEveryOffsetAnswerInOrder) {
   const auto requests = PipelinedRequests();
   const std::string stream = Frames(requests);
   for (std::size_t cut = 0; cut <= stream.size(); ++cut) {
@@ -168,7 +168,7 @@ TEST(Connection, PipelinedFramesSplitAtEveryOffsetAnswerInOrder) {
   }
 }
 
-TEST(Connection, PipelinedFramesByteByByteAndInRandomChunks) {
+TEST(ConnectionTest, PipelinedFramesByteByByteAndInRandomChunks) {
   const auto requests = PipelinedRequests();
   const std::string stream = Frames(requests);
   {
@@ -197,7 +197,7 @@ TEST(Connection, PipelinedFramesByteByByteAndInRandomChunks) {
 
 // Ingest frames are decoded into the previous ingest's PointBatch; whatever
 // the encoding, the handler must see exactly what protobuf's own parser sees.
-TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
+TEST(ConnectionTest, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
   std::vector<std::string> bodies;
   v1::Request r;
   r.set_id(7);
@@ -260,7 +260,7 @@ TEST(Connection, IngestFramesOfEveryShapeDecodeLikeProtobuf) {
   EXPECT_FALSE(Feed(connection, Frame(bad), &out));
 }
 
-TEST(Connection, ReadAheadGrowsForAClientThatFillsEveryRead) {
+TEST(ConnectionTest, ReadAheadGrowsForAClientThatFillsEveryRead) {
   EchoHandler handler;
   Connection connection(handler, kCap);
   v1::Request r;
@@ -295,7 +295,7 @@ TEST(Connection, ReadAheadGrowsForAClientThatFillsEveryRead) {
   }
 }
 
-TEST(Connection, ResponsesComeOnlyForWholeFrames) {
+TEST(ConnectionTest, ResponsesComeOnlyForWholeFrames) {
   const auto requests = PipelinedRequests();
   std::string first;
   AppendFrame(requests[0], &first);
@@ -311,7 +311,7 @@ TEST(Connection, ResponsesComeOnlyForWholeFrames) {
   ExpectEchoed({requests[0]}, handler, out);
 }
 
-TEST(Connection, ReceiveBufferHasRoomForTheWholeFrame) {
+TEST(ConnectionTest, ReceiveBufferHasRoomForTheWholeFrame) {
   v1::Request big;
   big.set_id(77);
   for (int i = 0; i < 40000; ++i) {
@@ -389,24 +389,24 @@ void ExpectFatal(const std::string& bad, v1::Error::Code code, std::size_t cap) 
   EXPECT_EQ(handler.requests.size(), 1u);
 }
 
-TEST(Connection, GarbageFrameGetsInvalidArgumentAndCloses) {
+TEST(ConnectionTest, GarbageFrameGetsInvalidArgumentAndCloses) {
   const std::string body(4, '\xFF');
   ASSERT_FALSE(v1::Request().ParseFromString(body)) << "the body must not be a Request";
   ExpectFatal(Frame(body), v1::Error::INVALID_ARGUMENT, kCap);
 }
 
-TEST(Connection, TruncatedFieldInsideFrameGetsInvalidArgument) {
+TEST(ConnectionTest, TruncatedFieldInsideFrameGetsInvalidArgument) {
   // Field 2 (ingest), length 5, but only 1 byte of it inside the frame.
   const std::string body("\x12\x05\x0a", 3);
   ASSERT_FALSE(v1::Request().ParseFromString(body));
   ExpectFatal(Frame(body), v1::Error::INVALID_ARGUMENT, kCap);
 }
 
-TEST(Connection, MalformedHeaderGetsInvalidArgument) {
+TEST(ConnectionTest, MalformedHeaderGetsInvalidArgument) {
   ExpectFatal(std::string(11, '\x80'), v1::Error::INVALID_ARGUMENT, kCap);
 }
 
-TEST(Connection, OversizeFrameGetsResourceExhaustedWithoutAllocatingIt) {
+TEST(ConnectionTest, OversizeFrameGetsResourceExhaustedWithoutAllocatingIt) {
   // 1 GiB declared (5-byte varint: 80 80 80 80 04), a 1 KiB cap, and some
   // body bytes that would follow.
   std::string bad("\x80\x80\x80\x80\x04", 5);
@@ -416,7 +416,7 @@ TEST(Connection, OversizeFrameGetsResourceExhaustedWithoutAllocatingIt) {
   ExpectFatal(Frame(std::string(101, '\0')), v1::Error::RESOURCE_EXHAUSTED, 100);
 }
 
-TEST(Connection, FrameAtTheCapIsAccepted) {
+TEST(ConnectionTest, FrameAtTheCapIsAccepted) {
   v1::Request r;
   r.set_id(4);
   r.mutable_fit()->set_series(std::string(90, 's'));
@@ -433,7 +433,7 @@ TEST(Connection, FrameAtTheCapIsAccepted) {
 // ---------------------------------------------------------------------------
 // Empty frames.
 
-TEST(Connection, EmptyBodyCallsHandlerWithEmptyRequest) {
+TEST(ConnectionTest, EmptyBodyCallsHandlerWithEmptyRequest) {
   EchoHandler handler;
   Connection c(handler, kCap);
   std::string out;
@@ -463,7 +463,7 @@ TEST(Connection, EmptyBodyCallsHandlerWithEmptyRequest) {
   EXPECT_EQ(all[2].id(), 0u);
 }
 
-TEST(Connection, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
+TEST(ConnectionTest, ResponsesWaitingOnTheLogBecomeErrorsWhenItFails) {
   EchoHandler handler;
   Connection connection(handler, 1 << 20);
   std::string input;
@@ -544,7 +544,7 @@ std::vector<v1::Response> Responses(const std::string& out) {
   return responses;
 }
 
-TEST(Connection, EachWaitingResponseIsAnsweredByItsOwnTokensOutcome) {
+TEST(ConnectionTest, EachWaitingResponseIsAnsweredByItsOwnTokensOutcome) {
   EchoHandler handler;
   Connection connection(handler, 1 << 20);
   std::vector<v1::Request> requests;
@@ -576,7 +576,7 @@ TEST(Connection, EachWaitingResponseIsAnsweredByItsOwnTokensOutcome) {
   }
 }
 
-TEST(Connection, LongWorkIsLeftBufferedWhileDeferred) {
+TEST(ConnectionTest, LongWorkIsLeftBufferedWhileDeferred) {
   EchoHandler handler;
   Connection connection(handler, 1 << 20);
   connection.DeferLongWork(true);
@@ -602,7 +602,7 @@ TEST(Connection, LongWorkIsLeftBufferedWhileDeferred) {
   EXPECT_EQ(connection.frames(), 3u);
 }
 
-TEST(Connection, ProcessStopsAfterARequestOnceItsDeadlineHasPassed) {
+TEST(ConnectionTest, ProcessStopsAfterARequestOnceItsDeadlineHasPassed) {
   EchoHandler handler;
   Connection connection(handler, 1 << 20);
   v1::Request fit;
@@ -648,7 +648,7 @@ std::string Frame(uint64_t id, const std::string& body) {
   return out + payload;
 }
 
-TEST(Connection, FramesOfUnknownFieldsAreIgnoredAndNotKeptAcrossRequests) {
+TEST(ConnectionTest, FramesOfUnknownFieldsAreIgnoredAndNotKeptAcrossRequests) {
   constexpr std::size_t kMaxFrame = 4 << 20;
   EchoHandler handler;
   Connection c(handler, kMaxFrame);
@@ -691,7 +691,7 @@ TEST(Connection, FramesOfUnknownFieldsAreIgnoredAndNotKeptAcrossRequests) {
 // Skipping unknown fields must accept exactly what protobuf's parser
 // accepts: a frame protobuf refuses is refused (and closes the connection),
 // one it takes is the same request without its unknown fields.
-TEST(Connection, UnknownFieldsAreSkippedExactlyAsProtobufParsesThem) {
+TEST(ConnectionTest, UnknownFieldsAreSkippedExactlyAsProtobufParsesThem) {
   const auto groups = [](int depth, bool matched) {
     std::string body;
     for (int i = 0; i < depth; ++i) body += "\xa3\x3e";  // field 1000, start group
