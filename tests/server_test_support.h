@@ -102,24 +102,6 @@ class ServerTest : public ::testing::Test {
   asio::io_context raw_io_;
 };
 
-// Reads one framed Response from a raw socket; false at end of stream.
-inline bool ReadResponse(tcp::socket& socket, v1::Response* response) {
-  std::vector<uint8_t> buffer;
-  while (true) {
-    const auto h = protocol::DecodeFrameHeader(buffer, 1 << 20);
-    if (h.kind == protocol::FrameHeader::Kind::kFrame) {
-      return response->ParseFromArray(buffer.data() + h.header_bytes,
-                                      static_cast<int>(h.body_bytes));
-    }
-    if (h.kind == protocol::FrameHeader::Kind::kError) return false;
-    uint8_t byte;
-    boost::system::error_code ec;
-    asio::read(socket, asio::buffer(&byte, 1), ec);
-    if (ec) return false;
-    buffer.push_back(byte);
-  }
-}
-
 inline bool ClosedByServer(tcp::socket& socket) {
   uint8_t byte;
   boost::system::error_code ec;
@@ -155,6 +137,12 @@ inline bool ReadResponseWithin(tcp::socket& socket, v1::Response* response,
     if (n <= 0) return false;
     buffer.insert(buffer.end(), piece.begin(), piece.begin() + n);
   }
+}
+
+// Reads one framed Response from a raw socket; false at end of stream (or
+// after a minute, only to turn a hang into a failure).
+inline bool ReadResponse(tcp::socket& socket, v1::Response* response) {
+  return ReadResponseWithin(socket, response, std::chrono::minutes(1));
 }
 
 // Whether the server closes the socket (end of stream or reset) within
