@@ -56,7 +56,7 @@ std::string ParseError(const std::string& text) {
 // ---------------------------------------------------------------------------
 // The auth file.
 
-TEST(TokenFile, GoodFileGivesEveryTokenItsNameRolesAndLine) {
+TEST(TokenFileTest, GoodFileGivesEveryTokenItsNameRolesAndLine) {
   const TokenTable table = Parse(GoodFile());
   ASSERT_EQ(table.size(), 3u);
   EXPECT_EQ(table.entries()[0].name, "ingester");
@@ -70,7 +70,7 @@ TEST(TokenFile, GoodFileGivesEveryTokenItsNameRolesAndLine) {
   EXPECT_EQ(table.entries()[2].roles.ToString(), "produce,query,admin");
 }
 
-TEST(TokenFile, TokensAreFoundByDigestAndOnlyTheirOwn) {
+TEST(TokenFileTest, TokensAreFoundByDigestAndOnlyTheirOwn) {
   const TokenTable table = Parse(GoodFile());
   const TokenEntry* reader = table.Find(DigestOf(kReaderToken));
   ASSERT_NE(reader, nullptr);
@@ -83,12 +83,12 @@ TEST(TokenFile, TokensAreFoundByDigestAndOnlyTheirOwn) {
   EXPECT_EQ(table.Find(DigestOf(std::string(kReaderToken) + "\r")), nullptr);
 }
 
-TEST(TokenFile, EmptyAndCommentOnlyFilesHaveNoTokens) {
+TEST(TokenFileTest, EmptyAndCommentOnlyFilesHaveNoTokens) {
   EXPECT_EQ(Parse("").size(), 0u);
   EXPECT_EQ(Parse("\n\n# nothing yet\n   \n\t\n").size(), 0u);
 }
 
-TEST(TokenFile, DigestsAreSha256) {
+TEST(TokenFileTest, DigestsAreSha256) {
   // SHA-256("abc"), FIPS 180-2 appendix B.1.
   const Digest d = DigestOf("abc");
   EXPECT_EQ(d[0], 0xba);
@@ -105,7 +105,7 @@ struct Malformed {
   int line;
 };
 
-TEST(TokenFile, EveryMalformedLineIsRefusedWithFileAndLine) {
+TEST(TokenFileTest, EveryMalformedLineIsRefusedWithFileAndLine) {
   const std::string t = "abcdefghijklmnop-secret";  // a valid token
   const std::vector<Malformed> cases = {
       {"two fields", "a produce\n", "expected 3 fields (name roles token), found 2", 1},
@@ -147,7 +147,7 @@ TEST(TokenFile, EveryMalformedLineIsRefusedWithFileAndLine) {
   }
 }
 
-TEST(TokenFile, LoadNamesAMissingFile) {
+TEST(TokenFileTest, LoadNamesAMissingFile) {
   TokenTable table;
   const Status s = LoadTokenFile("/nonexistent/gradientd-tokens", &table);
   EXPECT_FALSE(s.ok());
@@ -155,7 +155,7 @@ TEST(TokenFile, LoadNamesAMissingFile) {
       << s.message();
 }
 
-TEST(RoleSet, RolesAreIndependent) {
+TEST(RoleSetTest, RolesAreIndependent) {
   const RoleSet admin = RoleSet().With(v1::ADMIN);
   EXPECT_TRUE(admin.Has(v1::ADMIN));
   EXPECT_FALSE(admin.Has(v1::QUERY));
@@ -167,7 +167,7 @@ TEST(RoleSet, RolesAreIndependent) {
 // ---------------------------------------------------------------------------
 // The role each request needs.
 
-TEST(RequiredRole, EveryRequestKindNeedsItsRole) {
+TEST(RequiredRoleTest, EveryRequestKindNeedsItsRole) {
   v1::Request r;
   r.mutable_ingest();
   EXPECT_EQ(RequiredRole(r), v1::PRODUCE);
@@ -462,7 +462,7 @@ TEST_F(ReloadTest, AuthenticatedConnectionsSeeTheReloadAtTheirNextRequest) {
 // Issue 11, point 16: a 64-hex token is a valid name, and a line's fields
 // may be in any order, so no error of the parser (at start or on SIGHUP) may
 // quote any field that could be a token, whichever column it is in.
-TEST(TokenFile, NoErrorQuotesASecretWrittenInAnyColumn) {
+TEST(TokenFileTest, NoErrorQuotesASecretWrittenInAnyColumn) {
   const std::string secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
   const std::string other = "fedcba9876543210fedcba9876543210";  // another valid token
   ASSERT_EQ(secret.size(), 64u);

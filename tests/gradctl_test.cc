@@ -25,7 +25,6 @@
 #include "cli/replay/replay.h"
 #include "protocol/endpoint.h"
 #include "server/server.h"
-#include "server/server_options.h"
 #include "service/series_store.h"
 #include "service/service.h"
 

@@ -19,7 +19,7 @@
 #include "cli/output.h"
 #include "cli/replay/recording_summary.h"
 #include "protocol/frame_codec.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 #include "util/mutex.h"
 #include "util/thread_annotations.h"
 

@@ -1,5 +1,5 @@
 // The recording file format: RecordingWriter and RecordingReader.
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>

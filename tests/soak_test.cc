@@ -1197,7 +1197,9 @@ const std::vector<std::pair<std::string, std::vector<std::string>>>& HostileKind
 // The kinds that have not got through yet.
 std::vector<std::string> NotYetExercised(const Tally& tally) {
   std::vector<std::string> missing;
-  for (const auto& [kind, outcomes] : HostileKinds()) {
+  for (const auto& kind_and_outcomes : HostileKinds()) {
+    const std::string& kind = kind_and_outcomes.first;
+    const std::vector<std::string>& outcomes = kind_and_outcomes.second;
     if (std::none_of(outcomes.begin(), outcomes.end(),
                      [&](const std::string& o) { return tally.Get(kind, o) > 0; })) {
       missing.push_back(kind);
@@ -1302,8 +1304,8 @@ TEST(SoakTest, HostileClientsChangeNothingForWellBehavedOnesAndMemoryStaysBounde
         {&Hostile::Hoard, 0ms},   {&Hostile::NonReader, 50ms}, {&Hostile::Oversize, 5ms},
     };
     uint64_t n = 200;
-    for (const auto& [action, pause] : loops) {
-      threads.emplace_back([&, action, pause, loop_seed = seed + n++] {
+    for (const auto& loop : loops) {
+      threads.emplace_back([&, action = loop.first, pause = loop.second, loop_seed = seed + n++] {
         std::mt19937_64 rng(loop_seed);
         while (!stop) {
           (hostile.*action)(rng);

@@ -21,8 +21,8 @@
 #include "client/client.h"
 #include "durable/data_directory.h"
 #include "protocol/frame_codec.h"
+#include "running_node.h"
 #include "server/server.h"
-#include "server/server_options.h"
 #include "server/tls.h"
 #include "service/series_store.h"
 #include "service/service.h"
@@ -450,17 +450,12 @@ TEST_F(TlsTest, AcknowledgedBatchesAreDurableOverTls) {
   data_options.path = Path("data");
   uint64_t acknowledged = 0;
   {
-    service::SeriesStore store;
-    service::Service service(store);
-    std::unique_ptr<durable::DataDirectory> data;
-    durable::RecoveryReport report;
-    ASSERT_TRUE(durable::DataDirectory::Open(data_options, service, &data, &report).ok());
-    server::Server server(TlsServerOptions(), service, data->change_log());
-    ASSERT_TRUE(server.Start().ok());
-    std::thread runner([&] { server.Run(); });
+    app::NodeOptions options = testing::LoopbackNodeOptions(data_options.path);
+    options.server = TlsServerOptions();
+    testing::RunningNode node(options);
+    ASSERT_TRUE(node.Start().ok());
     {
-      auto c =
-          Connect(server::FormatEndpoint(server.local_endpoint()), ClientOptions(Path("ca.pem")));
+      auto c = Connect(node.address(), ClientOptions(Path("ca.pem")));
       for (int batch = 0; c && batch < 30; ++batch) {
         v1::Request r = Ingest("s", {1, 2, 3}, {1, 2, 3});
         ASSERT_TRUE(c->Send(r).ok());
@@ -472,8 +467,7 @@ TEST_F(TlsTest, AcknowledgedBatchesAreDurableOverTls) {
         acknowledged += ack.ack().accepted();
       }
     }
-    server.Stop();
-    runner.join();
+    node.Stop();
   }
   EXPECT_EQ(acknowledged, 90u);
   service::SeriesStore store;
@@ -529,25 +523,6 @@ TEST_F(TlsTest, UnreadableClientCaIsNamed) {
   const Status c = client::MakeClientTlsContext(client_tls, &client_context);
   ASSERT_FALSE(c.ok());
   EXPECT_TRUE(Contains(c.message(), "--tls-ca " + Path("missing-ca.pem"))) << c.message();
-}
-
-TEST(TlsFlagsTest, CertificateAndKeyGoTogether) {
-  const auto parse = [](std::vector<const char*> args) {
-    args.insert(args.begin(), "gradientd");
-    server::CommandLine command_line;
-    return server::ParseCommandLine(static_cast<int>(args.size()), args.data(), &command_line);
-  };
-  EXPECT_EQ(parse({"--tls-cert", "c.pem"}).message(), "--tls-cert needs --tls-key");
-  EXPECT_EQ(parse({"--tls-key", "k.pem"}).message(), "--tls-key needs --tls-cert");
-  EXPECT_EQ(parse({"--tls-client-ca", "ca.pem"}).message(),
-            "--tls-client-ca needs --tls-cert and --tls-key");
-  server::CommandLine command_line;
-  const char* args[] = {"gradientd", "--tls-cert",      "c.pem", "--tls-key",
-                        "k.pem",     "--tls-client-ca", "ca.pem"};
-  ASSERT_TRUE(server::ParseCommandLine(7, args, &command_line).ok());
-  EXPECT_EQ(command_line.server.tls.cert_file, "c.pem");
-  EXPECT_EQ(command_line.server.tls.key_file, "k.pem");
-  EXPECT_EQ(command_line.server.tls.client_ca_file, "ca.pem");
 }
 
 int OpenDescriptors() {

@@ -18,7 +18,7 @@ Status Authenticator::Reload() {
   if (path_.empty()) return Status::FailedPrecondition("no auth file to reload");
   TokenTable table;
   if (Status s = LoadTokenFile(path_, &table); !s.ok()) return s;
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   table_ = std::make_shared<const TokenTable>(std::move(table));
   generation_.fetch_add(1, std::memory_order_acq_rel);
   return Status::Ok();
@@ -28,7 +28,7 @@ std::optional<Authenticator::Grant> Authenticator::Authenticate(const Digest& di
   std::shared_ptr<const TokenTable> table;
   uint64_t generation = 0;
   {
-    std::lock_guard lock(mu_);
+    util::MutexLock lock(mu_);
     table = table_;
     generation = generation_.load(std::memory_order_acquire);
   }
@@ -38,7 +38,7 @@ std::optional<Authenticator::Grant> Authenticator::Authenticate(const Digest& di
 }
 
 std::size_t Authenticator::size() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return table_->size();
 }
 

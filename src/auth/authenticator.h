@@ -9,12 +9,12 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 
 #include "auth/token_file.h"
 #include "core/status.h"
+#include "util/mutex.h"
 
 namespace gradientd::auth {
 
@@ -28,7 +28,7 @@ class Authenticator {
 
   // Re-reads the file. On success new Hellos, and the next request of every
   // authenticated connection, see the new tokens; on error nothing changes.
-  Status Reload();
+  Status Reload() EXCLUDES(mu_);
 
   // The name and roles of the token with this digest, and the generation of
   // the table that said so; nullopt when no token matches. Constant time in
@@ -38,17 +38,18 @@ class Authenticator {
     RoleSet roles;
     uint64_t generation = 0;
   };
-  std::optional<Grant> Authenticate(const Digest& digest) const;
+  std::optional<Grant> Authenticate(const Digest& digest) const EXCLUDES(mu_);
 
   // Changes with every successful Reload.
   uint64_t generation() const { return generation_.load(std::memory_order_acquire); }
-  std::size_t size() const;
+  std::size_t size() const EXCLUDES(mu_);
   const std::string& path() const { return path_; }
 
  private:
   const std::string path_;
-  mutable std::mutex mu_;  // guards table_
-  std::shared_ptr<const TokenTable> table_;
+  mutable util::Mutex mu_;
+  // Replaced whole by Reload; a reader keeps the table it took.
+  std::shared_ptr<const TokenTable> table_ GUARDED_BY(mu_);
   std::atomic<uint64_t> generation_{1};
 };
 

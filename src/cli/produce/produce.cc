@@ -14,7 +14,7 @@
 #include "cli/produce/producer_report.h"
 #include "protocol/error_codes.h"
 #include "protocol/series_name.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 namespace {

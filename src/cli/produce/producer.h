@@ -28,7 +28,7 @@
 #include "client/client.h"
 #include "core/status.h"
 #include "gradientd/v1/gradientd.pb.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <memory>
 
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 

@@ -23,7 +23,7 @@
 #include "cli/produce/producer_report.h"
 #include "cli/replay/recording_summary.h"
 #include "protocol/series_name.h"
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 namespace gradientd::cli {
 

@@ -1,4 +1,4 @@
-// `gradctl replay`: streams recordings (storage/recording.h) and CSV files to
+// `gradctl replay`: streams recordings (recording/recording.h) and CSV files to
 // a server, exactly once (through produce's Producer), with the recorded
 // timing, and prints a summary. Progress on stderr: progress.h.
 #pragma once

@@ -11,16 +11,18 @@
 // errors, the byte offset) and the OS error.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/status.h"
+#include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/recording.pb.h"
+#include "util/mutex.h"
 
 namespace gradientd::storage {
 
@@ -76,17 +78,22 @@ class RecordingWriter {
 
  private:
   RecordingWriter(std::string path, int fd);
-  Status FlushLocked();
-  Status ErrnoStatus(const char* what, int error);
+  Status FlushLocked() REQUIRES(mu_);
+  Status ErrnoStatus(const char* what, int error) const;
 
   const std::string path_;
-  mutable std::mutex mu_;
-  int fd_ = -1;
-  std::string buffer_;
-  uint64_t records_ = 0;
-  uint64_t bytes_ = 0;
-  Status error_;  // sticky
+  mutable util::Mutex mu_;
+  int fd_ GUARDED_BY(mu_) = -1;
+  std::string buffer_ GUARDED_BY(mu_);
+  uint64_t records_ GUARDED_BY(mu_) = 0;
+  uint64_t bytes_ GUARDED_BY(mu_) = 0;
+  Status error_ GUARDED_BY(mu_);  // sticky
 };
+
+// The record of `batch`, accepted by the server for `series` at `accepted`
+// (gradientd --record).
+v1::RecordedBatch RecordAcceptedBatch(const std::string& series, const v1::PointBatch& batch,
+                                      std::chrono::system_clock::time_point accepted);
 
 // Reads a recording record by record, in bounded memory (one record and a
 // read buffer). Not thread-safe.

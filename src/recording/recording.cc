@@ -1,4 +1,4 @@
-#include "storage/recording.h"
+#include "recording/recording.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -123,12 +123,15 @@ Status RecordingWriter::Create(const std::string& path, std::unique_ptr<Recordin
     Status s = w->ErrnoStatus("write the header of", error);
     return s;
   }
-  w->bytes_ = kRecordingHeaderBytes;
+  {
+    util::MutexLock lock(w->mu_);
+    w->bytes_ = kRecordingHeaderBytes;
+  }
   *writer = std::move(w);
   return Status::Ok();
 }
 
-Status RecordingWriter::ErrnoStatus(const char* what, int error) {
+Status RecordingWriter::ErrnoStatus(const char* what, int error) const {
   return Status(
       error == ENOSPC || error == EDQUOT ? StatusCode::kResourceExhausted : StatusCode::kInternal,
       std::string("cannot ") + what + " recording " + path_ + ": " + ErrnoText(error));
@@ -138,7 +141,7 @@ Status RecordingWriter::Append(const v1::RecordedBatch& batch) {
   // Serialise outside the lock: only the copy into the buffer is serialised.
   std::string frame;
   protocol::AppendFrame(batch, &frame);
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   if (!error_.ok()) return error_;
   if (fd_ < 0) return Status::FailedPrecondition("recording " + path_ + " is closed");
   buffer_ += frame;
@@ -164,12 +167,12 @@ Status RecordingWriter::FlushLocked() {
 }
 
 Status RecordingWriter::Flush() {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return FlushLocked();
 }
 
 Status RecordingWriter::Sync() {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   if (Status s = FlushLocked(); !s.ok()) return s;
   if (fd_ < 0) return Status::FailedPrecondition("recording " + path_ + " is closed");
   if (::fsync(fd_) != 0) {
@@ -180,7 +183,7 @@ Status RecordingWriter::Sync() {
 }
 
 Status RecordingWriter::Close() {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   if (fd_ < 0) return error_;
   Status s = FlushLocked();
   if (::close(fd_) != 0 && s.ok()) {
@@ -192,12 +195,12 @@ Status RecordingWriter::Close() {
 }
 
 uint64_t RecordingWriter::records() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return records_;
 }
 
 uint64_t RecordingWriter::bytes() const {
-  std::lock_guard lock(mu_);
+  util::MutexLock lock(mu_);
   return bytes_;
 }
 
@@ -325,6 +328,19 @@ std::string RecordingReader::TruncationMessage() const {
   return path_ + ": truncated at byte offset " + std::to_string(offset_) + " after " +
          Plural(records_, "whole record") + " (the last " + Plural(truncated_bytes_, "byte") +
          (truncated_bytes_ == 1 ? " is" : " are") + " an incomplete record)";
+}
+
+v1::RecordedBatch RecordAcceptedBatch(const std::string& series, const v1::PointBatch& batch,
+                                      std::chrono::system_clock::time_point accepted) {
+  v1::RecordedBatch record;
+  record.set_series(series);
+  *record.mutable_x() = batch.x();
+  *record.mutable_y() = batch.y();
+  record.set_producer_id(batch.producer_id());
+  record.set_sequence(batch.sequence());
+  record.set_time_unix_nanos(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(accepted.time_since_epoch()).count());
+  return record;
 }
 
 }  // namespace gradientd::storage
