@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "client/tls.h"
+#include "protocol/series_name.h"
 
 namespace gradientd::cli {
 
@@ -24,7 +25,10 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
        "authenticate every connection with this token (a server started with --auth-file "
        "needs one); the default comes from $GRADIENTD_TOKEN, which keeps it out of the "
        "process list")
-      ("series", po::value(&flags->series)->default_value("default")->value_name("NAME"),
+      ("series",
+       po::value(&flags->series)
+           ->default_value(std::string(protocol::kDefaultSeries))
+           ->value_name("NAME"),
        "the series to work on")
       ("json", po::bool_switch(&flags->json),
        "machine-readable output: one JSON object per reply, one per line, field names as in "
