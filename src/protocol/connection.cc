@@ -4,7 +4,6 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
@@ -29,33 +28,7 @@ bool IsLongWork(const v1::Request& request) {
 }  // namespace
 
 Connection::Connection(RequestHandler& handler, std::size_t max_frame_bytes)
-    : handler_(handler), max_frame_bytes_(max_frame_bytes) {}
-
-std::span<uint8_t> Connection::ReceiveBuffer() {
-  // Move the unconsumed tail to the front, then make room for what the
-  // next frame needs (already checked against the cap) plus read-ahead.
-  if (begin_ > 0) {
-    std::memmove(buffer_.data(), buffer_.data() + begin_, end_ - begin_);
-    end_ -= begin_;
-    begin_ = 0;
-  }
-  const std::size_t want = end_ + std::max(missing_, read_ahead_);
-  if (buffer_.size() < want) buffer_.resize(want);
-  offered_ = buffer_.size() - end_;
-  return {buffer_.data() + end_, offered_};
-}
-
-void Connection::Received(std::size_t bytes) {
-  end_ += bytes;
-  // A read that filled all the space offered: the client sends faster than
-  // we read, so read more at a time (fewer system calls).
-  if (bytes == offered_ && read_ahead_ < kMaxReadAhead) read_ahead_ *= 2;
-}
-
-bool Connection::HasFrame() const {
-  const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
-  return DecodeFrameHeader(pending, max_frame_bytes_).kind != FrameHeader::Kind::kNeedMore;
-}
+    : handler_(handler), reader_(max_frame_bytes, kMaxReadAhead) {}
 
 bool Connection::Process(std::string* out, std::size_t max_output, Clock::time_point deadline) {
   waiting_.clear();
@@ -63,34 +36,29 @@ bool Connection::Process(std::string* out, std::size_t max_output, Clock::time_p
   deferred_long_work_ = false;
   for (bool first = true; out->size() < max_output; first = false) {
     if (!first && deadline != Clock::time_point::max() && Clock::now() >= deadline) return true;
-    const std::span<const uint8_t> pending(buffer_.data() + begin_, end_ - begin_);
-    const FrameHeader h = DecodeFrameHeader(pending, max_frame_bytes_);
+    std::span<const uint8_t> body;
+    const FrameHeader h = reader_.Next(&body);
     switch (h.kind) {
       case FrameHeader::Kind::kNeedMore:
-        missing_ = h.missing;
         return true;
       case FrameHeader::Kind::kError:
         AppendError(h.oversize ? v1::Error::RESOURCE_EXHAUSTED : v1::Error::INVALID_ARGUMENT,
                     h.error + "; closing the connection", out);
-        begin_ = end_;
+        reader_.DiscardAll();
         return false;
       case FrameHeader::Kind::kFrame:
         break;
     }
-    const uint8_t* body = pending.data() + h.header_bytes;
-    const std::size_t frame_begin = begin_;
-    begin_ += h.header_bytes + h.body_bytes;
-    missing_ = 1;
-    if (!ParseRequest(body, h.body_bytes)) {
+    if (!ParseRequest(body.data(), body.size())) {
       AppendError(v1::Error::INVALID_ARGUMENT,
-                  "cannot decode a " + std::to_string(h.body_bytes) +
+                  "cannot decode a " + std::to_string(body.size()) +
                       "-byte frame as a gradientd.v1.Request; closing the connection",
                   out);
-      begin_ = end_;
+      reader_.DiscardAll();
       return false;
     }
     if (defer_long_work_ && IsLongWork(request_)) {
-      begin_ = frame_begin;  // decoded again by the next Process
+      reader_.PutBack();  // decoded again by the next Process
       deferred_long_work_ = true;
       return true;
     }

@@ -16,6 +16,7 @@
 
 #include "core/status.h"
 #include "gradientd/v1/gradientd.pb.h"
+#include "protocol/frame_reader.h"
 
 namespace gradientd::protocol {
 
@@ -35,15 +36,15 @@ class Connection {
   // ReceiveBuffer offers this much beyond what the next frame needs, at
   // first; each read that fills all of it doubles it, up to the maximum.
   // So the buffer holds at most two frames plus kMaxReadAhead.
-  static constexpr std::size_t kMinReadAhead = 64 * 1024;
+  static constexpr std::size_t kMinReadAhead = FrameReader::kMinReadBytes;
   static constexpr std::size_t kMaxReadAhead = 1024 * 1024;
 
   Connection(RequestHandler& handler, std::size_t max_frame_bytes);
 
   // Writable space for at least the bytes the next frame still needs (and
   // at least some read-ahead); fill a prefix and call Received.
-  std::span<uint8_t> ReceiveBuffer();
-  void Received(std::size_t bytes);
+  std::span<uint8_t> ReceiveBuffer() { return reader_.Space(); }
+  void Received(std::size_t bytes) { reader_.Commit(bytes); }
 
   // A response of the last Process call that waits on the change log: where
   // it is in `out`, its request's id, and its own durability token.
@@ -79,7 +80,7 @@ class Connection {
   uint64_t frames() const { return frames_; }
 
   // A whole frame is buffered: call Process before receiving more.
-  bool HasFrame() const;
+  bool HasFrame() const { return reader_.HasFrame(); }
 
   // The durability token the responses appended by the last Process call
   // wait for (0: none): send them only once it is durable.
@@ -95,7 +96,7 @@ class Connection {
                             std::string* out);
 
   // Bytes received that do not yet form a whole frame.
-  std::size_t buffered() const { return end_ - begin_; }
+  std::size_t buffered() const { return reader_.buffered(); }
 
   // Whether a Process call has handled an Ingest request: the connection
   // belongs to a producer.
@@ -114,13 +115,7 @@ class Connection {
   bool ParseIngestInPlace(const uint8_t* body, std::size_t size);
 
   RequestHandler& handler_;
-  const std::size_t max_frame_bytes_;
-  std::vector<uint8_t> buffer_;
-  std::size_t begin_ = 0;    // first unconsumed byte
-  std::size_t end_ = 0;      // one past the last received byte
-  std::size_t missing_ = 1;  // bytes the next frame still needs, at least
-  std::size_t read_ahead_ = kMinReadAhead;
-  std::size_t offered_ = 0;    // the size of the last ReceiveBuffer
+  FrameReader reader_;
   v1::Request request_;        // reused across frames
   bool reuse_ingest_ = false;  // request_ holds just an id and an ingest
   v1::Response response_;

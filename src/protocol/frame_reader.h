@@ -1,5 +1,6 @@
-// FrameReader: the receiving half of a blocking connection, sans-I/O. It owns
-// the receive buffer: the caller reads bytes from its socket into Space(),
+// FrameReader: the receive buffer of a connection, sans-I/O, for the blocking
+// clients and the server's Connection alike. The caller reads bytes from its
+// socket into Space(),
 // Commit()s how many arrived, and asks Next() for whole frames. The size cap
 // is checked as soon as a frame's header shows it (see DecodeFrameHeader),
 // before its body is awaited or room for it is made.
@@ -21,7 +22,11 @@ class FrameReader {
   // Room offered per read at least, so that small frames cost one read.
   static constexpr std::size_t kMinReadBytes = 64 * 1024;
 
-  explicit FrameReader(std::size_t max_body_bytes) : max_body_bytes_(max_body_bytes) {}
+  // Space() offers read-ahead beyond what the next frame needs: at first
+  // kMinReadBytes; each read that fills all of it doubles it, up to
+  // `max_read_ahead`. So the buffer holds at most two frames plus that.
+  explicit FrameReader(std::size_t max_body_bytes, std::size_t max_read_ahead = kMinReadBytes)
+      : max_body_bytes_(max_body_bytes), max_read_ahead_(max_read_ahead) {}
 
   // The frame at the front of the received bytes. kFrame: *body is its body,
   // valid until the next call of Space(); the frame is consumed. kNeedMore:
@@ -29,7 +34,15 @@ class FrameReader {
   // header is malformed or declares more than the cap; nothing is consumed.
   FrameHeader Next(std::span<const uint8_t>* body);
 
-  // Where the next read goes: at least max(missing, kMinReadBytes) bytes,
+  // Whether Next() would return a frame or an error, not kNeedMore.
+  bool HasFrame() const;
+  // Gives back the frame the last Next() returned, to be returned again.
+  // REQUIRES: no Space() since that Next().
+  void PutBack() { begin_ = last_frame_begin_; }
+  // Drops every received byte (after an error: nothing more is read).
+  void DiscardAll() { begin_ = end_; }
+
+  // Where the next read goes: at least max(missing, read-ahead) bytes,
   // after moving the unconsumed bytes to the front. `missing` is the last
   // kNeedMore's (1 before any).
   std::span<uint8_t> Space();
@@ -40,7 +53,13 @@ class FrameReader {
   std::size_t buffered() const { return end_ - begin_; }
 
  private:
-  std::size_t max_body_bytes_;
+  std::span<const uint8_t> Pending() const { return {buffer_.data() + begin_, end_ - begin_}; }
+
+  const std::size_t max_body_bytes_;
+  const std::size_t max_read_ahead_;
+  std::size_t read_ahead_ = kMinReadBytes;
+  std::size_t offered_ = 0;  // the size of the last Space()
+  std::size_t last_frame_begin_ = 0;
   std::size_t missing_ = 1;
   std::vector<uint8_t> buffer_;
   std::size_t begin_ = 0, end_ = 0;  // the unconsumed bytes
