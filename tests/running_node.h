@@ -2,12 +2,16 @@
 // thread of its own; for in-process tests. Its log is kept, not printed.
 #pragma once
 
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
 #include <utility>
 
 #include "app/node.h"
+#include "durable/data_directory.h"
+#include "service/series_store.h"
+#include "service/service.h"
 
 namespace gradientd::testing {
 
@@ -57,6 +61,16 @@ inline app::NodeOptions LoopbackNodeOptions(std::string data_dir = "", unsigned 
   options.in_memory = data_dir.empty();
   options.data.path = std::move(data_dir);
   return options;
+}
+
+// Recovers the data directory into a fresh in-memory Service, as a restart
+// would; `report` says what recovery found.
+inline Status RecoverDataDirectory(const durable::DataDirectoryOptions& options,
+                                   durable::RecoveryReport* report) {
+  service::SeriesStore store;
+  service::Service service(store);
+  std::unique_ptr<durable::DataDirectory> data;
+  return durable::DataDirectory::Open(options, service, &data, report);
 }
 
 }  // namespace gradientd::testing
