@@ -11,14 +11,8 @@
 # bounded polls.
 set -u
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 GRADIENTD GRADCTL" >&2
-  exit 2
-fi
-GRADIENTD=$1
-GRADCTL=$2
-
 TEST_NAME=auth_smoke
+ARG_NAMES=(GRADIENTD GRADCTL)
 FAIL_LOGS=("server*.out")
 source "$(dirname "$0")/lib.sh" || exit 1
 

@@ -13,6 +13,7 @@
 #include "auth/token_file.h"
 #include "service/series_store.h"
 #include "service/service.h"
+#include "temp_dir.h"
 
 namespace gradientd::auth {
 namespace {
@@ -375,20 +376,17 @@ TEST_F(SessionTest, ServiceAloneAnswersHelloAsAnOpenServer) {
 class ReloadTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    path_ = std::filesystem::temp_directory_path() /
-            ("gradientd-auth-test-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     Write(GoodFile());
     ASSERT_TRUE(Authenticator::Load(path_.string(), &authenticator_).ok());
   }
-  void TearDown() override { std::filesystem::remove(path_); }
 
   void Write(const std::string& text) {
     std::ofstream out(path_, std::ios::trunc);
     out << text;
   }
 
-  std::filesystem::path path_;
+  const gradientd::testing::TestDirectory temp_{"auth_test"};
+  const std::filesystem::path path_ = temp_.path() / "tokens";
   std::unique_ptr<Authenticator> authenticator_;
 };
 

@@ -21,9 +21,7 @@
 #include "cli/bench/report_fields.h"
 #include "cli/exit_codes.h"
 #include "client/client.h"
-#include "server/server.h"
-#include "service/series_store.h"
-#include "service/service.h"
+#include "running_node.h"
 
 namespace gradientd::cli {
 namespace {
@@ -158,18 +156,8 @@ TEST(ReportFieldsTest, ReadablePrintsHeadingsThenAnAlignedBlock) {
 class BenchTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    server::ServerOptions options;
-    options.listen = "127.0.0.1:0";
-    options.threads = 2;
-    server_ = std::make_unique<server::Server>(options, service_, nullptr, nullptr);
-    ASSERT_TRUE(server_->Start().ok());
-    address_ = server::FormatEndpoint(server_->local_endpoint());
-    runner_ = std::thread([this] { server_->Run(); });
-  }
-
-  void TearDown() override {
-    server_->Stop();
-    runner_.join();
+    ASSERT_TRUE(node_.Start().ok());
+    address_ = node_.address();
   }
 
   // A tiny run: a fraction of a second, small batches.
@@ -197,11 +185,8 @@ class BenchTest : public ::testing::Test {
     return response.fit().n();
   }
 
-  service::SeriesStore store_;
-  service::Service service_{store_};
-  std::unique_ptr<server::Server> server_;
+  gradientd::testing::RunningNode node_{gradientd::testing::LoopbackNodeOptions("", 2)};
   std::string address_;
-  std::thread runner_;
 };
 
 std::set<std::string> Keys(const Struct& json) {

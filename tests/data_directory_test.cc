@@ -13,8 +13,10 @@
 #include <map>
 #include <thread>
 
+#include "durable_call.h"
 #include "storage/record_format.h"
 #include "storage/snapshot.h"
+#include "temp_dir.h"
 
 namespace gradientd::durable {
 namespace {
@@ -33,18 +35,7 @@ struct Instance {
   // Handles a request and waits until its response may be sent; returns
   // the response, or the log's error in its place.
   v1::Response Call(const v1::Request& request) {
-    v1::Response response;
-    const uint64_t token = service.Handle(request, &response);
-    if (token > 0) {
-      std::promise<Status> done;
-      data->change_log()->OnDurable(token, [&](const Status& s) { done.set_value(s); });
-      const Status s = done.get_future().get();
-      if (!s.ok()) {
-        response.Clear();
-        response.mutable_error()->set_message(s.message());
-      }
-    }
-    return response;
+    return gradientd::testing::CallDurably(service, data.get(), request);
   }
 
   std::string State() {
@@ -73,14 +64,6 @@ v1::Request Ingest(const std::string& series, int seed, const std::string& produ
 
 class DataDirectoryTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("data_directory_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-
   DataDirectoryOptions Options(FileSystem* fs = nullptr) {
     DataDirectoryOptions o;
     o.path = dir_.string();
@@ -143,7 +126,9 @@ class DataDirectoryTest : public ::testing::Test {
     fs::rename(saved, dir_);
   }
 
-  fs::path dir_;
+  // The data directory: not there until Open makes it.
+  const gradientd::testing::TestDirectory temp_{"data_directory_test"};
+  const fs::path dir_ = temp_.path() / "data";
 };
 
 TEST_F(DataDirectoryTest, RestartAfterCrashRebuildsTheSameStateBitForBit) {

@@ -9,14 +9,8 @@
 # here asserts a speed or a latency; the only waits are bounded polls.
 set -u
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 GRADCTL GRADIENTD" >&2
-  exit 2
-fi
-GRADCTL=$1
-GRADIENTD=$2
-
 TEST_NAME=gradctl_bench_smoke
+ARG_NAMES=(GRADCTL GRADIENTD)
 LIMIT_SECONDS=240
 source "$(dirname "$0")/lib.sh" || exit 1
 

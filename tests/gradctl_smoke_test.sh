@@ -10,15 +10,8 @@
 # assertions: the only waits are bounded polls.
 set -u
 
-if [[ $# -ne 3 ]]; then
-  echo "usage: $0 GRADIENTD GRADCTL SOURCE_DIR" >&2
-  exit 2
-fi
-GRADIENTD=$1
-GRADCTL=$2
-SOURCE_DIR=$3
-
 TEST_NAME=gradctl_smoke
+ARG_NAMES=(GRADIENTD GRADCTL SOURCE_DIR)
 source "$(dirname "$0")/lib.sh" || exit 1
 
 # --- Start the server on a free port and read the port it reports. ---------

@@ -24,39 +24,20 @@
 
 #include "cli/replay/replay.h"
 #include "protocol/endpoint.h"
-#include "server/server.h"
-#include "service/series_store.h"
-#include "service/service.h"
+#include "running_node.h"
+#include "temp_dir.h"
 
 namespace gradientd::cli {
 namespace {
 
-// A gradientd on 127.0.0.1:0 over an in-memory service, serving on a thread
-// of its own until destroyed.
-class TestServer {
+// A gradientd (app::Node) on 127.0.0.1:0 over an in-memory service, serving
+// on a thread of its own until destroyed.
+class TestServer : public gradientd::testing::RunningNode {
  public:
-  TestServer() {
-    server::ServerOptions options;
-    options.listen = "127.0.0.1:0";
-    options.threads = 1;
-    server_ = std::make_unique<server::Server>(options, service_, nullptr, nullptr);
-    const Status s = server_->Start();
+  TestServer() : RunningNode(gradientd::testing::LoopbackNodeOptions()) {
+    const Status s = Start();
     EXPECT_TRUE(s.ok()) << s.message();
-    address_ = server::FormatEndpoint(server_->local_endpoint());
-    runner_ = std::thread([this] { server_->Run(); });
   }
-  ~TestServer() {
-    server_->Stop();
-    runner_.join();
-  }
-  const std::string& address() const { return address_; }
-
- private:
-  service::SeriesStore store_;
-  service::Service service_{store_};
-  std::unique_ptr<server::Server> server_;
-  std::string address_;
-  std::thread runner_;
 };
 
 struct Result {
@@ -116,15 +97,6 @@ constexpr const char* kRevenueFit =
 
 class GradctlTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("gradctl_test." + std::to_string(::getpid()) + "." +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   Result Run(const std::vector<std::string>& args, const std::string& input = "") {
     return Gradctl(args, server_.address(), input);
   }
@@ -132,7 +104,8 @@ class GradctlTest : public ::testing::Test {
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
   TestServer server_;
-  std::filesystem::path dir_;
+  const gradientd::testing::TestDirectory temp_{"gradctl_test"};
+  const std::filesystem::path dir_ = temp_.path();
 };
 
 TEST_F(GradctlTest, ProduceFromStdinPrintsTheSummaryWithTheFit) {

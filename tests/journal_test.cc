@@ -11,21 +11,13 @@
 #include <thread>
 
 #include "storage/record_format.h"
+#include "temp_dir.h"
 
 namespace gradientd::storage {
 namespace {
 
 class JournalTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("journal_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   static v1::JournalRecord Batch(int i) {
     v1::JournalRecord r;
     r.set_series("s" + std::to_string(i % 3));
@@ -70,7 +62,8 @@ class JournalTest : public ::testing::Test {
     return starts;
   }
 
-  std::filesystem::path dir_;
+  const gradientd::testing::TestDirectory temp_{"journal_test"};
+  const std::filesystem::path dir_ = temp_.path();
 };
 
 TEST_F(JournalTest, RecordsReadBackInOrder) {

@@ -32,223 +32,40 @@
 // with status 3 and a message; --answer-timeout SECONDS (default 20) reports a
 // connection whose requests go unanswered that long as a HANG, writes
 // --hang-marker FILE, and stops sending (see StartWatchdog).
+//
+// The batches and the ledger file are in ledger.h, the check in
+// ledger_check.cc.
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cinttypes>
-#include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <deque>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <random>
 #include <set>
-#include <sstream>
 #include <string>
 #include <thread>
 #include <tuple>
 #include <vector>
 
 #include "client/client.h"
+#include "ledger.h"
 
+namespace ledger {
 namespace {
 
 using gradientd::Status;
 using gradientd::client::Client;
-namespace v1 = gradientd::v1;
 using Clock = std::chrono::steady_clock;
-
-// ---------------------------------------------------------------------------
-// Options: --key value pairs; --ledger may repeat.
-
-struct Options {
-  std::string command;
-  std::map<std::string, std::vector<std::string>> values;
-
-  std::string Get(const std::string& key, const std::string& fallback = "") const {
-    auto it = values.find(key);
-    return it == values.end() ? fallback : it->second.back();
-  }
-  int64_t Int(const std::string& key, int64_t fallback) const {
-    const std::string v = Get(key);
-    return v.empty() ? fallback : std::stoll(v);
-  }
-  double Double(const std::string& key, double fallback) const {
-    const std::string v = Get(key);
-    return v.empty() ? fallback : std::stod(v);
-  }
-  bool Has(const std::string& key) const { return values.count(key) > 0; }
-};
-
-bool ParseOptions(int argc, char** argv, Options* options) {
-  if (argc < 2) return false;
-  options->command = argv[1];
-  for (int i = 2; i < argc; ++i) {
-    const std::string key = argv[i];
-    if (key.rfind("--", 0) != 0 || i + 1 >= argc) {
-      std::cerr << "ledger_client: expected --key value, got '" << key << "'\n";
-      return false;
-    }
-    options->values[key.substr(2)].push_back(argv[++i]);
-  }
-  return true;
-}
-
-// ---------------------------------------------------------------------------
-// Batches and the ledger.
-
-enum class State { kPending, kAcked, kDuplicate, kRefused, kUnknown };
-
-const char* StateName(State s) {
-  switch (s) {
-    case State::kPending:
-      return "pending";
-    case State::kAcked:
-      return "acked";
-    case State::kDuplicate:
-      return "duplicate";
-    case State::kRefused:
-      return "refused";
-    case State::kUnknown:
-      return "unknown";
-  }
-  return "?";
-}
-
-bool ParseState(const std::string& text, State* s) {
-  for (State c :
-       {State::kPending, State::kAcked, State::kDuplicate, State::kRefused, State::kUnknown}) {
-    if (text == StateName(c)) {
-      *s = c;
-      return true;
-    }
-  }
-  return false;
-}
-
-bool Acknowledged(State s) { return s == State::kAcked || s == State::kDuplicate; }
-
-// One batch: its identity determines its points (Points below).
-struct Batch {
-  bool exactly_once = false;
-  std::string series;
-  std::string label;  // the producer: its producer_id when exactly-once
-  uint64_t seq = 0;   // sent as the sequence when exactly-once
-  uint32_t n = 0;
-  int64_t sum_x = 0;
-  int64_t sum_y = 0;
-  State state = State::kPending;
-  int attempts = 0;
-  std::string error;  // the last Error's message, when refused
-};
-
-uint64_t Fnv1a(const std::string& text) {
-  uint64_t h = 1469598103934665603ull;
-  for (char c : text) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// The batch's points, integer-valued: x in [-1000, 1000], y = 3x - 7 + noise.
-void Points(const Batch& b, std::vector<int64_t>* xs, std::vector<int64_t>* ys) {
-  const uint64_t h = Fnv1a(b.series + "|" + b.label + "|" + std::to_string(b.seq));
-  xs->clear();
-  ys->clear();
-  for (uint32_t i = 0; i < b.n; ++i) {
-    const int64_t x = static_cast<int64_t>(((h >> 7) + 37u * i) % 2001u) - 1000;
-    xs->push_back(x);
-    ys->push_back(3 * x - 7 + static_cast<int64_t>((h + i) % 11u));
-  }
-}
-
-Batch MakeBatch(bool exactly_once, std::string series, std::string label, uint64_t seq,
-                uint32_t max_points) {
-  Batch b;
-  b.exactly_once = exactly_once;
-  b.series = std::move(series);
-  b.label = std::move(label);
-  b.seq = seq;
-  b.n = 1 + static_cast<uint32_t>(Fnv1a(b.label + "#" + std::to_string(seq)) % max_points);
-  std::vector<int64_t> xs, ys;
-  Points(b, &xs, &ys);
-  for (size_t i = 0; i < xs.size(); ++i) {
-    b.sum_x += xs[i];
-    b.sum_y += ys[i];
-  }
-  return b;
-}
-
-v1::Request IngestRequest(const Batch& b) {
-  v1::Request r;
-  v1::PointBatch* p = r.mutable_ingest();
-  p->set_series(b.series);
-  std::vector<int64_t> xs, ys;
-  Points(b, &xs, &ys);
-  for (size_t i = 0; i < xs.size(); ++i) {
-    p->add_x(static_cast<double>(xs[i]));
-    p->add_y(static_cast<double>(ys[i]));
-  }
-  if (b.exactly_once) {
-    p->set_producer_id(b.label);
-    p->set_sequence(b.seq);
-  }
-  return r;
-}
-
-// Ledger line: STATE KIND SERIES LABEL SEQ N SUM_X SUM_Y ATTEMPTS [ERROR...]
-void WriteLedger(const std::string& path, const std::vector<Batch>& batches) {
-  const std::string temp = path + ".tmp";
-  {
-    std::ofstream out(temp, std::ios::trunc);
-    for (const Batch& b : batches) {
-      out << StateName(b.state) << ' ' << (b.exactly_once ? "eo" : "plain") << ' ' << b.series
-          << ' ' << b.label << ' ' << b.seq << ' ' << b.n << ' ' << b.sum_x << ' ' << b.sum_y << ' '
-          << b.attempts;
-      if (!b.error.empty()) out << ' ' << b.error;
-      out << '\n';
-    }
-    if (!out) {
-      std::cerr << "ledger_client: cannot write " << temp << "\n";
-      std::exit(2);
-    }
-  }
-  std::rename(temp.c_str(), path.c_str());
-}
-
-bool ReadLedger(const std::string& path, std::vector<Batch>* batches) {
-  std::ifstream in(path);
-  if (!in) {
-    std::cerr << "ledger_client: cannot read ledger " << path << "\n";
-    return false;
-  }
-  std::string line;
-  int number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    std::istringstream fields(line);
-    std::string state, kind;
-    Batch b;
-    if (!(fields >> state >> kind >> b.series >> b.label >> b.seq >> b.n >> b.sum_x >> b.sum_y >>
-          b.attempts) ||
-        !ParseState(state, &b.state)) {
-      std::cerr << "ledger_client: " << path << ":" << number << ": bad line: " << line << "\n";
-      return false;
-    }
-    b.exactly_once = kind == "eo";
-    std::getline(fields >> std::ws, b.error);
-    batches->push_back(std::move(b));
-  }
-  return true;
-}
 
 // ---------------------------------------------------------------------------
 // The watchdogs: a hung server must fail the test, not hang it.
@@ -645,148 +462,11 @@ int Probe(const Options& o) {
   return problems > 0 ? 1 : finished ? 0 : 4;
 }
 
-// ---------------------------------------------------------------------------
-// check
-
-struct Expected {
-  uint64_t acked_n = 0;
-  int64_t acked_sum_x = 0;
-  int64_t acked_sum_y = 0;
-  uint64_t unknown_n = 0;  // plain batches whose fate is unknown
-  uint64_t refused_n = 0;  // batches whose last answer was an Error
-  uint64_t refused_batches = 0;
-  uint64_t unacked_eo = 0;  // exactly-once batches never acknowledged
-};
-
-bool Near(double actual, double expected) {
-  return std::fabs(actual - expected) <= 1e-9 * std::max(1.0, std::fabs(expected));
-}
-
-int Check(const Options& o) {
-  std::vector<Batch> batches;
-  auto paths = o.values.count("ledger") ? o.values.at("ledger") : std::vector<std::string>{};
-  for (const auto& path : paths) {
-    if (!ReadLedger(path, &batches)) return 2;
-  }
-  std::map<std::string, Expected> expected;
-  std::vector<std::string> problems;
-  uint64_t acked_batches = 0, unacked_reported = 0;
-  // Before the exactly-once producers resent: their unacknowledged batches
-  // are unknown, not yet a problem.
-  const bool eo_unacked_ok = o.Int("eo-unacked-ok", 0) != 0;
-  for (const Batch& b : batches) {
-    Expected& e = expected[b.series];
-    if (Acknowledged(b.state)) {
-      e.acked_n += b.n;
-      e.acked_sum_x += b.sum_x;
-      e.acked_sum_y += b.sum_y;
-      ++acked_batches;
-    } else if (b.exactly_once) {
-      ++e.unacked_eo;
-      e.unknown_n += b.n;
-      if (b.state == State::kRefused) ++e.refused_batches, e.refused_n += b.n;
-      if (!eo_unacked_ok && ++unacked_reported <= 10) {
-        problems.push_back("exactly-once producer " + b.label + " sequence " +
-                           std::to_string(b.seq) + " (series " + b.series +
-                           ") was never acknowledged: " + StateName(b.state) +
-                           (b.error.empty() ? "" : " (" + b.error + ")"));
-      }
-    } else if (b.state == State::kRefused) {
-      e.refused_n += b.n;
-      ++e.refused_batches;
-    } else {
-      e.unknown_n += b.n;
-    }
-  }
-
-  // Every page of the listing.
-  std::unique_ptr<Client> client;
-  Status s = Client::Connect(o.Get("server"), &client);
-  std::vector<v1::Response> pages;
-  for (std::string token; s.ok();) {
-    v1::Request request;
-    request.mutable_list()->set_page_token(token);
-    request.mutable_list()->set_page_size(100);  // several pages in the torture test
-    v1::Response& response = pages.emplace_back();
-    s = client->Call(request, &response);
-    if (s.ok() && !response.has_series_list()) s = gradientd::client::ResponseStatus(response);
-    if (!s.ok()) break;
-    token = response.series_list().next_page_token();
-    if (token.empty()) break;
-  }
-  if (!s.ok()) {
-    std::cerr << "ledger_client check: cannot list the series: " << s.message() << "\n";
-    return 2;
-  }
-  std::map<std::string, const v1::FitReply*> actual;
-  for (const v1::Response& page : pages) {
-    for (const auto& fit : page.series_list().series()) actual[fit.series()] = &fit;
-  }
-
-  for (const auto& [name, fit] : actual) {
-    if (!expected.count(name)) {
-      problems.push_back("series " + name + ": n " + std::to_string(fit->n()) +
-                         " after restart, but the ledger never sent to it");
-    }
-  }
-  uint64_t total_acked = 0, total_n = 0;
-  for (const auto& [name, e] : expected) {
-    const auto it = actual.find(name);
-    const uint64_t n = it == actual.end() ? 0 : it->second->n();
-    total_acked += e.acked_n;
-    total_n += n;
-    const std::string head = "series " + name + ": n after restart " + std::to_string(n) +
-                             ", acknowledged " + std::to_string(e.acked_n);
-    if (n < e.acked_n) {
-      problems.push_back(head + ": " + std::to_string(e.acked_n - n) + " acknowledged points lost");
-    } else if (n > e.acked_n + e.unknown_n) {
-      std::string why = std::to_string(n - e.acked_n) + " points more than acknowledged";
-      if (e.unknown_n > 0) why += " (and only " + std::to_string(e.unknown_n) + " unknown)";
-      if (e.refused_n > 0) {
-        why += "; " + std::to_string(e.refused_n) + " points in " +
-               std::to_string(e.refused_batches) +
-               " batches were answered with Error here: refused batches came back";
-      } else {
-        why += ": points counted twice";
-      }
-      problems.push_back(head + ": " + why);
-    } else if (e.unknown_n == 0 && n > 0) {
-      const double mx = static_cast<double>(e.acked_sum_x) / static_cast<double>(n);
-      const double my = static_cast<double>(e.acked_sum_y) / static_cast<double>(n);
-      if (!Near(it->second->mean_x(), mx) || !Near(it->second->mean_y(), my)) {
-        char text[200];
-        std::snprintf(text, sizeof text,
-                      ": n matches but mean_x %.17g, mean_y %.17g differ from the "
-                      "acknowledged points' %.17g, %.17g",
-                      it->second->mean_x(), it->second->mean_y(), mx, my);
-        problems.push_back(head + text);
-      }
-    }
-  }
-  std::printf("ledger_client check: %zu series, %zu batches in the ledger (%" PRIu64
-              " acknowledged), %" PRIu64 " acknowledged points, %" PRIu64 " points on the server\n",
-              expected.size(), batches.size(), acked_batches, total_acked, total_n);
-  const size_t shown = std::min<size_t>(problems.size(), 25);
-  for (size_t i = 0; i < shown; ++i) std::printf("MISMATCH: %s\n", problems[i].c_str());
-  if (problems.size() > shown) {
-    std::printf("MISMATCH: ... and %zu more\n", problems.size() - shown);
-  }
-  if (unacked_reported > 10) {
-    problems.push_back("... " + std::to_string(unacked_reported - 10) +
-                       " more exactly-once batches never acknowledged");
-  }
-  if (!problems.empty()) {
-    std::printf("ledger_client check: FAILED: %zu differences between the server and the ledger\n",
-                problems.size());
-    return 1;
-  }
-  std::printf("ledger_client check: the server's state is exactly the acknowledged ledger\n");
-  return 0;
-}
-
 }  // namespace
+}  // namespace ledger
 
 int main(int argc, char** argv) {
+  using namespace ledger;  // NOLINT(google-build-using-namespace)
   Options o;
   if (!ParseOptions(argc, argv, &o) || !o.Has("server") || !o.Has("ledger")) {
     std::cerr << "usage: ledger_client produce|resend|probe|check --server HOST:PORT --ledger FILE "

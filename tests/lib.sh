@@ -2,7 +2,11 @@
 # its variables, then sources this file:
 #
 #   TEST_NAME=gradctl_smoke    # required: the temp dir is $TMPDIR/TEST_NAME.XXXXXX
-#   GRADIENTD=... GRADCTL=...  # required: the binaries (checked to be executable)
+#   ARG_NAMES=(GRADIENTD GRADCTL)  # the script's arguments, in order: each
+#                              # is set to its argument; exits 2 with "usage:
+#                              # $0 NAMES..." unless there is one per name
+#   GRADIENTD=... GRADCTL=...  # required (or in ARG_NAMES): the binaries
+#                              # (checked to be executable)
 #   LIMIT_SECONDS=240          # optional: the guard on every `run` (default 120)
 #   CLEANUP_SIGNAL=KILL        # optional: sent at exit to the processes in $pids (default TERM)
 #   FAIL_LOGS=(produce.*)      # optional: more files (globs under $tmp) that fail prints
@@ -43,6 +47,16 @@
 # may hold a FIFO open on it). Every wait here is bounded.
 
 : "${TEST_NAME:?set TEST_NAME before sourcing lib.sh}"
+# Sourced without arguments, so "$@" is the script's.
+if [[ -n ${ARG_NAMES+set} ]]; then
+  if [[ $# -ne ${#ARG_NAMES[@]} ]]; then
+    echo "usage: $0 ${ARG_NAMES[*]}" >&2
+    exit 2
+  fi
+  for ((arg_index = 0; arg_index < $#; arg_index++)); do
+    printf -v "${ARG_NAMES[arg_index]}" '%s' "${@:arg_index+1:1}"
+  done
+fi
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/$TEST_NAME.XXXXXX") || exit 1
 pids=()          # processes to stop at exit: the servers, and whatever a script adds
 server=""

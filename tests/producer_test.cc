@@ -184,6 +184,57 @@ ProducerOptions Options(const std::string& server) {
   return options;
 }
 
+// ReconnectsAndResendsUnacknowledgedBatches, what the fake server received:
+// the second connection got a contiguous run of sequences up to 10, each
+// batch identical to the original; it starts after a batch acknowledged on
+// the first connection (at most 3 were).
+void ExpectContiguousResends(const std::vector<Received>& received, uint64_t applied_on_first,
+                             const ProducerCounters& c, const ProducerOptions& options) {
+  std::map<uint64_t, v1::PointBatch> first;
+  std::vector<uint64_t> second;
+  uint64_t duplicates = 0;
+  for (const Received& r : received) {
+    EXPECT_EQ(r.batch.producer_id(), "test-producer");
+    const std::vector<double> expected = Points(r.batch.sequence(), r.batch.sequence());
+    EXPECT_EQ(std::vector<double>(r.batch.x().begin(), r.batch.x().end()), expected);
+    EXPECT_EQ(std::vector<double>(r.batch.y().begin(), r.batch.y().end()), expected);
+    if (r.connection == 1) {
+      first[r.batch.sequence()] = r.batch;
+    } else {
+      second.push_back(r.batch.sequence());
+      if (r.batch.sequence() <= applied_on_first) ++duplicates;
+    }
+  }
+  ASSERT_FALSE(second.empty());
+  EXPECT_GE(second.front(), 1u);
+  EXPECT_LE(second.front(), 4u);
+  for (std::size_t i = 0; i < second.size(); ++i) EXPECT_EQ(second[i], second.front() + i);
+  EXPECT_EQ(second.back(), 10u);
+  EXPECT_EQ(c.duplicate_batches, duplicates);
+  EXPECT_LE(c.batches_resent, options.window);  // only what the window held
+  // Batches 4 and 5 were applied without an acknowledgement and 6 just before
+  // the "crash": resent, they are duplicates.
+  EXPECT_EQ(applied_on_first, 6u);
+  EXPECT_GE(duplicates, 3u);
+}
+
+// The same test's --save: each batch recorded once, at its first send, in
+// sequence order.
+void ExpectRecordedOnceInOrder(const std::string& recording) {
+  std::unique_ptr<storage::RecordingReader> reader;
+  ASSERT_TRUE(storage::RecordingReader::Open(recording, &reader).ok());
+  v1::RecordedBatch record;
+  uint64_t next = 1;
+  while (reader->Next(&record) == storage::RecordingReader::Result::kRecord) {
+    EXPECT_EQ(record.sequence(), next++);
+    EXPECT_EQ(record.producer_id(), "test-producer");
+    EXPECT_EQ(record.series(), "series");
+    EXPECT_EQ(record.x_size(), static_cast<int>(record.sequence()));
+    EXPECT_GT(record.time_unix_nanos(), 0);
+  }
+  EXPECT_EQ(next, 11u);
+}
+
 // The connection is dropped after the 6th request: the producer reconnects and
 // resends every unacknowledged batch with its sequence and content; batches
 // the first connection had applied come back as duplicates and count as
@@ -234,54 +285,12 @@ TEST(ProducerTest, ReconnectsAndResendsUnacknowledgedBatches) {
   EXPECT_EQ(producer.unacknowledged(), 0u);
   EXPECT_NE(log.str().find("reconnected to " + server.address()), std::string::npos) << log.str();
 
-  // The second connection got a contiguous run of sequences up to 10, each
-  // batch identical to the original; it starts after a batch acknowledged on
-  // the first connection (at most 3 were).
-  const std::vector<Received> received = server.received();
   const uint64_t applied_on_first = [&] {
     util::MutexLock lock(mu);
     return applied;
   }();
-  std::map<uint64_t, v1::PointBatch> first;
-  std::vector<uint64_t> second;
-  uint64_t duplicates = 0;
-  for (const Received& r : received) {
-    EXPECT_EQ(r.batch.producer_id(), "test-producer");
-    const std::vector<double> expected = Points(r.batch.sequence(), r.batch.sequence());
-    EXPECT_EQ(std::vector<double>(r.batch.x().begin(), r.batch.x().end()), expected);
-    EXPECT_EQ(std::vector<double>(r.batch.y().begin(), r.batch.y().end()), expected);
-    if (r.connection == 1) {
-      first[r.batch.sequence()] = r.batch;
-    } else {
-      second.push_back(r.batch.sequence());
-      if (r.batch.sequence() <= applied_on_first) ++duplicates;
-    }
-  }
-  ASSERT_FALSE(second.empty());
-  EXPECT_GE(second.front(), 1u);
-  EXPECT_LE(second.front(), 4u);
-  for (std::size_t i = 0; i < second.size(); ++i) EXPECT_EQ(second[i], second.front() + i);
-  EXPECT_EQ(second.back(), 10u);
-  EXPECT_EQ(c.duplicate_batches, duplicates);
-  EXPECT_LE(c.batches_resent, options.window);  // only what the window held
-  // Batches 4 and 5 were applied without an acknowledgement and 6 just before
-  // the "crash": resent, they are duplicates.
-  EXPECT_EQ(applied_on_first, 6u);
-  EXPECT_GE(duplicates, 3u);
-
-  // --save recorded each batch once, at its first send, in sequence order.
-  std::unique_ptr<storage::RecordingReader> reader;
-  ASSERT_TRUE(storage::RecordingReader::Open(recording, &reader).ok());
-  v1::RecordedBatch record;
-  uint64_t next = 1;
-  while (reader->Next(&record) == storage::RecordingReader::Result::kRecord) {
-    EXPECT_EQ(record.sequence(), next++);
-    EXPECT_EQ(record.producer_id(), "test-producer");
-    EXPECT_EQ(record.series(), "series");
-    EXPECT_EQ(record.x_size(), static_cast<int>(record.sequence()));
-    EXPECT_GT(record.time_unix_nanos(), 0);
-  }
-  EXPECT_EQ(next, 11u);
+  ASSERT_NO_FATAL_FAILURE(ExpectContiguousResends(server.received(), applied_on_first, c, options));
+  ASSERT_NO_FATAL_FAILURE(ExpectRecordedOnceInOrder(recording));
   std::filesystem::remove(recording);
 }
 

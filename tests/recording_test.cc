@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "protocol/frame_codec.h"
+#include "temp_dir.h"
 
 namespace gradientd::storage {
 namespace {
@@ -21,15 +22,6 @@ using Result = RecordingReader::Result;
 
 class RecordingTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("recording_test." + std::to_string(::getpid()) + "." +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
   static std::string ReadAll(const std::string& path) {
@@ -75,7 +67,8 @@ class RecordingTest : public ::testing::Test {
     }
   }
 
-  std::filesystem::path dir_;
+  const gradientd::testing::TestDirectory temp_{"recording_test"};
+  const std::filesystem::path dir_ = temp_.path();
 };
 
 bool Same(const v1::RecordedBatch& a, const v1::RecordedBatch& b) {

@@ -20,14 +20,8 @@
 # No timing assertions: every wait is a bounded poll on an observable state.
 set -u
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 GRADIENTD GRADCTL" >&2
-  exit 2
-fi
-GRADIENTD=$1
-GRADCTL=$2
-
 TEST_NAME=replay_smoke
+ARG_NAMES=(GRADIENTD GRADCTL)
 CLEANUP_SIGNAL=KILL         # the servers and the background producers in $pids
 FAIL_LOGS=("produce.*")     # the background producers' output
 on_cleanup() { exec 7>&- 2>/dev/null; }  # the FIFO's write end

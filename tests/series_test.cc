@@ -15,23 +15,13 @@
 #include <string>
 #include <vector>
 
-#include "core/point_stats.h"
 #include "lesson_reference.h"
+#include "point_data.h"
 
 namespace gradientd::core {
 namespace {
 
 using ::testing::HasSubstr;
-
-struct Data {
-  std::vector<double> x;
-  std::vector<double> y;
-};
-
-Data RevenueData() {
-  return {{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
-          {52, 74, 79, 95, 115, 110, 129, 126, 147, 146, 156, 184}};
-}
 
 // x ~ 1.7e9 (timestamps), y with a large offset.
 Data OffsetData() {
@@ -45,8 +35,6 @@ Data OffsetData() {
   }
   return d;
 }
-
-PointStats Stats(const Data& d) { return PointStats::FromPoints(d.x, d.y); }
 
 // SeriesChange with named fields (designated initializers that skip fields
 // trip -Wmissing-field-initializers).

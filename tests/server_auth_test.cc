@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "server_test_support.h"
+#include "temp_dir.h"
 
 namespace gradientd {
 namespace {
@@ -15,19 +16,11 @@ class AuthServerTest : public ServerTest {
   static constexpr char kOps[] = "ops-token-0123456789";
 
   void Configure(server::ServerOptions*) override {
-    path_ = std::filesystem::temp_directory_path() /
-            ("gradientd-server-test-tokens-" + std::to_string(::getpid()) + "-" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
     WriteTokens(std::string("# name roles token\n") + "ingester produce " + kIngester + "\n" +
                 "reader query " + kReader + "\n" + "ops produce,query,admin " + kOps + "\n");
     const Status s = auth::Authenticator::Load(path_.string(), &authenticator_);
     ASSERT_TRUE(s.ok()) << s.message();
   }
-  void TearDown() override {
-    ServerTest::TearDown();
-    std::filesystem::remove(path_);
-  }
-
   void WriteTokens(const std::string& text) {
     std::ofstream out(path_, std::ios::trunc);
     out << text;
@@ -58,7 +51,8 @@ class AuthServerTest : public ServerTest {
     return Call(*ops, list).SerializeAsString();
   }
 
-  std::filesystem::path path_;
+  const gradientd::testing::TestDirectory temp_{"server_auth_test"};
+  const std::filesystem::path path_ = temp_.path() / "tokens";
 };
 
 TEST_F(AuthServerTest, RequestsWithoutHelloAreUnauthenticatedAndChangeNothing) {

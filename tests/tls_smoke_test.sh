@@ -9,14 +9,8 @@
 # assertions: the only waits are bounded polls.
 set -u
 
-if [[ $# -ne 2 ]]; then
-  echo "usage: $0 GRADIENTD GRADCTL" >&2
-  exit 2
-fi
-GRADIENTD=$1
-GRADCTL=$2
-
 TEST_NAME=tls_smoke
+ARG_NAMES=(GRADIENTD GRADCTL)
 source "$(dirname "$0")/lib.sh" || exit 1
 
 reject_err() { ! grep -Eq -- "$2" <<<"$err" || fail "$1: stderr matches /$2/"; }

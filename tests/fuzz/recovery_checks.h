@@ -52,6 +52,7 @@
 #include <vector>
 
 #include "durable/data_directory.h"
+#include "durable_call.h"
 #include "fuzz/frame_decoder_checks.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "service/series_store.h"
@@ -120,18 +121,7 @@ struct Instance {
 
   // Handles a request and, with a data directory, waits until it is durable.
   v1::Response Call(const v1::Request& request) {
-    v1::Response response;
-    const uint64_t token = service.Handle(request, &response);
-    if (token > 0 && data) {
-      std::promise<Status> done;
-      data->change_log()->OnDurable(token, [&](const Status& s) { done.set_value(s); });
-      const Status s = done.get_future().get();
-      if (!s.ok()) {
-        response.Clear();
-        response.mutable_error()->set_message(s.message());
-      }
-    }
-    return response;
+    return gradientd::testing::CallDurably(service, data.get(), request);
   }
 
   v1::SeriesList List() {
@@ -367,39 +357,81 @@ inline std::string Damage(const fs::path& dir, std::span<const uint8_t, 4> m) {
   }
 }
 
+// The states after each prefix of a history of changes, and the producers'
+// sequences then.
+struct Prefixes {
+  std::vector<std::string> states;
+  std::vector<History> histories;
+};
+
+// Makes the history's `changes` (from data[*at], two bytes each) through a
+// DataDirectory on `dir`, and the same on an in-memory Service, the
+// reference; the directory is dropped without Close, as by kill -9.
+inline Prefixes MakeHistory(const fs::path& dir, std::span<const uint8_t> data, size_t changes,
+                            size_t* at) {
+  Instance reference;
+  Prefixes prefixes{{reference.State()}, {History{}}};
+  Instance db;
+  const Status s = db.Open(dir);
+  GRADIENTD_FUZZ_CHECK(s.ok(), "opening an empty data directory failed: " + s.message());
+  History h;
+  for (size_t i = 0; i < changes && *at + 2 <= data.size(); ++i, *at += 2) {
+    bool checkpoint = false;
+    const v1::Request request = ChangeRequest(data[*at], data[*at + 1], h, &checkpoint);
+    if (checkpoint) {
+      const Status c = db.data->Checkpoint();
+      GRADIENTD_FUZZ_CHECK(c.ok(), "a checkpoint failed: " + c.message());
+      continue;
+    }
+    const v1::Response durable = db.Call(request);
+    const v1::Response in_memory = reference.Call(request);
+    GRADIENTD_FUZZ_CHECK(durable.SerializeAsString() == in_memory.SerializeAsString(),
+                         "a durable service answered differently from an in-memory one");
+    NoteApplied(request, durable, h);
+    prefixes.states.push_back(reference.State());
+    prefixes.histories.push_back(h);
+  }
+  return prefixes;
+}
+
+// Recovered `db` shows the state after prefixes first..last: resending each
+// producer's last batch of the first is a duplicate; a batch after the
+// last's is applied.
+inline void CheckProducerSequences(Instance& db, const Prefixes& prefixes, size_t first,
+                                   size_t last, const std::string& where) {
+  auto probe = [&](int producer, uint64_t sequence) {
+    v1::Request r;
+    r.mutable_ingest()->set_series("probe");
+    r.mutable_ingest()->add_x(1);
+    r.mutable_ingest()->add_y(1);
+    r.mutable_ingest()->set_producer_id("p" + std::to_string(producer));
+    r.mutable_ingest()->set_sequence(sequence);
+    return db.Call(r);
+  };
+  for (int producer = 0; producer < 3; ++producer) {
+    const auto& low = prefixes.histories[first].last_sequence;
+    const auto& high = prefixes.histories[last].last_sequence;
+    const uint64_t at_least = low.count(producer) ? low.at(producer) : 0;
+    const uint64_t at_most = high.count(producer) ? high.at(producer) : 0;
+    const std::string what = where + ": recovered the state after " + std::to_string(first) + ".." +
+                             std::to_string(last) + " changes, but producer p" +
+                             std::to_string(producer) + "'s sequence ";
+    if (at_least > 0) {
+      const v1::Response r = probe(producer, at_least);
+      GRADIENTD_FUZZ_CHECK(r.has_ack() && r.ack().duplicate(),
+                           what + std::to_string(at_least) + " is not a duplicate");
+    }
+    const v1::Response r = probe(producer, at_most + 1);
+    GRADIENTD_FUZZ_CHECK(r.has_ack() && !r.ack().duplicate(),
+                         what + std::to_string(at_most + 1) + " is not applied");
+  }
+}
+
 inline void CheckHistory(std::span<const uint8_t> data) {
   const fs::path dir = FreshDataDir();
   const size_t changes = data.size() > 1 ? std::min<size_t>(data[1], kMaxChanges) : 0;
   size_t at = 2;
-
-  // The reference: the same changes on an in-memory Service, the state after
-  // each prefix, and the producers' sequences then.
-  Instance reference;
-  std::vector<std::string> prefix_states{reference.State()};
-  std::vector<History> prefix_histories{History{}};
-  {
-    Instance db;
-    const Status s = db.Open(dir);
-    GRADIENTD_FUZZ_CHECK(s.ok(), "opening an empty data directory failed: " + s.message());
-    History h;
-    for (size_t i = 0; i < changes && at + 2 <= data.size(); ++i, at += 2) {
-      bool checkpoint = false;
-      const v1::Request request = ChangeRequest(data[at], data[at + 1], h, &checkpoint);
-      if (checkpoint) {
-        const Status c = db.data->Checkpoint();
-        GRADIENTD_FUZZ_CHECK(c.ok(), "a checkpoint failed: " + c.message());
-        continue;
-      }
-      const v1::Response durable = db.Call(request);
-      const v1::Response in_memory = reference.Call(request);
-      GRADIENTD_FUZZ_CHECK(durable.SerializeAsString() == in_memory.SerializeAsString(),
-                           "a durable service answered differently from an in-memory one");
-      NoteApplied(request, durable, h);
-      prefix_states.push_back(reference.State());
-      prefix_histories.push_back(h);
-    }
-    // Dropped without Close: as after kill -9.
-  }
+  const Prefixes prefixes = MakeHistory(dir, data, changes, &at);
 
   std::string damage;
   for (size_t i = 0; i < kMaxDamages && at + 4 <= data.size(); ++i, at += 4) {
@@ -419,49 +451,22 @@ inline void CheckHistory(std::span<const uint8_t> data) {
   CheckSane(db, where);
   const std::string state = db.State();
   if (damage.empty()) {
-    GRADIENTD_FUZZ_CHECK(state == prefix_states.back(),
+    GRADIENTD_FUZZ_CHECK(state == prefixes.states.back(),
                          "undamaged: the recovered state is not the state after every change");
   }
   // Several prefixes may show the same state (an ingest then a reset of
   // its series): the one recovered is among them, so its producers'
   // sequences lie between the first and the last matching prefix's.
-  size_t first = prefix_states.size(), last = 0;
-  for (size_t k = 0; k < prefix_states.size(); ++k) {
-    if (prefix_states[k] != state) continue;
+  size_t first = prefixes.states.size(), last = 0;
+  for (size_t k = 0; k < prefixes.states.size(); ++k) {
+    if (prefixes.states[k] != state) continue;
     first = std::min(first, k);
     last = k;
   }
-  GRADIENTD_FUZZ_CHECK(first < prefix_states.size(),
+  GRADIENTD_FUZZ_CHECK(first < prefixes.states.size(),
                        where + ": the recovered state is not the state after any prefix of the " +
-                           std::to_string(prefix_states.size() - 1) + " changes");
-  // Resending each producer's last batch of the first matching prefix is a
-  // duplicate; a batch after the last matching prefix's is applied.
-  auto probe = [&](int producer, uint64_t sequence) {
-    v1::Request r;
-    r.mutable_ingest()->set_series("probe");
-    r.mutable_ingest()->add_x(1);
-    r.mutable_ingest()->add_y(1);
-    r.mutable_ingest()->set_producer_id("p" + std::to_string(producer));
-    r.mutable_ingest()->set_sequence(sequence);
-    return db.Call(r);
-  };
-  for (int producer = 0; producer < 3; ++producer) {
-    const auto& low = prefix_histories[first].last_sequence;
-    const auto& high = prefix_histories[last].last_sequence;
-    const uint64_t at_least = low.count(producer) ? low.at(producer) : 0;
-    const uint64_t at_most = high.count(producer) ? high.at(producer) : 0;
-    const std::string what = where + ": recovered the state after " + std::to_string(first) + ".." +
-                             std::to_string(last) + " changes, but producer p" +
-                             std::to_string(producer) + "'s sequence ";
-    if (at_least > 0) {
-      const v1::Response r = probe(producer, at_least);
-      GRADIENTD_FUZZ_CHECK(r.has_ack() && r.ack().duplicate(),
-                           what + std::to_string(at_least) + " is not a duplicate");
-    }
-    const v1::Response r = probe(producer, at_most + 1);
-    GRADIENTD_FUZZ_CHECK(r.has_ack() && !r.ack().duplicate(),
-                         what + std::to_string(at_most + 1) + " is not applied");
-  }
+                           std::to_string(prefixes.states.size() - 1) + " changes");
+  CheckProducerSequences(db, prefixes, first, last, where);
 }
 
 }  // namespace recovery

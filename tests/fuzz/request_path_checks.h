@@ -39,8 +39,10 @@ inline void BoundWork(v1::Request* request) {
     request->mutable_step()->set_iterations(
         std::min(request->step().iterations(), kFuzzMaxIterations));
   }
-  if (request->has_configure() && request->configure().has_steps_per_batch() &&
-      request->configure().steps_per_batch() <= core::kMaxStepsPerBatch) {
+  const bool valid_steps_per_batch =
+      request->has_configure() && request->configure().has_steps_per_batch() &&
+      request->configure().steps_per_batch() <= core::kMaxStepsPerBatch;
+  if (valid_steps_per_batch) {
     request->mutable_configure()->set_steps_per_batch(
         std::min(request->configure().steps_per_batch(), kFuzzMaxStepsPerBatch));
   }
