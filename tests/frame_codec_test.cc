@@ -165,7 +165,7 @@ void ExpectSameRequests(const std::vector<v1::Request>& got, const std::vector<v
 // ---------------------------------------------------------------------------
 // Round trips.
 
-TEST(FrameCodec, RoundTripsRealRequests) {
+TEST(FrameCodecTest, RoundTripsRealRequests) {
   const auto requests = SampleRequests();
   std::string stream = "prefix";
   for (const auto& r : requests) AppendFrame(r, &stream);
@@ -190,7 +190,7 @@ TEST(FrameCodec, RoundTripsRealRequests) {
   EXPECT_TRUE(rest.empty());
 }
 
-TEST(FrameCodec, HeaderIsTheShortestVarint) {
+TEST(FrameCodecTest, HeaderIsTheShortestVarint) {
   // Bodies on both sides of the 1/2/3-byte varint boundaries (128, 16384).
   std::vector<std::size_t> names = {0, 1, 100, 100000};
   for (std::size_t n = 118; n < 130; ++n) names.push_back(n);
@@ -218,7 +218,7 @@ TEST(FrameCodec, HeaderIsTheShortestVarint) {
 // ---------------------------------------------------------------------------
 // Streams split anywhere.
 
-TEST(FrameCodec, StreamSplitAtEveryOffsetDecodesTheSame) {
+TEST(FrameCodecTest, StreamSplitAtEveryOffsetDecodesTheSame) {
   const auto requests = SampleRequests(/*with_big=*/false);
   const std::string stream = Frames(requests);
   ASSERT_GT(stream.size(), 300u);
@@ -233,7 +233,7 @@ TEST(FrameCodec, StreamSplitAtEveryOffsetDecodesTheSame) {
   }
 }
 
-TEST(FrameCodec, StreamFedByteByByteDecodesTheSame) {
+TEST(FrameCodecTest, StreamFedByteByByteDecodesTheSame) {
   const auto requests = SampleRequests(/*with_big=*/true);
   const std::string stream = Frames(requests);
   TestDecoder d;
@@ -243,7 +243,7 @@ TEST(FrameCodec, StreamFedByteByByteDecodesTheSame) {
   ExpectSameRequests(d.decoded(), requests);
 }
 
-TEST(FrameCodec, StreamInRandomChunksDecodesTheSame) {
+TEST(FrameCodecTest, StreamInRandomChunksDecodesTheSame) {
   const auto requests = SampleRequests(/*with_big=*/true);
   const std::string stream = Frames(requests);
   std::mt19937_64 rng(17);
@@ -264,7 +264,7 @@ TEST(FrameCodec, StreamInRandomChunksDecodesTheSame) {
 // ---------------------------------------------------------------------------
 // kNeedMore and `missing`.
 
-TEST(FrameCodec, NeedMoreReportsMissingBytes) {
+TEST(FrameCodecTest, NeedMoreReportsMissingBytes) {
   for (const auto& request : SampleRequests()) {
     std::string frame;
     AppendFrame(request, &frame);
@@ -295,7 +295,7 @@ TEST(FrameCodec, NeedMoreReportsMissingBytes) {
   }
 }
 
-TEST(FrameCodec, EmptyBufferNeedsOneByte) {
+TEST(FrameCodecTest, EmptyBufferNeedsOneByte) {
   const FrameHeader h = DecodeFrameHeader({}, kMax);
   EXPECT_EQ(h.kind, FrameHeader::Kind::kNeedMore);
   EXPECT_EQ(h.missing, 1u);
@@ -304,7 +304,7 @@ TEST(FrameCodec, EmptyBufferNeedsOneByte) {
 // ---------------------------------------------------------------------------
 // Oversize and malformed headers.
 
-TEST(FrameCodec, OversizeRejectedFromTheHeaderAlone) {
+TEST(FrameCodecTest, OversizeRejectedFromTheHeaderAlone) {
   // One header byte declaring 101 bytes, limit 100: no body needed.
   FrameHeader h = DecodeFrameHeader(Bytes(Raw({101})), 100);
   EXPECT_EQ(h.kind, FrameHeader::Kind::kError);
@@ -320,7 +320,7 @@ TEST(FrameCodec, OversizeRejectedFromTheHeaderAlone) {
   EXPECT_TRUE(DecodeFrameHeader(Bytes(Raw({1})), 0).oversize);
 }
 
-TEST(FrameCodec, OversizeRejectedAsSoonAsTheVarintShowsIt) {
+TEST(FrameCodecTest, OversizeRejectedAsSoonAsTheVarintShowsIt) {
   // 1,000,000 = varint C0 84 3D; after two bytes the value is already at
   // least 64 + 4*128 = 576 (later bytes only add).
   const std::string header = Raw({0xC0, 0x84, 0x3D});
@@ -341,7 +341,7 @@ TEST(FrameCodec, OversizeRejectedAsSoonAsTheVarintShowsIt) {
   EXPECT_EQ(h.missing, 1'000'000u);
 }
 
-TEST(FrameCodec, HugeTenByteVarintIsOversize) {
+TEST(FrameCodecTest, HugeTenByteVarintIsOversize) {
   // UINT64_MAX: FF x 9, 01. Over a 1 MiB limit after 3 bytes (2^21 - 1).
   std::string max_u64(9, '\xFF');
   max_u64 += '\x01';
@@ -373,7 +373,7 @@ TEST(FrameCodec, HugeTenByteVarintIsOversize) {
   EXPECT_EQ(u.body_bytes, std::numeric_limits<uint64_t>::max());
 }
 
-TEST(FrameCodec, MalformedVarintIsAnError) {
+TEST(FrameCodecTest, MalformedVarintIsAnError) {
   constexpr std::size_t kUnlimited = std::numeric_limits<std::size_t>::max();
   // 11 continuation bytes: no 64-bit varint is that long.
   const std::string eleven(11, '\x80');
@@ -398,7 +398,7 @@ TEST(FrameCodec, MalformedVarintIsAnError) {
   EXPECT_FALSE(h.oversize);
 }
 
-TEST(FrameCodec, TenthByteWithBit63AndContinuationIsOversizeUnderACap) {
+TEST(FrameCodecTest, TenthByteWithBit63AndContinuationIsOversizeUnderACap) {
   // 80 x 9, 81: bit 63 is set and the varint claims to go on. The bits seen
   // already exceed any cap, so it is oversize (found by frame_decoder_fuzz);
   // without a cap, the eleventh byte it asks for makes it malformed.
@@ -412,7 +412,7 @@ TEST(FrameCodec, TenthByteWithBit63AndContinuationIsOversizeUnderACap) {
   EXPECT_FALSE(h.oversize);
 }
 
-TEST(FrameCodec, ZeroLengthFrameIsAValidEmptyFrame) {
+TEST(FrameCodecTest, ZeroLengthFrameIsAValidEmptyFrame) {
   std::string out;
   AppendFrame(v1::Request(), &out);
   EXPECT_EQ(out, std::string(1, '\0'));
@@ -435,7 +435,7 @@ TEST(FrameCodec, ZeroLengthFrameIsAValidEmptyFrame) {
 // ---------------------------------------------------------------------------
 // Wire compatibility with protobuf's delimited form.
 
-TEST(FrameCodec, MatchesProtobufSerializeDelimited) {
+TEST(FrameCodecTest, MatchesProtobufSerializeDelimited) {
   const auto requests = SampleRequests();
   std::ostringstream theirs;
   for (const auto& r : requests) {
@@ -467,7 +467,7 @@ TEST(FrameCodec, MatchesProtobufSerializeDelimited) {
   ExpectSameRequests(parsed, requests);
 }
 
-TEST(FrameCodec, AcceptsNonCanonicalVarintLikeProtobuf) {
+TEST(FrameCodecTest, AcceptsNonCanonicalVarintLikeProtobuf) {
   // A 2-byte body (id = 5) behind an overlong, non-canonical header:
   // 0x82 0x80 0x00 is the varint 2 in three bytes.
   v1::Request want;

@@ -91,7 +91,7 @@ TEST_P(FuzzInputTest, PassesTheFuzzerChecks) {
 
 INSTANTIATE_TEST_SUITE_P(Fuzz, FuzzInputTest, ::testing::ValuesIn(AllInputs()), TestName);
 
-TEST(FuzzCorpus, EveryTargetHasSeeds) {
+TEST(FuzzCorpusTest, EveryTargetHasSeeds) {
   const auto inputs = AllInputs();
   for (const char* target : {"frame_decoder", "request_path", "recovery"}) {
     EXPECT_TRUE(std::any_of(inputs.begin(), inputs.end(),

@@ -28,7 +28,7 @@ using ::testing::HasSubstr;
 // ---------------------------------------------------------------------------
 // Degenerate data.
 
-TEST(PointStats, EmptyStats) {
+TEST(PointStatsTest, EmptyStats) {
   const PointStats s;
   EXPECT_TRUE(s.empty());
   EXPECT_EQ(s.count(), 0u);
@@ -39,7 +39,7 @@ TEST(PointStats, EmptyStats) {
   EXPECT_FALSE(from_nothing.LeastSquares().has_value());
 }
 
-TEST(PointStats, AllXEqualHasNoLine) {
+TEST(PointStatsTest, AllXEqualHasNoLine) {
   std::mt19937_64 rng(3);
   for (const double x0 : {1e9, 0.0, 0.1, -7.3, 1.7e9 + 0.123, 1e150, -1e-300}) {
     Data d;
@@ -84,7 +84,7 @@ TEST(PointStats, AllXEqualHasNoLine) {
   EXPECT_EQ(Stats(same).LossAt(0, 2), 0);
 }
 
-TEST(PointStats, NoSpreadInYHasLineButNoRSquared) {
+TEST(PointStatsTest, NoSpreadInYHasLineButNoRSquared) {
   const Data d{{1, 2, 3, 4}, {7, 7, 7, 7}};
   const auto ls = Stats(d).LeastSquares();
   ASSERT_TRUE(ls.has_value());
@@ -94,7 +94,7 @@ TEST(PointStats, NoSpreadInYHasLineButNoRSquared) {
   EXPECT_FALSE(Stats(d).RSquared().has_value());
 }
 
-TEST(PointStats, SinglePoint) {
+TEST(PointStatsTest, SinglePoint) {
   const Data d{{3.5}, {-2.25}};
   const PointStats s = Stats(d);
   EXPECT_FALSE(s.empty());
@@ -146,7 +146,7 @@ void ExpectAllFinite(const PointStats& s, const std::vector<std::pair<double, do
   }
 }
 
-TEST(PointStats, ExtremeMagnitudesStayFinite) {
+TEST(PointStatsTest, ExtremeMagnitudesStayFinite) {
   constexpr double kMax = kMaxAbsValue;
   std::mt19937_64 rng(150);
   std::vector<Data> sets;
@@ -192,14 +192,14 @@ TEST(PointStats, ExtremeMagnitudesStayFinite) {
 // ---------------------------------------------------------------------------
 // ValidatePoints.
 
-TEST(PointStatsValidation, AcceptsFiniteValuesUpToTheLimit) {
+TEST(PointStatsValidationTest, AcceptsFiniteValuesUpToTheLimit) {
   const std::vector<double> x = {
       0, -0.0, 1, -kMaxAbsValue, kMaxAbsValue, std::numeric_limits<double>::denorm_min(), 1e-300};
   EXPECT_TRUE(ValidatePoints(x, x).ok());
   EXPECT_TRUE(ValidatePoints({}, {}).ok());
 }
 
-TEST(PointStatsValidation, RejectsValuesBeyondTheLimitNamingTheIndex) {
+TEST(PointStatsValidationTest, RejectsValuesBeyondTheLimitNamingTheIndex) {
   const double inf = std::numeric_limits<double>::infinity();
   for (const double bad :
        {std::nextafter(kMaxAbsValue, inf), -std::nextafter(kMaxAbsValue, inf), 1e151,
@@ -218,7 +218,7 @@ TEST(PointStatsValidation, RejectsValuesBeyondTheLimitNamingTheIndex) {
   }
 }
 
-TEST(PointStatsValidation, RejectsNanAndInfinityNamingTheIndex) {
+TEST(PointStatsValidationTest, RejectsNanAndInfinityNamingTheIndex) {
   const double inf = std::numeric_limits<double>::infinity();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   for (const double bad : {nan, -nan, inf, -inf}) {
@@ -237,7 +237,7 @@ TEST(PointStatsValidation, RejectsNanAndInfinityNamingTheIndex) {
   }
 }
 
-TEST(PointStatsValidation, RejectsLengthMismatch) {
+TEST(PointStatsValidationTest, RejectsLengthMismatch) {
   const std::vector<double> x = {1, 2, 3};
   const std::vector<double> y = {1, 2, 3, 4};
   Status s = ValidatePoints(x, y);
@@ -251,7 +251,7 @@ TEST(PointStatsValidation, RejectsLengthMismatch) {
 // FromClientPoints: FromPoints and ValidatePoints in one pass. Valid points
 // give FromPoints' statistics bit for bit; one bad value, wherever it is
 // (any chunk, either coordinate, any kind), gives ValidatePoints' error.
-TEST(PointStatsValidation, FromClientPointsIsFromPointsAndValidatePointsInOnePass) {
+TEST(PointStatsValidationTest, FromClientPointsIsFromPointsAndValidatePointsInOnePass) {
   std::mt19937_64 rng(7);
   std::normal_distribution<double> noise(0, 3);
   std::vector<double> x, y;

@@ -51,7 +51,7 @@ std::vector<std::pair<double, double>> OffsetModels(const ExactReference& ref) {
           {1e-3, -1e6}};
 }
 
-TEST(PointStats, OffsetDataMatchesExactReference) {
+TEST(PointStatsTest, OffsetDataMatchesExactReference) {
   for (const Data& d : OffsetData()) {
     const ExactReference ref(d.x, d.y);
     const auto exact_ls = ref.LeastSquares();
@@ -105,7 +105,7 @@ TEST(PointStats, OffsetDataMatchesExactReference) {
 // must scale with the spread of the data, not with where it sits: computing
 // ybar - m*xbar - b from the rounded means would give an error of
 // ~eps*|ybar| ~ 1e-6 in dL/db and ~1e3 in dL/dm here.
-TEST(PointStats, ExactLineOnOffsetDataHasNoSpuriousGradient) {
+TEST(PointStatsTest, ExactLineOnOffsetDataHasNoSpuriousGradient) {
   struct Line {
     double m, b;
   };
@@ -141,7 +141,7 @@ TEST(PointStats, ExactLineOnOffsetDataHasNoSpuriousGradient) {
 
 // A naive raw-power-sum implementation (sum x, sum x^2, sum x*y) on the same
 // data: the test above would reject it, so it has teeth.
-TEST(PointStats, NaiveRawPowerSumsFailOnOffsetData) {
+TEST(PointStatsTest, NaiveRawPowerSumsFailOnOffsetData) {
   const Data d = OffsetData()[0];
   const ExactReference ref(d.x, d.y);
   const auto exact_ls = ref.LeastSquares();
@@ -204,7 +204,7 @@ double SignificantDigits(double got, double certified) {
   return -std::log10(std::fabs(got - certified) / std::fabs(certified));
 }
 
-TEST(PointStats, NistNorrisCertifiedValues) {
+TEST(PointStatsTest, NistNorrisCertifiedValues) {
   const Data d{{std::begin(kNorrisX), std::end(kNorrisX)},
                {std::begin(kNorrisY), std::end(kNorrisY)}};
   ASSERT_EQ(d.x.size(), 36u);
@@ -274,7 +274,7 @@ std::vector<Data> LipschitzData() {
   return out;
 }
 
-TEST(PointStats, GradientLipschitzConstantIsTheLargestHessianEigenvalue) {
+TEST(PointStatsTest, GradientLipschitzConstantIsTheLargestHessianEigenvalue) {
   for (const Data& d : LipschitzData()) {
     const ExactReference ref(d.x, d.y);
     const double l = Stats(d).GradientLipschitzConstant();
@@ -286,7 +286,7 @@ TEST(PointStats, GradientLipschitzConstantIsTheLargestHessianEigenvalue) {
   }
 }
 
-TEST(PointStats, LipschitzStepNeverIncreasesLoss) {
+TEST(PointStatsTest, LipschitzStepNeverIncreasesLoss) {
   std::mt19937_64 rng(31337);
   for (const Data& d : LipschitzData()) {
     const PointStats s = Stats(d);

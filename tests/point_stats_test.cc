@@ -28,7 +28,7 @@ namespace {
 // ---------------------------------------------------------------------------
 // Known values.
 
-TEST(PointStats, GradientMatchesLessonLoopOnRevenueData) {
+TEST(PointStatsTest, GradientMatchesLessonLoopOnRevenueData) {
   const Data d = RevenueData();
   const PointStats s = Stats(d);
   ASSERT_EQ(s.count(), 12u);
@@ -53,7 +53,7 @@ TEST(PointStats, GradientMatchesLessonLoopOnRevenueData) {
   }
 }
 
-TEST(PointStats, LeastSquaresLineOnRevenueData) {
+TEST(PointStatsTest, LeastSquaresLineOnRevenueData) {
   const Data d = RevenueData();
   const PointStats s = Stats(d);
   const auto ls = s.LeastSquares();
@@ -77,7 +77,7 @@ TEST(PointStats, LeastSquaresLineOnRevenueData) {
 // ---------------------------------------------------------------------------
 // Random small data, many (m, b).
 
-TEST(PointStats, MatchesLessonLoopsAndExactReferenceOnRandomData) {
+TEST(PointStatsTest, MatchesLessonLoopsAndExactReferenceOnRandomData) {
   std::mt19937_64 rng(20240611);
   for (int trial = 0; trial < 300; ++trial) {
     const std::size_t n = UniformIndex(rng, 1, 40);
@@ -168,7 +168,7 @@ std::vector<Data> SplitTestData(std::mt19937_64& rng) {
   };
 }
 
-TEST(PointStats, BatchSplitAndArrivalOrderGiveSameResults) {
+TEST(PointStatsTest, BatchSplitAndArrivalOrderGiveSameResults) {
   std::mt19937_64 rng(7);
   for (const Data& d : SplitTestData(rng)) {
     const PointStats whole = Stats(d);
@@ -192,7 +192,7 @@ TEST(PointStats, BatchSplitAndArrivalOrderGiveSameResults) {
   }
 }
 
-TEST(PointStats, MergeIsAssociative) {
+TEST(PointStatsTest, MergeIsAssociative) {
   std::mt19937_64 rng(11);
   for (const Data& d : SplitTestData(rng)) {
     const auto ls = Stats(d).LeastSquares();
@@ -241,7 +241,7 @@ void ExpectIdentical(const PointStats& a, const PointStats& b) {
   }
 }
 
-TEST(PointStats, MergeWithEmptyChangesNothing) {
+TEST(PointStatsTest, MergeWithEmptyChangesNothing) {
   const Data d = RevenueData();
   const PointStats s = Stats(d);
   const PointStats empty;

@@ -85,7 +85,7 @@ double GradientNorm(const Series& s) {
 // ---------------------------------------------------------------------------
 // Against the lesson.
 
-TEST(Series, OneStepFromOriginMatchesLesson) {
+TEST(SeriesTest, OneStepFromOriginMatchesLesson) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.01);
   StepResult r;
@@ -110,7 +110,7 @@ TEST(Series, OneStepFromOriginMatchesLesson) {
   EXPECT_EQ(a.config().learning_rate, 0) << "a per-request rate is not stored";
 }
 
-TEST(Series, ThousandStepsMatchLessonLoop) {
+TEST(SeriesTest, ThousandStepsMatchLessonLoop) {
   const Data d = RevenueData();
   double b = 0, m = 0;
   for (int i = 0; i < 1000; ++i) {
@@ -142,7 +142,7 @@ TEST(Series, ThousandStepsMatchLessonLoop) {
 // ---------------------------------------------------------------------------
 // The auto learning rate.
 
-TEST(Series, AutoLearningRateDescendsMonotonicallyAndConverges) {
+TEST(SeriesTest, AutoLearningRateDescendsMonotonicallyAndConverges) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0);
   EXPECT_EQ(s.config().learning_rate, 0);
@@ -185,7 +185,7 @@ TEST(Series, AutoLearningRateDescendsMonotonicallyAndConverges) {
   EXPECT_EQ(r.iterations, 0u);
 }
 
-TEST(Series, AutoLearningRateDescendsOnOffsetData) {
+TEST(SeriesTest, AutoLearningRateDescendsOnOffsetData) {
   const Data d = OffsetData();
   Series s = SeriesWith(d, 0);
   ASSERT_TRUE(s.Configure(Change().M(0.1).B(-3e8)).ok());
@@ -201,7 +201,7 @@ TEST(Series, AutoLearningRateDescendsOnOffsetData) {
   EXPECT_LT(loss, first);
 }
 
-TEST(Series, NotConvergedMeansGradientAtLeastTolerance) {
+TEST(SeriesTest, NotConvergedMeansGradientAtLeastTolerance) {
   Series s = SeriesWith(RevenueData(), 0);
   StepResult r;
   ASSERT_TRUE(s.Step(5, std::nullopt, 1e-3, &r).ok());
@@ -213,7 +213,7 @@ TEST(Series, NotConvergedMeansGradientAtLeastTolerance) {
 // ---------------------------------------------------------------------------
 // Refused steps change nothing.
 
-TEST(Series, StepThatWouldOverflowIsRefusedAndChangesNothing) {
+TEST(SeriesTest, StepThatWouldOverflowIsRefusedAndChangesNothing) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.01);
   StepResult r;
@@ -261,7 +261,7 @@ TEST(Series, StepThatWouldOverflowIsRefusedAndChangesNothing) {
   ExpectRelNear(s.model().m, m, 1e-12);
 }
 
-TEST(Series, StepMakingOnlyOneParameterNonFiniteIsRefused) {
+TEST(SeriesTest, StepMakingOnlyOneParameterNonFiniteIsRefused) {
   // Tiny x, large y: dL/db is large, dL/dm tiny; only b would overflow.
   const Data only_b{{1e-100, 2e-100, 3e-100}, {1e10, 2e10, 1.5e10}};
   // Symmetric huge x, small y: ybar = 0 so dL/db = 0; only m would overflow.
@@ -279,7 +279,7 @@ TEST(Series, StepMakingOnlyOneParameterNonFiniteIsRefused) {
   }
 }
 
-TEST(Series, FiniteDivergingStepsAreKept) {
+TEST(SeriesTest, FiniteDivergingStepsAreKept) {
   // Growing but finite: the steps are run (the caller asked for them).
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.05);
@@ -300,7 +300,7 @@ TEST(Series, FiniteDivergingStepsAreKept) {
 // ---------------------------------------------------------------------------
 // Configure.
 
-TEST(Series, ConfigureAppliesAllPresentFields) {
+TEST(SeriesTest, ConfigureAppliesAllPresentFields) {
   Series s;
   EXPECT_EQ(s.config().learning_rate, 0);
   EXPECT_EQ(s.config().steps_per_batch, 1u);
@@ -323,7 +323,7 @@ TEST(Series, ConfigureAppliesAllPresentFields) {
   EXPECT_EQ(s.config().steps_per_batch, kMaxStepsPerBatch);
 }
 
-TEST(Series, ConfigureIsAllOrNothing) {
+TEST(SeriesTest, ConfigureIsAllOrNothing) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   Series s;
@@ -356,7 +356,7 @@ TEST(Series, ConfigureIsAllOrNothing) {
   EXPECT_THAT(s.Configure(Change().Rate(-1)).message(), HasSubstr("learning rate"));
 }
 
-TEST(Series, ValidateLearningRate) {
+TEST(SeriesTest, ValidateLearningRate) {
   EXPECT_TRUE(ValidateLearningRate(0).ok());
   EXPECT_TRUE(ValidateLearningRate(1e-300).ok());
   EXPECT_TRUE(ValidateLearningRate(1e300).ok());
@@ -370,7 +370,7 @@ TEST(Series, ValidateLearningRate) {
 // ---------------------------------------------------------------------------
 // Absorb and steps_per_batch.
 
-TEST(Series, AbsorbRunsOneStepPerBatchByDefault) {
+TEST(SeriesTest, AbsorbRunsOneStepPerBatchByDefault) {
   const Data d = RevenueData();
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.01)).ok());
@@ -384,7 +384,7 @@ TEST(Series, AbsorbRunsOneStepPerBatchByDefault) {
   ExpectRelNear(s.model().m, 17.783333333333333, 1e-12);
 }
 
-TEST(Series, AbsorbRunsStepsPerBatchOnAllPointsSoFar) {
+TEST(SeriesTest, AbsorbRunsStepsPerBatchOnAllPointsSoFar) {
   const Data d = RevenueData();
   const std::span<const double> x(d.x), y(d.y);
   Series s;
@@ -407,7 +407,7 @@ TEST(Series, AbsorbRunsStepsPerBatchOnAllPointsSoFar) {
   ExpectRelNear(s.model().m, m, 1e-12);
 }
 
-TEST(Series, AbsorbWithZeroStepsPerBatchRunsNone) {
+TEST(SeriesTest, AbsorbWithZeroStepsPerBatchRunsNone) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.01).StepsPerBatch(0).M(1).B(2)).ok());
   uint64_t steps_run = 99;
@@ -419,7 +419,7 @@ TEST(Series, AbsorbWithZeroStepsPerBatchRunsNone) {
   EXPECT_EQ(s.model().b, 2);
 }
 
-TEST(Series, AbsorbWithAutoRateTakesOneLipschitzStep) {
+TEST(SeriesTest, AbsorbWithAutoRateTakesOneLipschitzStep) {
   const Data d = RevenueData();
   Series s;
   uint64_t steps_run = 0;
@@ -432,7 +432,7 @@ TEST(Series, AbsorbWithAutoRateTakesOneLipschitzStep) {
   EXPECT_LT(LossOf(s), Stats(d).LossAt(0, 0));
 }
 
-TEST(Series, AbsorbWithDivergingRateKeepsPointsAndModel) {
+TEST(SeriesTest, AbsorbWithDivergingRateKeepsPointsAndModel) {
   const Data d = RevenueData();
   Series s;
   // Two steps per batch at 1e300: the second overflows.
@@ -462,7 +462,7 @@ TEST(Series, AbsorbWithDivergingRateKeepsPointsAndModel) {
   EXPECT_EQ(s.steps(), 2u);
 }
 
-TEST(Series, AbsorbingNothingIntoAnEmptySeriesRunsNoSteps) {
+TEST(SeriesTest, AbsorbingNothingIntoAnEmptySeriesRunsNoSteps) {
   Series s;
   uint64_t steps_run = 99;
   ASSERT_TRUE(s.Absorb(PointStats(), &steps_run).ok());
@@ -474,7 +474,7 @@ TEST(Series, AbsorbingNothingIntoAnEmptySeriesRunsNoSteps) {
 // ---------------------------------------------------------------------------
 // Reset, preconditions and argument checks.
 
-TEST(Series, ResetDropsPointsModelAndStepsButKeepsConfig) {
+TEST(SeriesTest, ResetDropsPointsModelAndStepsButKeepsConfig) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.01).StepsPerBatch(4)).ok());
   uint64_t steps_run = 0;
@@ -497,7 +497,7 @@ TEST(Series, ResetDropsPointsModelAndStepsButKeepsConfig) {
   EXPECT_EQ(s.steps(), 4u);
 }
 
-TEST(Series, StepOnEmptySeriesFailsPrecondition) {
+TEST(SeriesTest, StepOnEmptySeriesFailsPrecondition) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().M(1).B(2)).ok());
   StepResult r;
@@ -511,7 +511,7 @@ TEST(Series, StepOnEmptySeriesFailsPrecondition) {
   EXPECT_EQ(s.steps(), 0u);
 }
 
-TEST(Series, StepRejectsBadRateAndTolerance) {
+TEST(SeriesTest, StepRejectsBadRateAndTolerance) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double inf = std::numeric_limits<double>::infinity();
   Series s = SeriesWith(RevenueData(), 0.01);
@@ -529,7 +529,7 @@ TEST(Series, StepRejectsBadRateAndTolerance) {
   EXPECT_EQ(r.iterations, 2u);
 }
 
-TEST(Series, IterationLimit) {
+TEST(SeriesTest, IterationLimit) {
   Series s = SeriesWith(RevenueData(), 0);
   StepResult r;
   const Status st = s.Step(kMaxStepIterations + 1, std::nullopt, 1.0, &r);
@@ -545,7 +545,7 @@ TEST(Series, IterationLimit) {
   EXPECT_LT(r.iterations, kMaxStepIterations);
 }
 
-TEST(Series, ZeroIterationsChangeNothing) {
+TEST(SeriesTest, ZeroIterationsChangeNothing) {
   Series s = SeriesWith(RevenueData(), 0.01);
   ASSERT_TRUE(s.Configure(Change().M(2).B(3)).ok());
   StepResult r;
@@ -561,7 +561,7 @@ TEST(Series, ZeroIterationsChangeNothing) {
 
 // Issue 11, point 12: the time budget is checked every slice; once out of
 // time the step keeps what it ran, exactly as if asked for that many.
-TEST(Series, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
+TEST(SeriesTest, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
   const Data d = RevenueData();
   Series limited = SeriesWith(d, 1e-6);
   int asked = 0;
