@@ -110,21 +110,25 @@ Status OpenCsvSource(const std::string& file, std::istream& in, const CsvOptions
 }  // namespace
 
 void AddPointSourceOptions(po::options_description* d) {
+  const SyntheticSpec kDefaults;  // the line's defaults are written once, there
   AddCsvOptions(d);  // --x-column, --y-column, --header, --no-header, --delimiter
   // clang-format off
   d->add_options()
       ("synthetic", po::bool_switch(),
        "generate points instead of reading CSV: x uniform in [x-min, x-max], "
        "y = slope*x + intercept + normal noise")
-      ("slope", po::value<double>()->default_value(2.0)->value_name("M"), "synthetic: the slope")
-      ("intercept", po::value<double>()->default_value(1.0)->value_name("B"),
+      ("slope", po::value<double>()->default_value(kDefaults.slope)->value_name("M"),
+       "synthetic: the slope")
+      ("intercept", po::value<double>()->default_value(kDefaults.intercept)->value_name("B"),
        "synthetic: the intercept")
-      ("noise", po::value<double>()->default_value(0.5)->value_name("SIGMA"),
+      ("noise", po::value<double>()->default_value(kDefaults.noise)->value_name("SIGMA"),
        "synthetic: the noise's standard deviation (0 = none)")
       ("count", po::value<int64_t>()->default_value(10000)->value_name("N"),
        "synthetic: how many points")
-      ("x-min", po::value<double>()->default_value(0.0)->value_name("X"), "synthetic: smallest x")
-      ("x-max", po::value<double>()->default_value(10.0)->value_name("X"), "synthetic: largest x")
+      ("x-min", po::value<double>()->default_value(kDefaults.x_min)->value_name("X"),
+       "synthetic: smallest x")
+      ("x-max", po::value<double>()->default_value(kDefaults.x_max)->value_name("X"),
+       "synthetic: largest x")
       ("seed", po::value<uint64_t>()->value_name("S"),
        "synthetic: the random seed (default: a random one, printed in the summary)");
   // clang-format on
