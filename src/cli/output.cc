@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include "cli/query/view_names.h"
+
 namespace gradientd::cli {
 
 std::string FormatNumber(double value) {
@@ -45,6 +47,17 @@ std::string FormatDuration(std::chrono::nanoseconds duration) {
                   static_cast<long long>(m % 60));
   }
   return buf;
+}
+
+std::string FormatDurationFlag(int64_t nanos) {
+  if (nanos == 0) return "0";
+  constexpr std::pair<int64_t, const char*> kUnits[] = {
+      {3'600'000'000'000, "h"}, {60'000'000'000, "m"}, {1'000'000'000, "s"},
+      {1'000'000, "ms"},        {1'000, "us"},         {1, "ns"}};
+  for (const auto& [size, unit] : kUnits) {
+    if (nanos % size == 0) return std::to_string(nanos / size) + unit;
+  }
+  return std::to_string(nanos) + "ns";  // unreachable: 1 divides everything
 }
 
 std::string FormatUtc(int64_t unix_nanos) {
@@ -167,15 +180,67 @@ void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block) {
   block->Add("loss", gradient.loss());
 }
 
+namespace {
+
+// A line's loss, or why there is none.
+std::string LossText(const v1::Line& line) {
+  if (line.has_loss()) return FormatNumber(line.loss());
+  if (!line.loss_error().empty()) return "n/a (" + line.loss_error() + ")";
+  return "n/a (no points)";
+}
+
+void AddLeastSquares(const v1::Line* line, bool has_r_squared, double r_squared, uint64_t n,
+                     const std::string& indent, KeyValueBlock* block) {
+  if (line != nullptr) {
+    block->Add(indent + "least-squares m", line->m());
+    block->Add(indent + "least-squares b", line->b());
+    if (line->has_loss()) {
+      block->Add(indent + "least-squares loss", line->loss());
+    } else if (!line->loss_error().empty()) {
+      block->Add(indent + "least-squares loss", "n/a (" + line->loss_error() + ")");
+    }
+  } else {
+    block->Add(indent + "least squares", n == 0 ? "no least-squares line: no points"
+                                                : "no least-squares line: x has no spread");
+  }
+  if (has_r_squared) {
+    block->Add(indent + "R²", r_squared);
+  } else {
+    block->Add(indent + "R²", line != nullptr ? "n/a (y has no spread)" : "n/a");
+  }
+}
+
+// The settings of issue 13, from a server that reports them (it sets the
+// effective descent mode and the coverage).
+void AddViewSettings(const v1::FitReply& fit, KeyValueBlock* block) {
+  if (!fit.has_coverage()) return;
+  block->Add("view", ViewName(fit.coverage().view()) + ": " + CoverageText(fit.coverage()));
+  std::string mode = DescentModeName(fit.descent_mode());
+  if (fit.effective_descent_mode() != v1::DESCENT_MODE_UNSPECIFIED) {
+    mode += " (the next step: " + DescentModeName(fit.effective_descent_mode()) + ")";
+  }
+  block->Add("descent mode", mode);
+  block->Add("descent view", ViewName(fit.descent_view()));
+  if (fit.window_nanos() > 0) {
+    const int64_t buckets = std::max<int64_t>(fit.window_buckets(), 1);
+    block->Add("window", FormatDurationFlag(fit.window_nanos()) + " in " +
+                             Plural(fit.window_buckets(), "bucket") + " of " +
+                             FormatDurationFlag(fit.window_nanos() / buckets));
+  } else {
+    block->Add("window", "none");
+  }
+  block->Add("half-life",
+             fit.half_life_nanos() > 0 ? FormatDurationFlag(fit.half_life_nanos()) : "none");
+}
+
+}  // namespace
+
 void AddFit(const v1::FitReply& fit, KeyValueBlock* block) {
   block->Add("series", fit.series());
   block->Add("n", std::to_string(fit.n()));
   block->Add("descent m", fit.descent().m());
   block->Add("descent b", fit.descent().b());
-  block->Add("descent loss", fit.descent().has_loss() ? FormatNumber(fit.descent().loss())
-                             : !fit.descent().loss_error().empty()
-                                 ? "n/a (" + fit.descent().loss_error() + ")"
-                                 : std::string("n/a (no points)"));
+  block->Add("descent loss", LossText(fit.descent()));
   block->Add("descent steps", std::to_string(fit.steps()));
   std::string rate;
   if (fit.learning_rate_auto() && fit.n() == 0) {
@@ -185,26 +250,42 @@ void AddFit(const v1::FitReply& fit, KeyValueBlock* block) {
   }
   block->Add("learning rate", rate);
   block->Add("steps per batch", std::to_string(fit.steps_per_batch()));
-  if (fit.has_least_squares()) {
-    block->Add("least-squares m", fit.least_squares().m());
-    block->Add("least-squares b", fit.least_squares().b());
-    if (fit.least_squares().has_loss()) {
-      block->Add("least-squares loss", fit.least_squares().loss());
-    } else if (!fit.least_squares().loss_error().empty()) {
-      block->Add("least-squares loss", "n/a (" + fit.least_squares().loss_error() + ")");
-    }
-  } else {
-    block->Add("least squares", fit.n() == 0 ? "no least-squares line: no points"
-                                             : "no least-squares line: x has no spread");
-  }
-  if (fit.has_r_squared()) {
-    block->Add("R²", fit.r_squared());
-  } else {
-    block->Add("R²", fit.has_least_squares() ? "n/a (y has no spread)" : "n/a");
-  }
+  AddLeastSquares(fit.has_least_squares() ? &fit.least_squares() : nullptr, fit.has_r_squared(),
+                  fit.r_squared(), fit.n(), "", block);
   if (fit.n() > 0) {
     block->Add("mean x", fit.mean_x());
     block->Add("mean y", fit.mean_y());
+  }
+  AddViewSettings(fit, block);
+}
+
+std::string CoverageText(const v1::Coverage& coverage) {
+  if (coverage.n() == 0) return "no points";
+  std::string text = Plural(coverage.n(), "point");
+  if (coverage.view() == v1::VIEW_DECAYED) {
+    text += ", weight " + FormatNumber(coverage.weight()) + ", n_eff " +
+            FormatNumber(coverage.effective_n());
+  }
+  if (coverage.start_unix_nanos() != 0 || coverage.end_unix_nanos() != 0) {
+    text += ", " + FormatUtc(coverage.start_unix_nanos()) + " to " +
+            FormatUtc(coverage.end_unix_nanos());
+  }
+  return text;
+}
+
+void PrintFitViews(const v1::FitReply& fit, std::ostream& out) {
+  for (const v1::ViewFit& view : fit.views()) {
+    out << "\nview " << ViewName(view.coverage().view()) << '\n';
+    KeyValueBlock block;
+    block.Add("  covers", CoverageText(view.coverage()));
+    block.Add("  descent loss", LossText(view.descent()));
+    AddLeastSquares(view.has_least_squares() ? &view.least_squares() : nullptr,
+                    view.has_r_squared(), view.r_squared(), view.coverage().n(), "  ", &block);
+    if (view.coverage().n() > 0) {
+      block.Add("  mean x", view.mean_x());
+      block.Add("  mean y", view.mean_y());
+    }
+    block.Print(out);
   }
 }
 

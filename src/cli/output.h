@@ -28,6 +28,10 @@ std::string FormatFixed(double value, int decimals);
 // A duration for people: "850 ms", "12.3 s", "4 min 05 s", "2 h 03 min".
 std::string FormatDuration(std::chrono::nanoseconds duration);
 
+// A duration in the command lines' grammar (util/duration.h), in the largest
+// unit that divides it: "1h", "90s", "250ms", "7ns"; "0" for zero.
+std::string FormatDurationFlag(int64_t nanos);
+
 // A time since the Unix epoch as UTC ISO-8601 with milliseconds:
 // "2024-05-01T12:00:00.123Z".
 std::string FormatUtc(int64_t unix_nanos);
@@ -75,7 +79,14 @@ google::protobuf::Value JsonNumber(uint64_t value);
 
 // The readable forms of the replies.
 void AddGradient(const v1::GradientReply& gradient, KeyValueBlock* block);
+// The query's view, then the settings (descent mode and view, window,
+// half-life) when the server reports them.
 void AddFit(const v1::FitReply& fit, KeyValueBlock* block);
+// What a view covers: "n 12", with weight and n_eff when decayed, and the
+// event-time interval as UTC; "no points" when empty.
+std::string CoverageText(const v1::Coverage& coverage);
+// Every view of fit.views, a block each, headed "view NAME".
+void PrintFitViews(const v1::FitReply& fit, std::ostream& out);
 void PrintSeriesList(const v1::SeriesList& list, std::ostream& out);
 
 }  // namespace gradientd::cli

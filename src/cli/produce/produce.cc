@@ -2,7 +2,9 @@
 
 #include <google/protobuf/struct.pb.h>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -113,8 +115,13 @@ void ProduceRun::SendAll() {
     const Status s = source_.Next(&x, &y, config_.batch);
     if (!s.ok()) input_error_ = s;
     if (x.empty()) break;
+    std::optional<int64_t> event_time;
+    if (Status e = EventTimeOfBatch(config_.event_time, x.back(), &event_time); !e.ok()) {
+      input_error_ = e;
+      break;
+    }
     // The valid points before a bad CSV line are sent too.
-    send_error_ = producer_->Send(config_.series, x, y);
+    send_error_ = producer_->Send(config_.series, x, y, event_time);
     ++batches;
     if (send_error_.ok() && config_.progress_every > 0 && batches % config_.progress_every == 0) {
       send_error_ = SendProgressQueries();
@@ -289,8 +296,12 @@ void ProduceOptions(po::options_description* d) {
   d->add_options()
       ("save", po::value<std::string>()->value_name("FILE"),
        "record every batch sent (once, when first sent: series, points, producer id, "
-       "sequence, send time) to FILE, a gradientd recording, for `gradctl replay` and "
-       "`gradctl inspect`; FILE is created or truncated");
+       "sequence, send time, event time) to FILE, a gradientd recording, for `gradctl replay` "
+       "and `gradctl inspect`; FILE is created or truncated")
+      ("event-time", po::value<std::string>()->default_value("now")->value_name("WHEN"),
+       "each batch's event time: now (none sent: the server stamps it on receipt), "
+       "x-seconds (the batch's last x, read as Unix seconds) or NANOS (this many "
+       "nanoseconds since the Unix epoch, on every batch)");
   // clang-format on
 }
 
@@ -323,6 +334,10 @@ int Produce(CommandContext& context, const po::variables_map& vm) {
     return context.Usage(s.message());
   }
   if (Status s = SavePathFromVm(vm, &config.save_path); !s.ok()) return context.Usage(s.message());
+  if (Status s = ParseEventTimeFlag(vm["event-time"].as<std::string>(), &config.event_time);
+      !s.ok()) {
+    return context.Usage(s.message());
+  }
   std::unique_ptr<PointSource> source;
   bool usage_error = false;
   if (Status s = MakePointSource(vm, context.in, &source, &config.source_description, &usage_error);
@@ -334,33 +349,79 @@ int Produce(CommandContext& context, const po::variables_map& vm) {
 
 }  // namespace
 
+Status ParseEventTimeFlag(std::string_view text, EventTimeFlag* flag) {
+  *flag = EventTimeFlag{};
+  if (text == "now") return Status::Ok();
+  if (text == "x-seconds") {
+    flag->kind = EventTimeFlag::Kind::kXSeconds;
+    return Status::Ok();
+  }
+  int64_t nanos = 0;
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), nanos);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) {
+    return Status::InvalidArgument(
+        "--event-time must be now, x-seconds or an integer of nanoseconds since the Unix "
+        "epoch, got '" +
+        std::string(text) + "'");
+  }
+  flag->kind = EventTimeFlag::Kind::kFixed;
+  flag->fixed_unix_nanos = nanos;
+  return Status::Ok();
+}
+
+Status EventTimeOfBatch(const EventTimeFlag& flag, double last_x,
+                        std::optional<int64_t>* event_time_unix_nanos) {
+  switch (flag.kind) {
+    case EventTimeFlag::Kind::kNow:
+      event_time_unix_nanos->reset();
+      return Status::Ok();
+    case EventTimeFlag::Kind::kFixed:
+      *event_time_unix_nanos = flag.fixed_unix_nanos;
+      return Status::Ok();
+    case EventTimeFlag::Kind::kXSeconds:
+      break;
+  }
+  // int64 nanoseconds reach 9.22e9 s; stay clear of the edge's rounding.
+  constexpr double kMaxSeconds = 9.2e9;
+  if (!std::isfinite(last_x) || std::fabs(last_x) > kMaxSeconds) {
+    return Status::InvalidArgument("--event-time x-seconds: x = " + FormatNumber(last_x) +
+                                   " is not a time in Unix seconds");
+  }
+  *event_time_unix_nanos = std::llround(last_x * 1e9);
+  return Status::Ok();
+}
+
 int RunProduce(const ProduceConfig& config, PointSource& source, std::ostream& out,
                std::ostream& err) {
   return ProduceRun(config, source, out, err).Run();
 }
 
 Command ProduceCommand() {
-  return {"produce",
-          "[FILE]",
-          "send points from a CSV file, stdin, or a synthetic line",
-          "Sends (x, y) points to the series in pipelined batches: from the CSV FILE, from stdin\n"
-          "when FILE is '-' or absent, or generated with --synthetic. Then prints what was sent\n"
-          "and the series' fit. A bad CSV line stops it after the points before that line were\n"
-          "sent (exit 1, with the line number).\n"
-          "\n"
-          "Exactly once: every batch carries a producer id (--producer-id, or a new random one,\n"
-          "printed at the start) and a sequence number (--first-sequence, 1, 2, ...). The server\n"
-          "applies each (producer id, sequence) at most once and acknowledges a repeat as a\n"
-          "duplicate. When the connection is lost (the server killed or restarting, the\n"
-          "connection reset), produce reconnects with backoff (50ms doubling to 2s) for up to\n"
-          "--retry-for and resends every unacknowledged batch (at most --window) with its\n"
-          "original sequence and content, then goes on; the summary reports reconnects and\n"
-          "duplicates. If it gives up (exit 1), sending the same input again with the same\n"
-          "--producer-id and --batch skips what the server already applied.\n"
-          "--save FILE records every batch sent, once, for `gradctl replay` and `gradctl inspect`.",
-          &ProduceOptions,
-          &Produce,
-          Operands::kOptionalFile};
+  return {
+      "produce",
+      "[FILE]",
+      "send points from a CSV file, stdin, or a synthetic line",
+      "Sends (x, y) points to the series in pipelined batches: from the CSV FILE, from stdin\n"
+      "when FILE is '-' or absent, or generated with --synthetic. Then prints what was sent\n"
+      "and the series' fit. A bad CSV line stops it after the points before that line were\n"
+      "sent (exit 1, with the line number).\n"
+      "\n"
+      "Exactly once: every batch carries a producer id (--producer-id, or a new random one,\n"
+      "printed at the start) and a sequence number (--first-sequence, 1, 2, ...). The server\n"
+      "applies each (producer id, sequence) at most once and acknowledges a repeat as a\n"
+      "duplicate. When the connection is lost (the server killed or restarting, the\n"
+      "connection reset), produce reconnects with backoff (50ms doubling to 2s) for up to\n"
+      "--retry-for and resends every unacknowledged batch (at most --window) with its\n"
+      "original sequence and content, then goes on; the summary reports reconnects and\n"
+      "duplicates. If it gives up (exit 1), sending the same input again with the same\n"
+      "--producer-id and --batch skips what the server already applied.\n"
+      "--save FILE records every batch sent, once, for `gradctl replay` and `gradctl inspect`.\n"
+      "--event-time says when each batch's points happened, for windows and decay: now\n"
+      "(the default: the server stamps each batch on receipt), x-seconds (each batch's last\n"
+      "x read as seconds since the Unix epoch) or a fixed NANOS.",
+      &ProduceOptions,
+      &Produce,
+      Operands::kOptionalFile};
 }
 
 }  // namespace gradientd::cli

@@ -207,8 +207,8 @@ Status Producer::ReceiveOne() {
   return s;
 }
 
-Status Producer::Send(std::string_view series, std::span<const double> x,
-                      std::span<const double> y) {
+Status Producer::Send(std::string_view series, std::span<const double> x, std::span<const double> y,
+                      std::optional<int64_t> event_time_unix_nanos) {
   if (!failure_.ok()) return failure_;
   while (unacked_.size() >= options_.window) {
     if (Status s = ReceiveOne(); !s.ok()) return s;
@@ -222,6 +222,7 @@ Status Producer::Send(std::string_view series, std::span<const double> x,
   batch->mutable_y()->Assign(y.begin(), y.end());
   batch->set_producer_id(options_.producer_id);
   batch->set_sequence(o.sequence);
+  if (event_time_unix_nanos) batch->set_event_time_unix_nanos(*event_time_unix_nanos);
   if (options_.save != nullptr) {
     v1::RecordedBatch record;
     record.set_series(batch->series());
@@ -230,6 +231,7 @@ Status Producer::Send(std::string_view series, std::span<const double> x,
     record.set_producer_id(options_.producer_id);
     record.set_sequence(o.sequence);
     record.set_time_unix_nanos(UnixNanosNow());
+    if (event_time_unix_nanos) record.set_event_time_unix_nanos(*event_time_unix_nanos);
     // Written at once: a recording cut short by a crash of gradctl still has
     // every batch sent before it (Append alone buffers up to 1 MiB).
     Status s = options_.save->Append(record);

@@ -90,8 +90,11 @@ class Producer {
   // replies. Errors are final (every later call returns the same):
   // kUnavailable when the connection could not be re-established within
   // retry_for; the server's error when it rejected a batch (see
-  // rejection()); a --save write error.
-  Status Send(std::string_view series, std::span<const double> x, std::span<const double> y);
+  // rejection()); a --save write error. `event_time_unix_nanos`, when
+  // given, is the batch's event time (sent and saved); else the server
+  // stamps the batch when it receives it.
+  Status Send(std::string_view series, std::span<const double> x, std::span<const double> y,
+              std::optional<int64_t> event_time_unix_nanos = std::nullopt);
 
   // Sends a request that is not a batch (a progress query); `on_reply` gets
   // its response. A query outstanding when the connection is lost is

@@ -17,8 +17,9 @@ constexpr std::string_view kInspectSummary = "summarise recordings";
 constexpr std::string_view kInspectDescription =
     "Reads each FILE, a gradientd recording, and prints its size, batches, points, series\n"
     "(points and batches each), time range (first and last batch, UTC, and the duration),\n"
-    "producers (batches and sequence range each) and, for a recording cut short by a\n"
-    "crash, where its last whole record ends. --json prints one JSON object per file.\n"
+    "event-time range (of the batches that carry one), producers (batches and sequence\n"
+    "range each) and, for a recording cut short by a crash, where its last whole record\n"
+    "ends. --json prints one JSON object per file.\n"
     "Needs no server. Exit 1 if a FILE cannot be read or is not a recording.";
 
 void PrintSummaryTables(const RecordingSummary& s, std::ostream& out) {
@@ -58,6 +59,13 @@ void PrintSummaryText(const RecordingSummary& s, std::ostream& out) {
   } else {
     block.Add("time range", "none (no batch has a time)");
   }
+  if (s.event_time_batches > 0) {
+    block.Add("event times", Plural(s.event_time_batches, "batch") + " of " +
+                                 std::to_string(s.batches) + ", " + FormatUtc(s.first_event_time) +
+                                 " to " + FormatUtc(s.last_event_time));
+  } else {
+    block.Add("event times", "none (the server stamped every batch on receipt)");
+  }
   block.Add("producers", std::to_string(s.producers.size()));
   if (s.truncated) {
     block.Add("truncated", "yes: at byte offset " + std::to_string(s.truncated_offset) + " after " +
@@ -88,6 +96,19 @@ void AddTimeFields(const RecordingSummary& s, JsonFields& f) {
   }
 }
 
+void AddEventTimeFields(const RecordingSummary& s, JsonFields& f) {
+  f["event_time_batches"] = JsonNumber(s.event_time_batches);
+  if (s.event_time_batches > 0) {
+    f["first_event_time"].set_string_value(FormatUtc(s.first_event_time));
+    f["last_event_time"].set_string_value(FormatUtc(s.last_event_time));
+    f["first_event_time_unix_nanos"].set_string_value(std::to_string(s.first_event_time));
+    f["last_event_time_unix_nanos"].set_string_value(std::to_string(s.last_event_time));
+  } else {
+    f["first_event_time"].set_null_value(google::protobuf::NULL_VALUE);
+    f["last_event_time"].set_null_value(google::protobuf::NULL_VALUE);
+  }
+}
+
 void AddProducerList(const RecordingSummary& s, JsonFields& f) {
   auto* producers = f["producers"].mutable_list_value();
   for (const auto& [id, info] : s.producers) {
@@ -114,6 +135,7 @@ std::string SummaryJson(const RecordingSummary& s) {
     item["batches"] = JsonNumber(info.batches);
   }
   AddTimeFields(s, f);
+  AddEventTimeFields(s, f);
   AddProducerList(s, f);
   if (s.truncated) {
     auto& t = *f["truncated"].mutable_struct_value()->mutable_fields();

@@ -9,6 +9,15 @@ namespace gradientd::cli {
 
 namespace {
 
+void AddEventTime(int64_t t, RecordingSummary* s) {
+  if (s->event_time_batches++ == 0) {
+    s->first_event_time = s->last_event_time = t;
+  } else {
+    s->first_event_time = std::min(s->first_event_time, t);
+    s->last_event_time = std::max(s->last_event_time, t);
+  }
+}
+
 void AddBatch(const v1::RecordedBatch& batch, RecordingSummary* s) {
   const auto n = static_cast<uint64_t>(batch.x_size());
   ++s->batches;
@@ -23,6 +32,7 @@ void AddBatch(const v1::RecordedBatch& batch, RecordingSummary* s) {
     producer.first_sequence = std::min(producer.first_sequence, batch.sequence());
     producer.last_sequence = std::max(producer.last_sequence, batch.sequence());
   }
+  if (batch.has_event_time_unix_nanos()) AddEventTime(batch.event_time_unix_nanos(), s);
   if (batch.time_unix_nanos() != 0) {
     if (!s->has_time) {
       s->first_time = s->last_time = batch.time_unix_nanos();

@@ -28,8 +28,11 @@ struct RecordingSummary {
   std::map<std::string, Series> series;       // "" is shown as "default"
   std::map<std::string, Producer> producers;  // "" = batches without a producer id
   bool has_time = false;                      // some batch has a time
-  int64_t first_time = 0;  // lowest time_unix_nanos (of the batches that have one)
-  int64_t last_time = 0;   // highest
+  int64_t first_time = 0;           // lowest time_unix_nanos (of the batches that have one)
+  int64_t last_time = 0;            // highest
+  uint64_t event_time_batches = 0;  // batches with an event time
+  int64_t first_event_time = 0;     // lowest event_time_unix_nanos of those
+  int64_t last_event_time = 0;      // highest
   bool truncated = false;
   uint64_t truncated_offset = 0;  // where the incomplete record starts
   uint64_t truncated_bytes = 0;

@@ -263,9 +263,14 @@ void ReplayRun::SendRecordedBatch(const v1::RecordedBatch& record, Schedule* sch
   if (!config_.max && t != 0) WaitForRecordedTime(t, schedule);
   const std::string& series = config_.rename ? config_.series : record.series();
   const auto n = static_cast<std::size_t>(record.x_size());
+  std::optional<int64_t> event_time;
+  if (record.has_event_time_unix_nanos() && !config_.restamp) {
+    event_time = record.event_time_unix_nanos();
+  }
   send_error_ = producer_->Send(
       series, std::span<const double>(record.x().data(), n),
-      std::span<const double>(record.y().data(), static_cast<std::size_t>(record.y_size())));
+      std::span<const double>(record.y().data(), static_cast<std::size_t>(record.y_size())),
+      event_time);
   series_points_[protocol::SeriesOrDefault(series)] += n;
   done_record_points_ += n;
   UpdateProgress();
@@ -379,6 +384,7 @@ void ReplayRun::PrintSummary() {
   for (const std::string& t : truncations_) block.Add("truncated", t);
   block.Add("timing", config_.max ? std::string("as fast as possible (--max)")
                                   : "recorded, x" + FormatNumber(config_.speed));
+  block.Add("event times", config_.restamp ? "none sent (--restamp)" : "as recorded");
   block.Add("elapsed", FormatFixed(seconds_, 3) + " s");
   block.Add("throughput", FormatFixed(Rate(), 0) + " points/s");
   block.Print(out_);
@@ -411,6 +417,10 @@ constexpr std::string_view kReplayDescription =
     "\n"
     "--series NAME sends every batch to NAME instead of its recorded series.\n"
     "\n"
+    "Event time: each recorded batch is sent with its recorded event time, if it has one, so\n"
+    "windows and decay see the original times; --restamp sends none (the server stamps each\n"
+    "batch when it receives it). CSV batches carry none.\n"
+    "\n"
     "Exactly once, as produce: the replay is one producer (a new random id, printed at the\n"
     "start, or --producer-id) numbering its batches 1, 2, ... (--first-sequence); a lost\n"
     "connection is retried for --retry-for and the unacknowledged batches are resent, and\n"
@@ -431,6 +441,8 @@ void AddReplayOptions(po::options_description* d) {
        "recordings: send X times as fast as recorded (2 = twice as fast, 0.5 = half)")
       ("max", po::bool_switch(),
        "send as fast as possible, ignoring the recorded timing")
+      ("restamp", po::bool_switch(),
+       "send no recorded event times: the server stamps each batch on receipt")
       ("batch", po::value<int64_t>()->default_value(8192)->value_name("N"),
        "CSV: points per batch (recordings keep their recorded batches)")
       ("window", po::value<int64_t>()->default_value(16)->value_name("W"),
@@ -486,6 +498,7 @@ Status ParseReplayConfig(const po::variables_map& vm, ReplayConfig* config) {
         "file");
   }
   config->max = vm["max"].as<bool>();
+  config->restamp = vm["restamp"].as<bool>();
   config->speed = vm["speed"].as<double>();
   if (!std::isfinite(config->speed) || config->speed <= 0) {
     return Status::InvalidArgument("--speed must be a number above 0");

@@ -30,6 +30,9 @@ struct ReplayConfig {
   std::vector<std::string> files;
   double speed = 1.0;
   bool max = false;  // as fast as possible
+  // Send no event times (the server stamps each batch on receipt) instead
+  // of each recorded batch's own.
+  bool restamp = false;
   std::size_t batch = 8192;
   std::size_t window = 16;
   CsvOptions csv;
