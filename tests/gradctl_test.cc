@@ -23,49 +23,12 @@
 #include <vector>
 
 #include "cli/replay/replay.h"
+#include "gradctl_test_support.h"
 #include "protocol/endpoint.h"
-#include "running_node.h"
 #include "temp_dir.h"
 
 namespace gradientd::cli {
 namespace {
-
-// A gradientd (app::Node) on 127.0.0.1:0 over an in-memory service, serving
-// on a thread of its own until destroyed.
-class TestServer : public gradientd::testing::RunningNode {
- public:
-  TestServer() : RunningNode(gradientd::testing::LoopbackNodeOptions()) {
-    const Status s = Start();
-    EXPECT_TRUE(s.ok()) << s.message();
-  }
-};
-
-struct Result {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-Result Gradctl(const std::vector<std::string>& args, const std::string& server,
-               const std::string& input = "", const std::string& token = "") {
-  std::istringstream in(input);
-  std::ostringstream out;
-  std::ostringstream err;
-  Result r;
-  r.code = RunGradctl(args, in, out, err, server, token);
-  r.out = out.str();
-  r.err = err.str();
-  return r;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-std::string RevenueCsv() {
-  return ReadFile(std::string(GRADIENTD_SOURCE_DIR) + "/tools/demo/revenue.csv");
-}
 
 // The lines that depend on the clock, elapsed and throughput, as "...".
 std::string WithoutTimings(const std::string& text) {
