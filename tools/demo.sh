@@ -60,11 +60,24 @@ step produce --series sensor --synthetic --count 200000 --x-min 1700000000 --x-m
   --slope 0.000694444444444444 --intercept -1180515.5555555555 --noise 0.01 --seed 7
 
 echo
-echo "== 4. Every series"
+echo "== 4. Timestamped data (x in Unix seconds, 3 hours): a 1-hour sliding window and a"
+echo "   10-minute half-life over event time; each batch is stamped with its last x"
+step configure --series temp --window 1h --buckets 60 --half-life 10m
+step produce "$root/tools/demo/timestamped.csv" --series temp --batch 6 --event-time x-seconds
+step fit --series temp --view window
+echo "   From (0, 0) the standardized step reaches the least-squares line at once;"
+echo "   the lesson's plain step cannot, and says so"
+step configure --series temp --m 0 --b 0
+step step --series temp --iterations 100 --relative-tolerance 1e-9
+step configure --series temp --m 0 --b 0
+step step --series temp --iterations 100 --mode plain
+
+echo
+echo "== 5. Every series"
 step list
 
 echo
-echo "== 5. Durable: kill -9 the server, start it again on the same data directory"
+echo "== 6. Durable: kill -9 the server, start it again on the same data directory"
 kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 start_server
 sed 's/^/   /' "$work/err"
