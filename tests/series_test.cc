@@ -48,6 +48,10 @@ struct Change {
     c.steps_per_batch = v;
     return *this;
   }
+  Change& Mode(DescentMode v) {
+    c.mode = v;
+    return *this;
+  }
   Change& M(double v) {
     c.m = v;
     return *this;
@@ -59,6 +63,15 @@ struct Change {
   operator SeriesChange() const { return c; }  // NOLINT(google-explicit-constructor)
 };
 
+StepOptions Opts(std::optional<double> rate, std::optional<double> tolerance,
+                 std::optional<DescentMode> mode = std::nullopt) {
+  StepOptions o;
+  o.learning_rate = rate;
+  o.tolerance = tolerance;
+  o.mode = mode;
+  return o;
+}
+
 void ExpectRelNear(double got, double want, double rel, const std::string& what = "") {
   EXPECT_LE(std::fabs(got - want), rel * std::fabs(want))
       << what << ": got " << got << ", want " << want;
@@ -69,7 +82,7 @@ Series SeriesWith(const Data& d, double learning_rate) {
   Series s;
   EXPECT_TRUE(s.Configure(Change().Rate(learning_rate).StepsPerBatch(0)).ok());
   uint64_t steps_run = 99;
-  EXPECT_TRUE(s.Absorb(Stats(d), &steps_run).ok());
+  EXPECT_TRUE(s.Absorb(Stats(d), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 0u);
   EXPECT_EQ(s.steps(), 0u);
   return s;
@@ -89,7 +102,7 @@ TEST(SeriesTest, OneStepFromOriginMatchesLesson) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.01);
   StepResult r;
-  ASSERT_TRUE(s.Step(1, std::nullopt, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(1, Opts(std::nullopt, std::nullopt), &r).ok());
   EXPECT_EQ(r.iterations, 1u);
   EXPECT_FALSE(r.converged);
   EXPECT_EQ(r.learning_rate, 0.01);
@@ -103,7 +116,7 @@ TEST(SeriesTest, OneStepFromOriginMatchesLesson) {
 
   // The same step with the rate given per request, on an auto series.
   Series a = SeriesWith(d, 0);
-  ASSERT_TRUE(a.Step(1, 0.01, std::nullopt, &r).ok());
+  ASSERT_TRUE(a.Step(1, Opts(0.01, std::nullopt), &r).ok());
   EXPECT_EQ(r.learning_rate, 0.01);
   EXPECT_EQ(a.model().b, s.model().b);
   EXPECT_EQ(a.model().m, s.model().m);
@@ -121,14 +134,14 @@ TEST(SeriesTest, ThousandStepsMatchLessonLoop) {
   // In one request ...
   Series s = SeriesWith(d, 0.01);
   StepResult r;
-  ASSERT_TRUE(s.Step(1000, std::nullopt, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(1000, Opts(std::nullopt, std::nullopt), &r).ok());
   EXPECT_EQ(r.iterations, 1000u);
   EXPECT_EQ(s.steps(), 1000u);
   ExpectRelNear(s.model().b, b, 1e-9, "b");
   ExpectRelNear(s.model().m, m, 1e-9, "m");
   // ... and in several.
   Series t = SeriesWith(d, 0.01);
-  for (int i = 0; i < 8; ++i) ASSERT_TRUE(t.Step(125, std::nullopt, std::nullopt, &r).ok());
+  for (int i = 0; i < 8; ++i) ASSERT_TRUE(t.Step(125, Opts(std::nullopt, std::nullopt), &r).ok());
   EXPECT_EQ(t.steps(), 1000u);
   ExpectRelNear(t.model().b, b, 1e-9, "b in 8 requests");
   ExpectRelNear(t.model().m, m, 1e-9, "m in 8 requests");
@@ -142,9 +155,12 @@ TEST(SeriesTest, ThousandStepsMatchLessonLoop) {
 // ---------------------------------------------------------------------------
 // The auto learning rate.
 
+// Plain mode with the auto rate (1/Lipschitz); the default auto mode is
+// the standardized step now (issue 13), so these tests ask for plain.
 TEST(SeriesTest, AutoLearningRateDescendsMonotonicallyAndConverges) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0);
+  ASSERT_TRUE(s.Configure(Change().Mode(DescentMode::kPlain)).ok());
   EXPECT_EQ(s.config().learning_rate, 0);
   const double rate = s.EffectiveLearningRate(std::nullopt);
   EXPECT_EQ(rate, 1.0 / s.stats().GradientLipschitzConstant());
@@ -154,7 +170,7 @@ TEST(SeriesTest, AutoLearningRateDescendsMonotonicallyAndConverges) {
   double loss = LossOf(s);
   StepResult r;
   for (int i = 0; i < 3000; ++i) {
-    ASSERT_TRUE(s.Step(1, std::nullopt, std::nullopt, &r).ok());
+    ASSERT_TRUE(s.Step(1, Opts(std::nullopt, std::nullopt), &r).ok());
     ASSERT_EQ(r.iterations, 1u);
     EXPECT_EQ(r.learning_rate, rate);
     const double next = LossOf(s);
@@ -165,7 +181,7 @@ TEST(SeriesTest, AutoLearningRateDescendsMonotonicallyAndConverges) {
 
   // With a tolerance and many iterations allowed, it stops early.
   const uint64_t before = s.steps();
-  ASSERT_TRUE(s.Step(1'000'000, std::nullopt, 1e-9, &r).ok());
+  ASSERT_TRUE(s.Step(1'000'000, Opts(std::nullopt, 1e-9), &r).ok());
   EXPECT_TRUE(r.converged);
   EXPECT_GT(r.iterations, 0u);
   EXPECT_LT(r.iterations, 1'000'000u);
@@ -180,7 +196,7 @@ TEST(SeriesTest, AutoLearningRateDescendsMonotonicallyAndConverges) {
   EXPECT_LE(LossOf(s), loss);
 
   // Already converged: no iterations, converged.
-  ASSERT_TRUE(s.Step(1000, std::nullopt, 1e-9, &r).ok());
+  ASSERT_TRUE(s.Step(1000, Opts(std::nullopt, 1e-9), &r).ok());
   EXPECT_TRUE(r.converged);
   EXPECT_EQ(r.iterations, 0u);
 }
@@ -193,7 +209,8 @@ TEST(SeriesTest, AutoLearningRateDescendsOnOffsetData) {
   const double first = loss;
   StepResult r;
   for (int i = 0; i < 500; ++i) {
-    ASSERT_TRUE(s.Step(1 + static_cast<uint64_t>(i % 3), std::nullopt, std::nullopt, &r).ok());
+    ASSERT_TRUE(
+        s.Step(1 + static_cast<uint64_t>(i % 3), Opts(std::nullopt, std::nullopt), &r).ok());
     const double next = LossOf(s);
     ASSERT_LE(next, loss) << "request " << i;
     loss = next;
@@ -204,7 +221,7 @@ TEST(SeriesTest, AutoLearningRateDescendsOnOffsetData) {
 TEST(SeriesTest, NotConvergedMeansGradientAtLeastTolerance) {
   Series s = SeriesWith(RevenueData(), 0);
   StepResult r;
-  ASSERT_TRUE(s.Step(5, std::nullopt, 1e-3, &r).ok());
+  ASSERT_TRUE(s.Step(5, Opts(std::nullopt, 1e-3, DescentMode::kPlain), &r).ok());
   EXPECT_EQ(r.iterations, 5u);
   EXPECT_FALSE(r.converged);
   EXPECT_GE(GradientNorm(s), 1e-3);
@@ -217,7 +234,7 @@ TEST(SeriesTest, StepThatWouldOverflowIsRefusedAndChangesNothing) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.01);
   StepResult r;
-  ASSERT_TRUE(s.Step(3, std::nullopt, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(3, Opts(std::nullopt, std::nullopt), &r).ok());
   const Model before = s.model();
   const uint64_t steps = s.steps();
   auto expect_unchanged = [&](const char* what) {
@@ -229,32 +246,32 @@ TEST(SeriesTest, StepThatWouldOverflowIsRefusedAndChangesNothing) {
   // At 1e300 the first step lands around 1e301 (still finite); the second
   // overflows. All or nothing: the first is not kept either.
   r.iterations = 77;
-  Status st = s.Step(2, 1e300, std::nullopt, &r);
+  Status st = s.Step(2, Opts(1e300, std::nullopt), &r);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(st.message().empty());
   EXPECT_EQ(r.iterations, 77u) << "no result on failure";
   expect_unchanged("lr 1e300, 2 steps");
-  st = s.Step(1'000, 1e300, std::nullopt, &r);
+  st = s.Step(1'000, Opts(1e300, std::nullopt), &r);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   expect_unchanged("lr 1e300, 1000 steps");
 
   // A single step that overflows at once.
-  st = s.Step(1, 1e308, std::nullopt, &r);
+  st = s.Step(1, Opts(1e308, std::nullopt), &r);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   expect_unchanged("lr 1e308, 1 step");
 
   // A rate that diverges slowly: a hundred-odd finite steps, then overflow.
-  st = s.Step(100'000, 1.0, std::nullopt, &r);
+  st = s.Step(100'000, Opts(1.0, std::nullopt), &r);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   expect_unchanged("lr 1, 100000 steps");
 
   // The configured rate too.
   ASSERT_TRUE(s.Configure(Change().Rate(1e300)).ok());
-  EXPECT_EQ(s.Step(5, std::nullopt, std::nullopt, &r).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Step(5, Opts(std::nullopt, std::nullopt), &r).code(), StatusCode::kInvalidArgument);
   expect_unchanged("configured lr 1e300");
 
   // And the series still works.
-  ASSERT_TRUE(s.Step(1, 0.01, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(1, Opts(0.01, std::nullopt), &r).ok());
   EXPECT_EQ(s.steps(), steps + 1);
   const auto [b, m] = lesson::step_gradient(d.x, d.y, before.b, before.m, 0.01);
   ExpectRelNear(s.model().b, b, 1e-12);
@@ -272,7 +289,7 @@ TEST(SeriesTest, StepMakingOnlyOneParameterNonFiniteIsRefused) {
     ASSERT_TRUE(std::isfinite(0 - 1e300 * g.slope) != std::isfinite(0 - 1e300 * g.intercept))
         << "the data must overflow exactly one parameter";
     StepResult r;
-    EXPECT_EQ(s.Step(1, 1e300, std::nullopt, &r).code(), StatusCode::kInvalidArgument);
+    EXPECT_EQ(s.Step(1, Opts(1e300, std::nullopt), &r).code(), StatusCode::kInvalidArgument);
     EXPECT_EQ(s.model().m, 0);
     EXPECT_EQ(s.model().b, 0);
     EXPECT_EQ(s.steps(), 0u);
@@ -284,7 +301,7 @@ TEST(SeriesTest, FiniteDivergingStepsAreKept) {
   const Data d = RevenueData();
   Series s = SeriesWith(d, 0.05);
   StepResult r;
-  ASSERT_TRUE(s.Step(10, std::nullopt, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(10, Opts(std::nullopt, std::nullopt), &r).ok());
   EXPECT_EQ(r.iterations, 10u);
   double b = 0, m = 0;
   for (int i = 0; i < 10; ++i) {
@@ -376,7 +393,7 @@ TEST(SeriesTest, AbsorbRunsOneStepPerBatchByDefault) {
   ASSERT_TRUE(s.Configure(Change().Rate(0.01)).ok());
   EXPECT_EQ(s.config().steps_per_batch, 1u);
   uint64_t steps_run = 0;
-  ASSERT_TRUE(s.Absorb(Stats(d), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(Stats(d), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 1u);
   EXPECT_EQ(s.steps(), 1u);
   EXPECT_EQ(s.stats().count(), 12u);
@@ -390,9 +407,11 @@ TEST(SeriesTest, AbsorbRunsStepsPerBatchOnAllPointsSoFar) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.005).StepsPerBatch(3)).ok());
   uint64_t steps_run = 0;
-  ASSERT_TRUE(s.Absorb(PointStats::FromPoints(x.first(6), y.first(6)), &steps_run).ok());
+  ASSERT_TRUE(
+      s.Absorb(PointStats::FromPoints(x.first(6), y.first(6)), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 3u);
-  ASSERT_TRUE(s.Absorb(PointStats::FromPoints(x.subspan(6), y.subspan(6)), &steps_run).ok());
+  ASSERT_TRUE(
+      s.Absorb(PointStats::FromPoints(x.subspan(6), y.subspan(6)), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 3u);
   EXPECT_EQ(s.steps(), 6u);
   // 3 lesson steps on the first half, then 3 on everything.
@@ -411,7 +430,7 @@ TEST(SeriesTest, AbsorbWithZeroStepsPerBatchRunsNone) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.01).StepsPerBatch(0).M(1).B(2)).ok());
   uint64_t steps_run = 99;
-  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 0u);
   EXPECT_EQ(s.steps(), 0u);
   EXPECT_EQ(s.stats().count(), 12u);
@@ -422,8 +441,9 @@ TEST(SeriesTest, AbsorbWithZeroStepsPerBatchRunsNone) {
 TEST(SeriesTest, AbsorbWithAutoRateTakesOneLipschitzStep) {
   const Data d = RevenueData();
   Series s;
+  ASSERT_TRUE(s.Configure(Change().Mode(DescentMode::kPlain)).ok());
   uint64_t steps_run = 0;
-  ASSERT_TRUE(s.Absorb(Stats(d), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(Stats(d), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 1u);
   const double rate = 1.0 / Stats(d).GradientLipschitzConstant();
   const auto [b, m] = lesson::step_gradient(d.x, d.y, 0, 0, rate);
@@ -438,7 +458,7 @@ TEST(SeriesTest, AbsorbWithDivergingRateKeepsPointsAndModel) {
   // Two steps per batch at 1e300: the second overflows.
   ASSERT_TRUE(s.Configure(Change().Rate(1e300).StepsPerBatch(2).M(0.5).B(-1)).ok());
   uint64_t steps_run = 99;
-  Status st = s.Absorb(Stats(d), &steps_run);
+  Status st = s.Absorb(Stats(d), BatchStamp{}, &steps_run);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(st.message().empty());
   EXPECT_EQ(steps_run, 0u);
@@ -449,7 +469,7 @@ TEST(SeriesTest, AbsorbWithDivergingRateKeepsPointsAndModel) {
   EXPECT_EQ(s.steps(), 0u);
   // Again: more points, still no steps.
   steps_run = 99;
-  EXPECT_EQ(s.Absorb(Stats(d), &steps_run).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(s.Absorb(Stats(d), BatchStamp{}, &steps_run).code(), StatusCode::kInvalidArgument);
   EXPECT_EQ(steps_run, 0u);
   EXPECT_EQ(s.stats().count(), 24u);
   EXPECT_EQ(s.model().m, 0.5);
@@ -457,7 +477,7 @@ TEST(SeriesTest, AbsorbWithDivergingRateKeepsPointsAndModel) {
   EXPECT_EQ(s.steps(), 0u);
   // A sane rate recovers.
   ASSERT_TRUE(s.Configure(Change().Rate(0.01)).ok());
-  ASSERT_TRUE(s.Absorb(PointStats(), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(PointStats(), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 2u);
   EXPECT_EQ(s.steps(), 2u);
 }
@@ -465,7 +485,7 @@ TEST(SeriesTest, AbsorbWithDivergingRateKeepsPointsAndModel) {
 TEST(SeriesTest, AbsorbingNothingIntoAnEmptySeriesRunsNoSteps) {
   Series s;
   uint64_t steps_run = 99;
-  ASSERT_TRUE(s.Absorb(PointStats(), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(PointStats(), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(steps_run, 0u);
   EXPECT_TRUE(s.stats().empty());
   EXPECT_EQ(s.steps(), 0u);
@@ -478,7 +498,7 @@ TEST(SeriesTest, ResetDropsPointsModelAndStepsButKeepsConfig) {
   Series s;
   ASSERT_TRUE(s.Configure(Change().Rate(0.01).StepsPerBatch(4)).ok());
   uint64_t steps_run = 0;
-  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), BatchStamp{}, &steps_run).ok());
   ASSERT_EQ(s.steps(), 4u);
   ASSERT_NE(s.model().m, 0);
   s.Reset();
@@ -490,9 +510,10 @@ TEST(SeriesTest, ResetDropsPointsModelAndStepsButKeepsConfig) {
   EXPECT_EQ(s.config().learning_rate, 0.01);
   EXPECT_EQ(s.config().steps_per_batch, 4u);
   StepResult r;
-  EXPECT_EQ(s.Step(1, std::nullopt, std::nullopt, &r).code(), StatusCode::kFailedPrecondition);
+  EXPECT_EQ(s.Step(1, Opts(std::nullopt, std::nullopt), &r).code(),
+            StatusCode::kFailedPrecondition);
   // It starts over from scratch.
-  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), &steps_run).ok());
+  ASSERT_TRUE(s.Absorb(Stats(RevenueData()), BatchStamp{}, &steps_run).ok());
   EXPECT_EQ(s.stats().count(), 12u);
   EXPECT_EQ(s.steps(), 4u);
 }
@@ -502,7 +523,7 @@ TEST(SeriesTest, StepOnEmptySeriesFailsPrecondition) {
   ASSERT_TRUE(s.Configure(Change().M(1).B(2)).ok());
   StepResult r;
   for (const std::optional<double> rate : {std::optional<double>(), std::optional<double>(0.1)}) {
-    const Status st = s.Step(1, rate, 1e-3, &r);
+    const Status st = s.Step(1, Opts(rate, 1e-3), &r);
     EXPECT_EQ(st.code(), StatusCode::kFailedPrecondition);
     EXPECT_FALSE(st.message().empty());
   }
@@ -517,30 +538,30 @@ TEST(SeriesTest, StepRejectsBadRateAndTolerance) {
   Series s = SeriesWith(RevenueData(), 0.01);
   StepResult r;
   for (const double bad : {-0.01, -1e-300, nan, inf, -inf}) {
-    EXPECT_EQ(s.Step(1, bad, std::nullopt, &r).code(), StatusCode::kInvalidArgument) << bad;
-    EXPECT_EQ(s.Step(1, std::nullopt, bad, &r).code(), StatusCode::kInvalidArgument) << bad;
-    EXPECT_EQ(s.Step(1, 0.01, bad, &r).code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.Step(1, Opts(bad, std::nullopt), &r).code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.Step(1, Opts(std::nullopt, bad), &r).code(), StatusCode::kInvalidArgument) << bad;
+    EXPECT_EQ(s.Step(1, Opts(0.01, bad), &r).code(), StatusCode::kInvalidArgument) << bad;
   }
   EXPECT_EQ(s.model().m, 0);
   EXPECT_EQ(s.model().b, 0);
   EXPECT_EQ(s.steps(), 0u);
   // Tolerance 0 is allowed (never converges early).
-  ASSERT_TRUE(s.Step(2, std::nullopt, 0.0, &r).ok());
+  ASSERT_TRUE(s.Step(2, Opts(std::nullopt, 0.0), &r).ok());
   EXPECT_EQ(r.iterations, 2u);
 }
 
 TEST(SeriesTest, IterationLimit) {
   Series s = SeriesWith(RevenueData(), 0);
   StepResult r;
-  const Status st = s.Step(kMaxStepIterations + 1, std::nullopt, 1.0, &r);
+  const Status st = s.Step(kMaxStepIterations + 1, Opts(std::nullopt, 1.0), &r);
   EXPECT_EQ(st.code(), StatusCode::kInvalidArgument);
   EXPECT_THAT(st.message(), HasSubstr(std::to_string(kMaxStepIterations)));
-  EXPECT_EQ(s.Step(std::numeric_limits<uint64_t>::max(), std::nullopt, 1.0, &r).code(),
+  EXPECT_EQ(s.Step(std::numeric_limits<uint64_t>::max(), Opts(std::nullopt, 1.0), &r).code(),
             StatusCode::kInvalidArgument);
   EXPECT_EQ(s.steps(), 0u);
   EXPECT_EQ(s.model().m, 0);
   // The limit itself is allowed (and stops early on the tolerance).
-  ASSERT_TRUE(s.Step(kMaxStepIterations, std::nullopt, 1e-6, &r).ok());
+  ASSERT_TRUE(s.Step(kMaxStepIterations, Opts(std::nullopt, 1e-6), &r).ok());
   EXPECT_TRUE(r.converged);
   EXPECT_LT(r.iterations, kMaxStepIterations);
 }
@@ -551,7 +572,7 @@ TEST(SeriesTest, ZeroIterationsChangeNothing) {
   StepResult r;
   r.iterations = 9;
   r.converged = true;
-  ASSERT_TRUE(s.Step(0, std::nullopt, std::nullopt, &r).ok());
+  ASSERT_TRUE(s.Step(0, Opts(std::nullopt, std::nullopt), &r).ok());
   EXPECT_EQ(r.iterations, 0u);
   EXPECT_FALSE(r.converged);
   EXPECT_EQ(s.model().m, 2);
@@ -567,7 +588,8 @@ TEST(SeriesTest, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
   int asked = 0;
   StepResult r;
   ASSERT_TRUE(
-      limited.Step(kMaxStepIterations, std::nullopt, 0.0, &r, [&] { return ++asked == 3; }).ok());
+      limited.Step(kMaxStepIterations, Opts(std::nullopt, 0.0), &r, [&] { return ++asked == 3; })
+          .ok());
   EXPECT_EQ(asked, 3);
   EXPECT_EQ(r.iterations, 3 * kStepSliceIterations);
   EXPECT_TRUE(r.time_limited);
@@ -575,7 +597,7 @@ TEST(SeriesTest, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
   EXPECT_EQ(limited.steps(), 3 * kStepSliceIterations);
   Series unlimited = SeriesWith(d, 1e-6);
   StepResult u;
-  ASSERT_TRUE(unlimited.Step(3 * kStepSliceIterations, std::nullopt, 0.0, &u).ok());
+  ASSERT_TRUE(unlimited.Step(3 * kStepSliceIterations, Opts(std::nullopt, 0.0), &u).ok());
   EXPECT_FALSE(u.time_limited);
   EXPECT_EQ(limited.model().m, unlimited.model().m);
   EXPECT_EQ(limited.model().b, unlimited.model().b);
@@ -583,7 +605,8 @@ TEST(SeriesTest, StepStopsWhenOutOfTimeAndKeepsTheIterationsRun) {
   // budget runs out exactly at its last iteration.
   Series exact = SeriesWith(d, 1e-6);
   ASSERT_TRUE(
-      exact.Step(kStepSliceIterations, std::nullopt, std::nullopt, &r, [] { return true; }).ok());
+      exact.Step(kStepSliceIterations, Opts(std::nullopt, std::nullopt), &r, [] { return true; })
+          .ok());
   EXPECT_EQ(r.iterations, kStepSliceIterations);
   EXPECT_FALSE(r.time_limited);
 }

@@ -55,8 +55,7 @@ Status ValidatePoints(std::span<const double> x, std::span<const double> y) {
   return Status::Ok();  // unreachable: AllInRange found a value out of range
 }
 
-PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n,
-                                 bool* in_range) {
+PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n, bool* in_range) {
   const double px = x[0], py = y[0];
   // First pass: means of the differences to the pivot, and the range check
   // (branch-free, so it vectorises with the sums).
@@ -67,7 +66,8 @@ PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n
     for (std::size_t l = 0; l < kLanes; ++l) {
       sx[l] += x[i + l] - px;
       sy[l] += y[i + l] - py;
-      out_of_range |= !(std::fabs(x[i + l]) <= kMaxAbsValue) | !(std::fabs(y[i + l]) <= kMaxAbsValue);
+      out_of_range |=
+          !(std::fabs(x[i + l]) <= kMaxAbsValue) | !(std::fabs(y[i + l]) <= kMaxAbsValue);
     }
   }
   for (; i < n; ++i) {
@@ -108,13 +108,13 @@ PointStats PointStats::FromChunk(const double* x, const double* y, std::size_t n
   const double cx = total(ex), cy = total(ey);
   PointStats s;
   s.n_ = n;
-  s.pivot_x_ = px;
-  s.pivot_y_ = py;
-  s.mean_dx_ = mx + cx / nd;
-  s.mean_dy_ = my + cy / nd;
-  s.var_x_ = std::max(0.0, (total(qx) - cx * (cx / nd)) / nd);
-  s.var_y_ = std::max(0.0, (total(qy) - cy * (cy / nd)) / nd);
-  s.cov_xy_ = (total(qxy) - cx * (cy / nd)) / nd;
+  s.m_ = Moments{.pivot_x = px,
+                 .pivot_y = py,
+                 .mean_dx = mx + cx / nd,
+                 .mean_dy = my + cy / nd,
+                 .var_x = std::max(0.0, (total(qx) - cx * (cx / nd)) / nd),
+                 .var_y = std::max(0.0, (total(qy) - cy * (cy / nd)) / nd),
+                 .cov_xy = (total(qxy) - cx * (cy / nd)) / nd};
   return s;
 }
 
@@ -147,77 +147,10 @@ void PointStats::Merge(const PointStats& other) {
     *this = other;
     return;
   }
-  // Express the other set's means relative to this pivot; the pivots are
-  // both points of the data, so their difference is small or exact.
-  const double delta_x = (other.mean_dx_ + (other.pivot_x_ - pivot_x_)) - mean_dx_;
-  const double delta_y = (other.mean_dy_ + (other.pivot_y_ - pivot_y_)) - mean_dy_;
   const uint64_t n = n_ + other.n_;
   const double nd = static_cast<double>(n);
-  const double wa = static_cast<double>(n_) / nd;
-  const double wb = static_cast<double>(other.n_) / nd;
-  mean_dx_ += wb * delta_x;
-  mean_dy_ += wb * delta_y;
-  var_x_ = wa * var_x_ + wb * other.var_x_ + (wa * delta_x) * (wb * delta_x);
-  var_y_ = wa * var_y_ + wb * other.var_y_ + (wa * delta_y) * (wb * delta_y);
-  cov_xy_ = wa * cov_xy_ + wb * other.cov_xy_ + (wa * delta_x) * (wb * delta_y);
+  m_.Merge(other.m_, static_cast<double>(n_) / nd, static_cast<double>(other.n_) / nd);
   n_ = n;
-}
-
-double PointStats::MeanResidual(double m, double b) const {
-  // ybar - m*xbar - b, split at the pivot: the large parts cancel exactly
-  // where they can, and the small centred parts keep their digits.
-  const double r = (mean_dy_ - m * mean_dx_) + (pivot_y_ - std::fma(m, pivot_x_, b));
-  if (std::isfinite(r)) return r;
-  // For a huge m both parts can overflow, with opposite signs (inf - inf is
-  // NaN); unsplit, the residual is finite or overflows with its true sign.
-  return (mean_y() - m * mean_x()) - b;
-}
-
-Gradient PointStats::GradientAt(double m, double b) const {
-  const double r = MeanResidual(m, b);
-  // E[x*r] = cov(x, r) + xbar*rbar, with cov(x, r) = cov(x, y) - m*var(x).
-  const double cov_xr = cov_xy_ - m * var_x_;
-  return {.intercept = -2.0 * r, .slope = -2.0 * (cov_xr + mean_x() * r)};
-}
-
-double PointStats::LossAt(double m, double b) const {
-  const double r = MeanResidual(m, b);
-  // var(r) = var(y) - 2*m*cov + m^2*var(x), written as two non-negative
-  // terms around the least-squares slope so nothing large cancels twice.
-  double var_r;
-  const double slope = var_x_ > 0 ? cov_xy_ / var_x_ : 0;
-  if (var_x_ > 0 && std::isfinite(slope)) {
-    const double dm = m - slope;
-    var_r = std::max(0.0, var_y_ - slope * cov_xy_) + var_x_ * dm * dm;
-  } else if (var_x_ > 0) {
-    // A subnormal var(x): the slope overflows, but the terms do not.
-    var_r = std::max(0.0, var_y_ - 2.0 * m * cov_xy_ + m * (m * var_x_));
-  } else {
-    var_r = var_y_;
-  }
-  return var_r + r * r;
-}
-
-std::optional<LeastSquaresLine> PointStats::LeastSquares() const {
-  if (n_ == 0 || !(var_x_ > 0)) return std::nullopt;
-  const double m = cov_xy_ / var_x_;
-  const double b = (mean_dy_ - m * mean_dx_) + (pivot_y_ - m * pivot_x_);
-  // x spread too small to divide by (a subnormal var(x)): no line either.
-  if (!std::isfinite(m) || !std::isfinite(b)) return std::nullopt;
-  return LeastSquaresLine{.m = m, .b = b, .loss = std::max(0.0, var_y_ - m * cov_xy_)};
-}
-
-std::optional<double> PointStats::RSquared() const {
-  if (!LeastSquares() || !(var_y_ > 0)) return std::nullopt;
-  return std::min(1.0, (cov_xy_ / var_x_) * (cov_xy_ / var_y_));
-}
-
-double PointStats::GradientLipschitzConstant() const {
-  // Hessian of L: 2 * [[E(x^2), xbar], [xbar, 1]]; its largest eigenvalue is
-  // (a + 1) + sqrt((a - 1)^2 + 4*xbar^2) with a = E(x^2) = var(x) + xbar^2.
-  const double xbar = mean_x();
-  const double a = var_x_ + xbar * xbar;
-  return (a + 1.0) + std::hypot(a - 1.0, 2.0 * xbar);
 }
 
 }  // namespace gradientd::core

@@ -17,6 +17,7 @@
 #include <optional>
 #include <span>
 
+#include "core/moments.h"
 #include "core/status.h"
 
 namespace gradientd::core {
@@ -28,17 +29,6 @@ inline constexpr double kMaxAbsValue = 1e150;
 // Checks points given by a client: as many x as y, every value finite with
 // magnitude at most kMaxAbsValue. The error names the first bad value.
 Status ValidatePoints(std::span<const double> x, std::span<const double> y);
-
-struct Gradient {
-  double intercept = 0;  // dL/db = -2/N * sum(y - (m*x + b))
-  double slope = 0;      // dL/dm = -2/N * sum(x * (y - (m*x + b)))
-};
-
-struct LeastSquaresLine {
-  double m = 0;
-  double b = 0;
-  double loss = 0;  // the mean squared residual of the line
-};
 
 class PointStats {
  public:
@@ -54,19 +44,21 @@ class PointStats {
 
   PointStats() = default;
 
-  Raw raw() const { return {n_, pivot_x_, pivot_y_, mean_dx_, mean_dy_, var_x_, var_y_, cov_xy_}; }
+  Raw raw() const {
+    return {n_, m_.pivot_x, m_.pivot_y, m_.mean_dx, m_.mean_dy, m_.var_x, m_.var_y, m_.cov_xy};
+  }
   // REQUIRES: `raw` came from raw() (possibly through a file that was
   // checksummed); it is not validated.
   static PointStats FromRaw(const Raw& raw) {
     PointStats s;
     s.n_ = raw.n;
-    s.pivot_x_ = raw.pivot_x;
-    s.pivot_y_ = raw.pivot_y;
-    s.mean_dx_ = raw.mean_dx;
-    s.mean_dy_ = raw.mean_dy;
-    s.var_x_ = raw.var_x;
-    s.var_y_ = raw.var_y;
-    s.cov_xy_ = raw.cov_xy;
+    s.m_ = Moments{.pivot_x = raw.pivot_x,
+                   .pivot_y = raw.pivot_y,
+                   .mean_dx = raw.mean_dx,
+                   .mean_dy = raw.mean_dy,
+                   .var_x = raw.var_x,
+                   .var_y = raw.var_y,
+                   .cov_xy = raw.cov_xy};
     return s;
   }
 
@@ -86,40 +78,39 @@ class PointStats {
   uint64_t count() const { return n_; }
   bool empty() const { return n_ == 0; }
   // REQUIRES for everything below: !empty().
-  double mean_x() const { return pivot_x_ + mean_dx_; }
-  double mean_y() const { return pivot_y_ + mean_dy_; }
-  double var_x() const { return var_x_; }  // population variance
-  double var_y() const { return var_y_; }
-  double cov_xy() const { return cov_xy_; }
+  double mean_x() const { return m_.mean_x(); }
+  double mean_y() const { return m_.mean_y(); }
+  double var_x() const { return m_.var_x; }  // population variance
+  double var_y() const { return m_.var_y; }
+  double cov_xy() const { return m_.cov_xy; }
+  // The moments the queries below are computed from (see moments.h).
+  const Moments& moments() const { return m_; }
 
   // The gradient of L(m, b) = 1/N * sum((y - (m*x + b))^2) at (m, b).
-  Gradient GradientAt(double m, double b) const;
+  Gradient GradientAt(double m, double b) const { return m_.GradientAt(m, b); }
   // L(m, b).
-  double LossAt(double m, double b) const;
+  double LossAt(double m, double b) const { return m_.LossAt(m, b); }
   // The least-squares line; nullopt when x has no spread.
-  std::optional<LeastSquaresLine> LeastSquares() const;
+  std::optional<LeastSquaresLine> LeastSquares() const {
+    if (n_ == 0) return std::nullopt;
+    return m_.LeastSquares();
+  }
   // The coefficient of determination of the least-squares line; nullopt
   // when x or y has no spread.
-  std::optional<double> RSquared() const;
+  std::optional<double> RSquared() const {
+    if (n_ == 0) return std::nullopt;
+    return m_.RSquared();
+  }
   // The largest eigenvalue of the Hessian of L, the Lipschitz constant of
   // its gradient: a step of 1/L can never increase the loss.
-  double GradientLipschitzConstant() const;
+  double GradientLipschitzConstant() const { return m_.GradientLipschitzConstant(); }
 
  private:
   // REQUIRES: n > 0. Sets *in_range to whether every value is finite with
   // magnitude at most kMaxAbsValue (the statistics are meaningless if not).
   static PointStats FromChunk(const double* x, const double* y, std::size_t n, bool* in_range);
-  // The mean residual ybar - (m*xbar + b), kept accurate around the pivot.
-  double MeanResidual(double m, double b) const;
-
   uint64_t n_ = 0;
-  double pivot_x_ = 0;  // a point of the set: means are kept relative to it
-  double pivot_y_ = 0;
-  double mean_dx_ = 0;  // mean of (x - pivot_x_)
-  double mean_dy_ = 0;
-  double var_x_ = 0;  // 1/n * sum((x - xbar)^2)
-  double var_y_ = 0;
-  double cov_xy_ = 0;  // 1/n * sum((x - xbar) * (y - ybar))
+  Moments m_;  // the pivot is a point of the set
 };
 
 }  // namespace gradientd::core

@@ -92,24 +92,24 @@ struct BatchStamp {
 inline constexpr uint64_t kStepSliceIterations = 1024;
 
 struct StepOptions {
-  std::optional<double> learning_rate;  // absent: the series' rate; 0 = auto
-  std::optional<double> tolerance;      // stop once the gradient norm is below it
+  std::optional<double> learning_rate;       // absent: the series' rate; 0 = auto
+  std::optional<double> tolerance;           // stop once the gradient norm is below it
   std::optional<double> relative_tolerance;  // stop once the relative excess loss <= it
   std::optional<DescentMode> mode;           // absent: the series' mode
   std::optional<View> view;                  // absent: the series' descent view
 };
 
 struct StepResult {
-  uint64_t iterations = 0;    // iterations actually run
-  bool converged = false;     // a tolerance was met
-  double learning_rate = 0;   // the rate used (in the mode's coordinates)
-  bool time_limited = false;  // out_of_time stopped it before `iterations`
+  uint64_t iterations = 0;                 // iterations actually run
+  bool converged = false;                  // a tolerance was met
+  double learning_rate = 0;                // the rate used (in the mode's coordinates)
+  bool time_limited = false;               // out_of_time stopped it before `iterations`
   DescentMode mode = DescentMode::kPlain;  // the mode used: never kAuto
   View view = View::kAll;
-  double condition_number = 0;      // of the Hessian in the step's coordinates
-  double relative_excess_loss = 0;  // after the steps
+  double condition_number = 0;              // of the Hessian in the step's coordinates
+  double relative_excess_loss = 0;          // after the steps
   std::optional<uint64_t> estimated_steps;  // further steps to the tolerance
-  std::string warning;  // set when the descent cannot make useful progress
+  std::string warning;                      // set when the descent cannot make useful progress
 };
 
 class Series {
@@ -187,6 +187,11 @@ class Series {
   void RestoreModel(const Model& model, uint64_t steps);
 
  private:
+  // The iterations of Step on `moments`, from and into *model; r has the
+  // mode and rate and gets iterations, converged and time_limited.
+  static Status Descend(const Moments& moments, uint64_t iterations, const StepOptions& options,
+                        const std::function<bool()>& out_of_time, Model* model, StepResult* r);
+
   PointStats stats_;
   Model model_;
   DescentConfig config_;
@@ -203,5 +208,7 @@ Status ValidateLearningRate(double rate);
 // Checks every present field of a configuration change against the series'
 // current config (a window needs a length, given now or set before).
 Status ValidateSeriesChange(const SeriesChange& change, const DescentConfig& current = {});
+// ValidateSeriesChange, then applies the change to *config (all or nothing).
+Status ApplySeriesChange(const SeriesChange& change, DescentConfig* config);
 
 }  // namespace gradientd::core

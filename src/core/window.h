@@ -69,9 +69,15 @@ class BucketWindow {
   int64_t width_ns_;
   bool has_latest_ = false;
   int64_t latest_ = 0;
-  // (implementation: the slot indices and the tree)
-  std::vector<int64_t> slot_index_;
-  std::vector<PointStats> tree_;  // tree_[1] is the root; leaves from `leaves_`
+  uint32_t SlotOf(int64_t index) const;
+  // Recomputes the inner nodes above a leaf.
+  void UpdatePath(uint32_t slot);
+  // Moves the window's end to bucket `index` (newer than latest_), dropping
+  // the buckets that leave it.
+  void MoveTo(int64_t index);
+
+  std::vector<int64_t> slot_index_;  // the bucket index each leaf holds
+  std::vector<PointStats> tree_;     // tree_[1] is the root; leaves from `leaves_`
   uint32_t leaves_ = 0;
 };
 

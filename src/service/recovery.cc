@@ -32,8 +32,10 @@ void Service::Apply(const v1::JournalRecord& record) {
     case v1::JournalRecord::kConfigured:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
         const v1::ModelState& model = record.configured().model();
-        series.Restore(series.stats(), {model.m(), model.b()},
-                       FromState(record.configured().settings()), model.steps());
+        series.Restore(core::Series::State{.stats = series.stats(),
+                                           .model = {model.m(), model.b()},
+                                           .config = FromState(record.configured().settings()),
+                                           .steps = model.steps()});
         return true;
       });
       break;
@@ -48,8 +50,10 @@ void Service::Apply(const v1::JournalRecord& record) {
 void Service::Restore(const v1::Snapshot& snapshot) {
   for (const v1::SeriesState& s : snapshot.series()) {
     store_.WithNewOrExistingSeries(s.name(), [&](core::Series& series) {
-      series.Restore(FromState(s.stats()), {s.model().m(), s.model().b()}, FromState(s.settings()),
-                     s.model().steps());
+      series.Restore(core::Series::State{.stats = FromState(s.stats()),
+                                         .model = {s.model().m(), s.model().b()},
+                                         .config = FromState(s.settings()),
+                                         .steps = s.model().steps()});
       return true;
     });
   }

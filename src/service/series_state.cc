@@ -111,7 +111,7 @@ void FillFitReply(const std::string& name, const core::Series& series, v1::FitRe
 // Absorbs a batch's statistics into a series and fills the acknowledgement.
 void AbsorbBatch(const core::PointStats& partial, core::Series& series, v1::IngestAck* ack) {
   uint64_t steps = 0;
-  const Status descent = series.Absorb(partial, &steps);
+  const Status descent = series.Absorb(partial, series.StampFor(0), &steps);
   if (ack == nullptr) return;
   ack->set_total(series.stats().count());
   ack->set_steps(steps);

@@ -237,8 +237,9 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     core::Series after = series;
     core::StepResult result;
     const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
-    status = after.Step(request.iterations(), learning_rate, tolerance, &result,
-                        [&] { return std::chrono::steady_clock::now() >= deadline; });
+    status = after.Step(request.iterations(),
+                        core::StepOptions{.learning_rate = learning_rate, .tolerance = tolerance},
+                        &result, [&] { return std::chrono::steady_clock::now() >= deadline; });
     if (!status.ok()) return;
     v1::JournalRecord record;
     record.set_series(*name);
