@@ -42,7 +42,8 @@ std::string Describe(const app::CommandLine& c) {
       << n.server.tls.client_ca_file << "\n"
       << n.limits.max_series << " " << n.limits.max_series_name_bytes << " "
       << n.limits.max_batch_points << " " << n.limits.max_producers << " "
-      << n.limits.producer_expiry.count() << " " << n.limits.max_step_time.count() << "\n"
+      << n.limits.producer_expiry.count() << " " << n.limits.max_step_time.count() << " "
+      << n.limits.max_future_skew.count() << "\n"
       << n.in_memory << " " << n.data.path << " " << static_cast<int>(n.data.journal.fsync) << " "
       << n.data.journal.fsync_interval.count() << " " << n.data.checkpoint_interval.count() << " "
       << n.data.checkpoint_bytes << "\n"
@@ -83,6 +84,8 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
                      "2h",
                      "--max-step-time",
                      "250ms",
+                     "--max-future-skew",
+                     "90s",
                      "--max-connections",
                      "10",
                      "--max-queued-bytes",
@@ -107,7 +110,7 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
             "00\n"
             "[::1]:9 3 1024 10 3072 60000 2000 3000\n"
             "c.pem|k.pem|ca.pem\n"
-            "7 65536 8 9 7200000000000 250000000\n"
+            "7 65536 8 9 7200000000000 250000000 90000000000\n"
             "1 /tmp/d 1 1500 0 2097152\n"
             "rec.grdrec|auth.txt\n");
 }
@@ -130,7 +133,8 @@ TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
     ASSERT_TRUE(Parse({flag.c_str(), value.c_str()}, &given).ok()) << flag << " " << value;
     EXPECT_EQ(Describe(given), Describe(defaults)) << flag << " " << value;
   }
-  EXPECT_EQ(checked, 19);
+  EXPECT_EQ(checked, 20);
+  EXPECT_NE(defaults.usage.find("--max-future-skew arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-frame-bytes arg (=16MiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--idle-timeout arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--fsync arg (=always)"), std::string::npos);
@@ -157,6 +161,8 @@ TEST(GradientdOptionsTest, EachBadValueIsRefusedWithItsMessage) {
        "--producer-expiry: must be between 1s and 8760h (365 days), got 8761h"},
       {{"--max-step-time", "61s"}, "--max-step-time: must be between 1ms and 60s, got 61s"},
       {{"--max-step-time", "0"}, "--max-step-time: must be between 1ms and 60s, got 0"},
+      {{"--max-future-skew", "8761h"},
+       "--max-future-skew: must be at most 8760h (365 days), got 8761h"},
       {{"--max-connections", "0"}, "--max-connections must be positive"},
       {{"--idle-timeout", "0"}, "--idle-timeout: must be positive"},
       {{"--request-timeout", "0"}, "--request-timeout: must be positive"},
@@ -175,7 +181,7 @@ TEST(GradientdOptionsTest, EachBadValueIsRefusedWithItsMessage) {
   // Parse errors of the size and duration grammars name the flag first.
   for (const char* flag : {"--max-frame-bytes", "--max-queued-bytes", "--checkpoint-bytes",
                            "--fsync-interval", "--checkpoint-interval", "--producer-expiry",
-                           "--max-step-time", "--idle-timeout", "--fsync"}) {
+                           "--max-step-time", "--max-future-skew", "--idle-timeout", "--fsync"}) {
     EXPECT_EQ(ParseError({flag, "nonsense"}).rfind(std::string(flag) + ": ", 0), 0u)
         << ParseError({flag, "nonsense"});
   }
@@ -276,6 +282,10 @@ TEST_F(NodeTest, RecoversWhatItJournaledAndRecordsEveryAcceptedBatch) {
     EXPECT_EQ(batch.series(), "s");
     EXPECT_EQ(batch.x_size(), 1);
     EXPECT_GT(batch.time_unix_nanos(), 0);
+    // Sent without an event time: stamped with the receive time, which the
+    // recording keeps as applied.
+    ASSERT_TRUE(batch.has_event_time_unix_nanos());
+    EXPECT_EQ(batch.event_time_unix_nanos(), batch.time_unix_nanos());
     ++records;
   }
   EXPECT_EQ(records, 4);

@@ -104,6 +104,35 @@ TEST_F(RecordingTest, RoundTrip) {
   EXPECT_EQ(reader->Next(&b), Result::kEnd);
 }
 
+// gradientd --record keeps each batch's event time as applied (0 and a
+// negative time included: present, not defaulted); a record written without
+// one reads back without one.
+TEST_F(RecordingTest, EventTimesAsAppliedReadBackExactly) {
+  v1::PointBatch sent;
+  sent.add_x(1);
+  sent.add_y(2);
+  sent.set_producer_id("p");
+  sent.set_sequence(3);
+  const std::vector<int64_t> times = {1'700'000'000'123'456'789, 0, -5, INT64_MAX};
+  std::vector<v1::RecordedBatch> batches;
+  for (const int64_t t : times) batches.push_back(RecordAcceptedBatch("s", sent, 42, t));
+  batches.push_back(Batch(9, 1));  // as gradctl produce --save writes one without
+  const std::string path = WriteRecording("e.grd", batches);
+  std::unique_ptr<RecordingReader> reader;
+  ASSERT_TRUE(RecordingReader::Open(path, &reader).ok());
+  std::vector<v1::RecordedBatch> read;
+  EXPECT_EQ(ReadAllRecords(reader.get(), &read), Result::kEnd);
+  ASSERT_EQ(read.size(), times.size() + 1);
+  for (std::size_t i = 0; i < times.size(); ++i) {
+    ASSERT_TRUE(read[i].has_event_time_unix_nanos()) << i;
+    EXPECT_EQ(read[i].event_time_unix_nanos(), times[i]);
+    EXPECT_EQ(read[i].time_unix_nanos(), 42);
+    EXPECT_EQ(read[i].series(), "s");
+    EXPECT_EQ(read[i].sequence(), 3u);
+  }
+  EXPECT_FALSE(read.back().has_event_time_unix_nanos());
+}
+
 TEST_F(RecordingTest, FramingIsTheWireProtocols) {
   const v1::RecordedBatch batch = Batch(7, 2);
   const std::string path = WriteRecording("f.grd", {batch});

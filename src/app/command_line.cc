@@ -131,6 +131,12 @@ const Row kRows[] = {
    "a step request stops after this long (1ms to 60s) and reports the iterations run",
    {.least = 1, .most = 60'000,
     .too_small = "{flag}: must be between 1ms and 60s, got {}"}},
+  {"max-future-skew", Kind::kDuration,
+   [](CommandLine& c) -> Field { return &c.node.limits.max_future_skew; },
+   "refuse (INVALID_ARGUMENT) a batch whose event time is more than this ahead of the "
+   "server's clock (0 to 8760h); a batch without one is stamped with its receive time, and "
+   "one older than a window still counts in the other views",
+   {.most = 8760 * kHour, .too_small = "{flag}: must be at most {most} (365 days), got {}"}},
   {"max-connections", Kind::kCount,
    [](CommandLine& c) -> Field { return &c.node.server.max_connections; },
    "connections served at once, counted from accept (TLS handshake included); more get a "

@@ -63,16 +63,17 @@ Status Node::CreateRecording() {
   if (Status s = storage::RecordingWriter::Create(options_.record_path, &recording_); !s.ok()) {
     return Status(s.code(), "--record: " + s.message());
   }
-  service_.SetBatchObserver(
-      [this](const std::string& series, const v1::PointBatch& batch) { Record(series, batch); });
+  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
+                                   int64_t event_time, int64_t received) {
+    Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
+  });
   return Status::Ok();
 }
 
-void Node::Record(const std::string& series, const v1::PointBatch& batch) {
+void Node::Record(const v1::RecordedBatch& record) {
   // Flushed per batch, so a crash of gradientd loses at most the record
   // being written (the reader stops cleanly at a cut record).
-  Status s = recording_->Append(
-      storage::RecordAcceptedBatch(series, batch, std::chrono::system_clock::now()));
+  Status s = recording_->Append(record);
   if (s.ok()) s = recording_->Flush();
   if (!s.ok() && !recording_error_logged_.exchange(true)) {
     log_ << "gradientd: --record: " << s.message() << "\n";

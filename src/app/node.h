@@ -72,7 +72,7 @@ class Node {
   Status LoadAuthFile();
   Status Recover();
   Status CreateRecording();
-  void Record(const std::string& series, const v1::PointBatch& batch);
+  void Record(const v1::RecordedBatch& record);
 
   const NodeOptions options_;
   std::ostream& log_;

@@ -331,15 +331,15 @@ std::string RecordingReader::TruncationMessage() const {
 }
 
 v1::RecordedBatch RecordAcceptedBatch(const std::string& series, const v1::PointBatch& batch,
-                                      std::chrono::system_clock::time_point accepted) {
+                                      int64_t received_unix_nanos, int64_t event_time_unix_nanos) {
   v1::RecordedBatch record;
   record.set_series(series);
   *record.mutable_x() = batch.x();
   *record.mutable_y() = batch.y();
   record.set_producer_id(batch.producer_id());
   record.set_sequence(batch.sequence());
-  record.set_time_unix_nanos(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(accepted.time_since_epoch()).count());
+  record.set_time_unix_nanos(received_unix_nanos);
+  record.set_event_time_unix_nanos(event_time_unix_nanos);
   return record;
 }
 

@@ -90,10 +90,11 @@ class RecordingWriter {
   Status error_ GUARDED_BY(mu_);  // sticky
 };
 
-// The record of `batch`, accepted by the server for `series` at `accepted`
-// (gradientd --record).
+// The record of `batch`, received by the server for `series` at
+// `received_unix_nanos` and applied at event time `event_time_unix_nanos`
+// (gradientd --record): the recording keeps the event time as applied.
 v1::RecordedBatch RecordAcceptedBatch(const std::string& series, const v1::PointBatch& batch,
-                                      std::chrono::system_clock::time_point accepted);
+                                      int64_t received_unix_nanos, int64_t event_time_unix_nanos);
 
 // Reads a recording record by record, in bounded memory (one record and a
 // read buffer). Not thread-safe.

@@ -116,13 +116,13 @@ void ProducerTable::ApplyBatch(const std::string& id, uint64_t sequence, int64_t
 }
 
 void ProducerTable::Restore(const v1::Snapshot& snapshot) {
-  const int64_t now = now_();
   for (const v1::ProducerState& p : snapshot.producers()) {
     const std::shared_ptr<Producer> producer = FindOrCreateUnbounded(p.producer_id());
     util::MutexLock lock(producer->mu);
     producer->last_sequence = p.last_sequence();
-    // Snapshots of older versions have no time: seen at recovery.
-    producer->last_seen = p.last_seen_unix_nanos() != 0 ? p.last_seen_unix_nanos() : now;
+    // Snapshots of older versions have no time: seen at recovery (the only
+    // time recovery reads the clock).
+    producer->last_seen = p.last_seen_unix_nanos() != 0 ? p.last_seen_unix_nanos() : now_();
   }
 }
 

@@ -4,15 +4,47 @@
 
 #include "service/series_state.h"
 #include "service/service.h"
+#include "service/views.h"
 
 namespace gradientd::service {
+namespace {
+
+// A configure, replayed: the change as the live Configure applied it to this
+// same state (so a view it restarted restarts again), then the model it
+// logged. Records of older versions carry only settings and model.
+void ApplyConfigured(const v1::Configured& configured, core::Series& series) {
+  const v1::ModelState& model = configured.model();
+  core::SeriesChange change;
+  if (configured.has_change() && ChangeOf(configured.change(), &change).ok() &&
+      series.Configure(change).ok()) {
+    series.RestoreModel({model.m(), model.b()}, model.steps());
+    return;
+  }
+  core::Series::State state = series.state();
+  state.model = {model.m(), model.b()};
+  state.steps = model.steps();
+  state.config = FromState(configured.settings());
+  // Restore's precondition: the views the settings ask for, and no others.
+  if (state.config.window_ns == 0) state.window.reset();
+  if (state.config.half_life_ns == 0) state.decayed.reset();
+  if (state.config.window_ns > 0 && !state.window) {
+    state.window.emplace(state.config.window_ns, state.config.window_buckets);
+  }
+  if (state.config.half_life_ns > 0 && !state.decayed) {
+    state.decayed.emplace(state.config.half_life_ns);
+  }
+  series.Restore(state);
+}
+
+}  // namespace
 
 void Service::Apply(const v1::JournalRecord& record) {
   const std::string& name = record.series();
   switch (record.change_case()) {
     case v1::JournalRecord::kBatch:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
-        AbsorbBatch(FromState(record.batch()), series, nullptr);
+        // The stamp of the record: no clock, no libm.
+        AbsorbBatch(FromState(record.batch()), StampOf(record), series, nullptr);
         return true;
       });
       if (!record.producer_id().empty() && record.sequence() > 0) {
@@ -31,11 +63,7 @@ void Service::Apply(const v1::JournalRecord& record) {
       break;
     case v1::JournalRecord::kConfigured:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
-        const v1::ModelState& model = record.configured().model();
-        series.Restore(core::Series::State{.stats = series.stats(),
-                                           .model = {model.m(), model.b()},
-                                           .config = FromState(record.configured().settings()),
-                                           .steps = model.steps()});
+        ApplyConfigured(record.configured(), series);
         return true;
       });
       break;
@@ -50,10 +78,7 @@ void Service::Apply(const v1::JournalRecord& record) {
 void Service::Restore(const v1::Snapshot& snapshot) {
   for (const v1::SeriesState& s : snapshot.series()) {
     store_.WithNewOrExistingSeries(s.name(), [&](core::Series& series) {
-      series.Restore(core::Series::State{.stats = FromState(s.stats()),
-                                         .model = {s.model().m(), s.model().b()},
-                                         .config = FromState(s.settings()),
-                                         .steps = s.model().steps()});
+      series.Restore(FromState(s));
       return true;
     });
   }
@@ -65,10 +90,8 @@ void Service::Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* sna
   snapshot->set_journal_position(cut());
   store_.ForEach([&](const std::string& name, const core::Series& series) {
     v1::SeriesState* s = snapshot->add_series();
+    *s = ToSeriesState(series);
     s->set_name(name);
-    *s->mutable_stats() = ToState(series.stats());
-    *s->mutable_model() = ToState(series);
-    *s->mutable_settings() = SettingsOf(series);
   });
   producers_.AddTo(snapshot);
 }

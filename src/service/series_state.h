@@ -1,9 +1,7 @@
-// The series' state as the protocol and the journal carry it: conversions
-// between core::Series (and its parts) and the gradientd.v1 messages, and
-// the replies that describe a series. Pure functions.
+// The series' state as the journal and snapshots carry it: conversions
+// between core::Series (and its parts) and the gradientd.v1 messages. Pure
+// functions.
 #pragma once
-
-#include <string>
 
 #include "core/point_stats.h"
 #include "core/series.h"
@@ -19,15 +17,13 @@ v1::ModelState ToState(const core::Series& series);
 v1::DescentSettings SettingsOf(const core::Series& series);
 core::DescentConfig FromState(const v1::DescentSettings& settings);
 
-// Fills `reply` with the series' model, least-squares line and settings.
-void FillFitReply(const std::string& name, const core::Series& series, v1::FitReply* reply);
-// Fills `reply` with the gradient and loss of the series at (m, b).
-void FillGradient(const std::string& name, const core::Series& series, double m, double b,
-                  v1::GradientReply* reply);
-// Absorbs a batch's statistics into a series and fills the acknowledgement
-// (if `ack` is not null).
-void AbsorbBatch(const core::PointStats& partial, core::Series& series, v1::IngestAck* ack);
-// Whether every number of the gradient reply is finite.
-bool IsFinite(const v1::GradientReply& gradient);
+// The series' complete state (everything but the name): every view, the
+// model, the settings. FromState(ToState(s)) restores s bit for bit.
+v1::SeriesState ToSeriesState(const core::Series& series);
+core::Series::State FromState(const v1::SeriesState& state);
+
+// A batch's stamp as its journal record carries it, and back.
+void SetStamp(const core::BatchStamp& stamp, v1::JournalRecord* record);
+core::BatchStamp StampOf(const v1::JournalRecord& record);
 
 }  // namespace gradientd::service

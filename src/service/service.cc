@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cinttypes>
 #include <cmath>
+#include <cstdio>
+#include <ctime>
 #include <optional>
 #include <span>
 
 #include "protocol/error_codes.h"
 #include "service/series_state.h"
+#include "service/views.h"
 
 namespace gradientd::service {
 namespace {
@@ -27,8 +31,18 @@ Status NoSuchSeries(const std::string& name) {
   return Status::NotFound("no series named '" + name + "'");
 }
 
-Status NoPoints(const std::string& name) {
-  return Status::FailedPrecondition("series '" + name + "' has no points yet");
+// "2026-12-01T23:20:00.000000000Z (1764631200000000000 ns)".
+std::string UnixNanosText(int64_t ns) {
+  constexpr int64_t kBillion = 1'000'000'000;
+  const int64_t seconds = ns / kBillion - (ns % kBillion < 0 ? 1 : 0);
+  const int64_t fraction = ns - seconds * kBillion;
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  char date[32] = "?";
+  if (gmtime_r(&t, &tm) != nullptr) std::strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+  char text[96];
+  std::snprintf(text, sizeof text, "%s.%09" PRId64 "Z (%" PRId64 " ns)", date, fraction, ns);
+  return text;
 }
 
 }  // namespace
@@ -111,28 +125,52 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
     SetError(s, response);
     return 0;
   }
+  const int64_t received = producers_.Now();
+  const int64_t event_time =
+      batch.has_event_time_unix_nanos() ? batch.event_time_unix_nanos() : received;
+  if (Status s = CheckFutureSkew(event_time, received); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
   v1::JournalRecord record;
   record.set_series(*name);
   *record.mutable_batch() = ToState(partial);
   record.set_producer_id(batch.producer_id());
   record.set_sequence(batch.sequence());
+  record.set_event_time_unix_nanos(event_time);
 
   util::ReaderLock change(changes_);
   uint64_t token = 0;
   Status status;
   if (!batch.producer_id().empty() && batch.sequence() > 0) {
-    status = IngestExactlyOnce(*name, batch, partial, &record, response, &token);
+    status = IngestExactlyOnce(*name, batch, partial, received, &record, response, &token);
   } else {
     v1::IngestAck* ack = response->mutable_ack();
     ack->set_series(*name);
-    status = ApplyBatch(*name, batch, partial, record, ack, &token);
+    status = ApplyBatch(*name, batch, partial, received, &record, ack, &token);
   }
   return Finish(status, token, response);
 }
 
+Status Service::CheckFutureSkew(int64_t event_time, int64_t now) const {
+  // In unsigned arithmetic, so that no difference of two int64 overflows.
+  const uint64_t skew = static_cast<uint64_t>(limits_.max_future_skew.count());
+  if (event_time <= now || static_cast<uint64_t>(event_time) - static_cast<uint64_t>(now) <= skew) {
+    return Status::Ok();
+  }
+  const uint64_t ahead = static_cast<uint64_t>(event_time) - static_cast<uint64_t>(now);
+  char seconds[96];
+  std::snprintf(seconds, sizeof seconds, " is %.3f s ahead of the server's clock; at most %.3f s",
+                static_cast<double>(ahead) / 1e9, static_cast<double>(skew) / 1e9);
+  return Status::InvalidArgument("the batch's event time " + UnixNanosText(event_time) + seconds +
+                                 " is allowed (--max-future-skew); the server's clock is " +
+                                 UnixNanosText(now) + ". Nothing was applied");
+}
+
 Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch& batch,
-                                  const core::PointStats& partial, v1::JournalRecord* record,
-                                  v1::Response* response, uint64_t* token) {
+                                  const core::PointStats& partial, int64_t received,
+                                  v1::JournalRecord* record, v1::Response* response,
+                                  uint64_t* token) {
   Status status;
   const Status found = producers_.WithProducer(
       batch.producer_id(),
@@ -145,6 +183,8 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
         v1::IngestAck* ack = response->mutable_ack();
         ack->set_series(name);
         if (batch.sequence() <= last_sequence) {
+          // Not stamped again: nothing is applied, and the ack's event time
+          // stays 0.
           ack->set_duplicate(true);
           store_.WithSeries(name,
                             [&](core::Series& series) { ack->set_total(series.stats().count()); });
@@ -152,7 +192,7 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
           *token = producer.last_token;
           return;
         }
-        status = ApplyBatch(name, batch, partial, *record, ack, token);
+        status = ApplyBatch(name, batch, partial, received, record, ack, token);
         if (!status.ok()) {
           // A refused batch changes nothing: not even the producer table.
           if (created) producers_.Drop(batch.producer_id(), producer);
@@ -166,16 +206,20 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
 }
 
 Status Service::ApplyBatch(const std::string& name, const v1::PointBatch& batch,
-                           const core::PointStats& partial, const v1::JournalRecord& record,
-                           v1::IngestAck* ack, uint64_t* token) {
+                           const core::PointStats& partial, int64_t received,
+                           v1::JournalRecord* record, v1::IngestAck* ack, uint64_t* token) {
   Status status;
   const bool exists = store_.WithNewOrExistingSeries(
       name,
       [&](core::Series& series) {
-        status = Log(record, token);
+        // Stamped under the series' lock, against the state it joins; the
+        // journal keeps the stamp, so replay needs neither clock nor libm.
+        const core::BatchStamp stamp = series.StampFor(record->event_time_unix_nanos());
+        SetStamp(stamp, record);
+        status = Log(*record, token);
         if (!status.ok()) return false;
-        AbsorbBatch(partial, series, ack);
-        if (batch_observer_) batch_observer_(name, batch);
+        AbsorbBatch(partial, stamp, series, ack);
+        if (batch_observer_) batch_observer_(name, batch, stamp.event_time_ns, received);
         return true;
       },
       limits_.max_series);
@@ -191,15 +235,16 @@ void Service::Gradient(const v1::GradientQuery& query, v1::Response* response) {
       (query.has_b() && !std::isfinite(query.b()))) {
     return SetError(Status::InvalidArgument("m and b must be finite"), response);
   }
+  core::View view{};
+  if (Status s = QueryView(query.view(), &view); !s.ok()) return SetError(s, response);
   Status status;
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
-    if (series.stats().empty()) {
-      status = NoPoints(*name);
-      return;
-    }
+    core::ViewStats stats;
+    status = NonEmptyView(*name, series, view, &stats);
+    if (!status.ok()) return;
     const double m = query.has_m() ? query.m() : series.model().m;
     const double b = query.has_b() ? query.b() : series.model().b;
-    FillGradient(*name, series, m, b, response->mutable_gradient());
+    FillGradient(*name, stats, m, b, response->mutable_gradient());
   });
   if (!found) status = NoSuchSeries(*name);
   if (status.ok() && !IsFinite(response->gradient())) {
@@ -214,32 +259,42 @@ void Service::Gradient(const v1::GradientQuery& query, v1::Response* response) {
 void Service::Fit(const v1::FitQuery& query, v1::Response* response) {
   const auto name = SeriesName(query.series(), response);
   if (!name) return;
-  const bool found = store_.WithSeries(
-      *name, [&](core::Series& series) { FillFitReply(*name, series, response->mutable_fit()); });
-  if (!found) SetError(NoSuchSeries(*name), response);
+  core::View view{};
+  if (Status s = QueryView(query.view(), &view); !s.ok()) return SetError(s, response);
+  Status status;
+  const bool found = store_.WithSeries(*name, [&](core::Series& series) {
+    if (!series.Has(view)) {
+      core::ViewStats unused;
+      status = NonEmptyView(*name, series, view, &unused);
+      return;
+    }
+    FillFitReply(*name, series, view, response->mutable_fit());
+  });
+  if (!found) status = NoSuchSeries(*name);
+  if (!status.ok()) SetError(status, response);
 }
 
 uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
   const auto name = SeriesName(request.series(), response);
   if (!name) return 0;
-  const auto learning_rate =
-      request.has_learning_rate() ? std::optional(request.learning_rate()) : std::nullopt;
-  const auto tolerance =
-      request.has_tolerance() ? std::optional(request.tolerance()) : std::nullopt;
+  core::StepOptions options;
+  if (Status s = OptionsOf(request, &options); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
   Status status;
   uint64_t token = 0;
   util::ReaderLock change(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
-    if (series.stats().empty()) {
-      status = NoPoints(*name);
-      return;
-    }
+    const core::View view = options.view.value_or(series.config().view);
+    core::ViewStats stats;
+    status = NonEmptyView(*name, series, view, &stats);
+    if (!status.ok()) return;
     core::Series after = series;
     core::StepResult result;
     const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
-    status = after.Step(request.iterations(),
-                        core::StepOptions{.learning_rate = learning_rate, .tolerance = tolerance},
-                        &result, [&] { return std::chrono::steady_clock::now() >= deadline; });
+    status = after.Step(request.iterations(), options, &result,
+                        [&] { return std::chrono::steady_clock::now() >= deadline; });
     if (!status.ok()) return;
     v1::JournalRecord record;
     record.set_series(*name);
@@ -248,11 +303,8 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     if (!status.ok()) return;
     series = after;
     v1::StepReply* reply = response->mutable_step();
-    reply->set_iterations(result.iterations);
-    reply->set_converged(result.converged);
-    reply->set_learning_rate(result.learning_rate);
-    reply->set_time_limited(result.time_limited);
-    FillGradient(*name, series, series.model().m, series.model().b, reply->mutable_gradient());
+    FillStepReply(result, reply);
+    FillGradient(*name, stats, series.model().m, series.model().b, reply->mutable_gradient());
   });
   if (!found) status = NoSuchSeries(*name);
   return Finish(status, token, response);
@@ -262,12 +314,7 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
   const auto name = SeriesName(request.series(), response);
   if (!name) return 0;
   core::SeriesChange change;
-  if (request.has_learning_rate()) change.learning_rate = request.learning_rate();
-  if (request.has_steps_per_batch()) change.steps_per_batch = request.steps_per_batch();
-  if (request.has_m()) change.m = request.m();
-  if (request.has_b()) change.b = request.b();
-  // Validate before the series may be created, so a bad request creates nothing.
-  if (Status s = core::ValidateSeriesChange(change); !s.ok()) {
+  if (Status s = ChangeOf(request, &change); !s.ok()) {
     SetError(s, response);
     return 0;
   }
@@ -277,16 +324,23 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
   const bool exists = store_.WithNewOrExistingSeries(
       *name,
       [&](core::Series& series) {
+        // Checked against the series' settings before anything changes: a
+        // refused change leaves the series as it was, and a new series
+        // refused so is never created.
         core::Series after = series;
-        (void)after.Configure(change);  // validated above; cannot fail
+        status = after.Configure(change);
+        if (!status.ok()) return false;
         v1::JournalRecord record;
         record.set_series(*name);
-        *record.mutable_configured()->mutable_settings() = SettingsOf(after);
-        *record.mutable_configured()->mutable_model() = ToState(after);
+        v1::Configured* configured = record.mutable_configured();
+        *configured->mutable_settings() = SettingsOf(after);
+        *configured->mutable_model() = ToState(after);
+        *configured->mutable_change() = request;
+        configured->mutable_change()->clear_series();
         status = Log(record, &token);
         if (!status.ok()) return false;
         series = after;
-        FillFitReply(*name, series, response->mutable_fit());
+        FillFitReply(*name, series, core::View::kAll, response->mutable_fit());
         return true;
       },
       limits_.max_series);
@@ -307,13 +361,15 @@ uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) 
     status = Log(record, &token);
     if (!status.ok()) return;
     series.Reset();
-    FillFitReply(*name, series, response->mutable_fit());
+    FillFitReply(*name, series, core::View::kAll, response->mutable_fit());
   });
   if (!found) status = NoSuchSeries(*name);
   return Finish(status, token, response);
 }
 
 void Service::List(const v1::ListSeries& request, v1::Response* response) {
+  core::View view{};
+  if (Status s = QueryView(request.view(), &view); !s.ok()) return SetError(s, response);
   const std::size_t page_size =
       request.page_size() == 0 ? kDefaultListPageSize : std::size_t{request.page_size()};
   if (page_size > kMaxListPageSize) {
@@ -349,7 +405,9 @@ void Service::List(const v1::ListSeries& request, v1::Response* response) {
                           return false;
                         }
                         reply.Clear();
-                        FillFitReply(name, series, &reply);
+                        // A series without the view: listed with VIEW_ALL.
+                        FillFitReply(name, series, series.Has(view) ? view : core::View::kAll,
+                                     &reply);
                         // With its tag and length in the SeriesList.
                         const std::size_t size = reply.ByteSizeLong() + 4;
                         if (list->series_size() > 0 && bytes + size > kMaxListPageBytes) {

@@ -56,6 +56,10 @@ struct ServiceLimits {
   std::chrono::nanoseconds producer_expiry = std::chrono::hours(1);
   // A step request stops after this much time, keeping the iterations run.
   std::chrono::nanoseconds max_step_time = std::chrono::milliseconds(100);
+  // A batch whose event time is more than this ahead of the clock is
+  // refused (INVALID_ARGUMENT); one older than a window still counts in the
+  // other views.
+  std::chrono::nanoseconds max_future_skew = std::chrono::minutes(5);
 };
 
 class Service : public protocol::RequestHandler {
@@ -63,8 +67,11 @@ class Service : public protocol::RequestHandler {
   explicit Service(SeriesStore& store, ServiceLimits limits = {})
       : store_(store), limits_(limits), producers_(limits.max_producers, limits.producer_expiry) {}
 
-  // The wall clock producer expiry uses (Unix nanoseconds); the system
-  // clock unless set (tests). Set before serving and before recovery.
+  // The wall clock (Unix nanoseconds): a batch's receive time (its event
+  // time when it has none, and the bound of --max-future-skew) and producer
+  // expiry. The system clock unless set (tests). Set before serving and
+  // before recovery; recovery reads it only for records of older versions
+  // without a time (producer expiry), never for a batch's stamp.
   void SetClock(std::function<int64_t()> now_unix_nanos) {
     producers_.SetClock(std::move(now_unix_nanos));
   }
@@ -80,10 +87,13 @@ class Service : public protocol::RequestHandler {
 
   uint64_t Handle(const v1::Request& request, v1::Response* response) override;
 
-  // Called with every batch applied (not duplicates) and its series' name,
-  // in the order the series applied them, e.g. to record traffic. Runs under
+  // Called with every batch applied (not duplicates), its series' name, its
+  // event time as applied and when it was received (Unix nanoseconds), in
+  // the order the series applied them, e.g. to record traffic. Runs under
   // the series' lock: keep it short. Set before serving.
-  using BatchObserver = std::function<void(const std::string& series, const v1::PointBatch&)>;
+  using BatchObserver =
+      std::function<void(const std::string& series, const v1::PointBatch&,
+                         int64_t event_time_unix_nanos, int64_t received_unix_nanos)>;
   void SetBatchObserver(BatchObserver observer) { batch_observer_ = std::move(observer); }
 
   // Recovery: the state of a snapshot, then the log's records after it, in
@@ -101,16 +111,20 @@ class Service : public protocol::RequestHandler {
 
  private:
   uint64_t Ingest(const v1::PointBatch& batch, v1::Response* response);
-  // Ingest's change: absorbs the batch (its statistics `partial`) into its
-  // series, created if needed, logging `record`; fills `ack`.
+  // INVALID_ARGUMENT, naming both times, when `event_time` is more than
+  // max_future_skew after `now`.
+  Status CheckFutureSkew(int64_t event_time, int64_t now) const;
+  // Ingest's change: stamps the batch (its statistics `partial`, received
+  // at `received`, its event time in `record`) for its series, created if
+  // needed, logs `record` with the stamp and absorbs it; fills `ack`.
   Status ApplyBatch(const std::string& name, const v1::PointBatch& batch,
-                    const core::PointStats& partial, const v1::JournalRecord& record,
+                    const core::PointStats& partial, int64_t received, v1::JournalRecord* record,
                     v1::IngestAck* ack, uint64_t* token);
   // Ingest with a producer id and sequence: applied once, later copies
   // answered as duplicates.
   Status IngestExactlyOnce(const std::string& name, const v1::PointBatch& batch,
-                           const core::PointStats& partial, v1::JournalRecord* record,
-                           v1::Response* response, uint64_t* token);
+                           const core::PointStats& partial, int64_t received,
+                           v1::JournalRecord* record, v1::Response* response, uint64_t* token);
   void Gradient(const v1::GradientQuery& query, v1::Response* response);
   void Fit(const v1::FitQuery& query, v1::Response* response);
   uint64_t Step(const v1::StepRequest& request, v1::Response* response);
