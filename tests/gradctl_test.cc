@@ -36,27 +36,46 @@ std::string WithoutTimings(const std::string& text) {
   return std::regex_replace(text, timing, "$1:$2...");
 }
 
-const std::vector<std::string> kProduceRevenue = {"--series",   "revenue",       "produce",
-                                                  "--x-column", "month",         "--y-column",
-                                                  "revenue",    "--producer-id", "test-1"};
+// A fixed event time, so that the replies' coverage does not depend on the clock.
+const std::vector<std::string> kProduceRevenue = {
+    "--series",           "revenue", "produce",       "--x-column", "month",
+    "--y-column",         "revenue", "--producer-id", "test-1",     "--event-time",
+    "1700000000000000000"};
 
 // The revenue series' fit after one produce of the 12 points (one batch,
-// one descent step at the auto learning rate).
+// one descent step at the auto learning rate: since issue 13 the
+// standardized step, which lands on the least-squares line).
 constexpr const char* kRevenueFit =
     "series:             revenue\n"
     "n:                  12\n"
-    "descent m:          16.181435295\n"
-    "descent b:          2.14286486146\n"
-    "descent loss:       558.085884827\n"
+    "descent m:          10.3881118881\n"
+    "descent b:          50.2272727273\n"
+    "descent loss:       49.3924825175\n"
     "descent steps:      1\n"
-    "learning rate:      0.0090992138491 (auto)\n"
+    "learning rate:      0.5 (auto)\n"
     "steps per batch:    1\n"
     "least-squares m:    10.3881118881\n"
     "least-squares b:    50.2272727273\n"
     "least-squares loss: 49.3924825175\n"
     "R²:                 0.963011698506\n"
     "mean x:             6.5\n"
-    "mean y:             117.75\n";
+    "mean y:             117.75\n"
+    "view:               all: 12 points, 2023-11-14T22:13:20.000Z to 2023-11-14T22:13:20.000Z\n"
+    "descent mode:       auto (the next step: standardized)\n"
+    "descent view:       all\n"
+    "window:             none\n"
+    "half-life:          none\n";
+// What fit adds after it: every view.
+constexpr const char* kRevenueViews =
+    "\nview all\n"
+    "  covers:             12 points, 2023-11-14T22:13:20.000Z to 2023-11-14T22:13:20.000Z\n"
+    "  descent loss:       49.3924825175\n"
+    "  least-squares m:    10.3881118881\n"
+    "  least-squares b:    50.2272727273\n"
+    "  least-squares loss: 49.3924825175\n"
+    "  R²:                 0.963011698506\n"
+    "  mean x:             6.5\n"
+    "  mean y:             117.75\n";
 
 class GradctlTest : public ::testing::Test {
  protected:
@@ -101,26 +120,41 @@ TEST_F(GradctlTest, GradientFitAndStepOfTheRevenueSeries) {
   EXPECT_EQ(
       r.out,
       "{\"id\":\"1\",\"gradient\":{\"series\":\"revenue\",\"n\":\"12\",\"m\":0,\"b\":0,\"intercept_"
-      "gradient\":-235.5,\"slope_gradient\":-1778.3333333333333,\"loss\":15200.416666666666}}\n");
+      "gradient\":-235.5,\"slope_gradient\":-1778.3333333333333,\"loss\":15200.416666666666,"
+      "\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
+      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"}}}\n");
   r = Run({"--series", "revenue", "fit"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out, kRevenueFit);
+  EXPECT_EQ(r.out, std::string(kRevenueFit) + kRevenueViews);
   r = Run({"--series", "revenue", "fit", "--json"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(r.out,
-            "{\"id\":\"1\",\"fit\":{\"series\":\"revenue\",\"n\":\"12\",\"descent\":{\"m\":16."
-            "181435294982542,\"b\":2.1428648614630119,\"loss_error\":\"\",\"loss\":558."
-            "08588482663606},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
-            "\"loss_error\":\"\",\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0."
-            "0090992138490998374,\"learning_rate_auto\":true,\"steps_per_batch\":1,\"mean_x\":6.5,"
-            "\"mean_y\":117.75,\"r_squared\":0.9630116985063395}}\n");
+  EXPECT_EQ(
+      r.out,
+      "{\"id\":\"1\",\"fit\":{\"series\":\"revenue\",\"n\":\"12\",\"descent\":{\"m\":10."
+      "388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":49.392482517482449},"
+      "\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,\"loss_error\":\"\","
+      "\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0.5,\"learning_rate_auto\":"
+      "true,\"steps_per_batch\":1,\"mean_x\":6.5,\"mean_y\":117.75,\"coverage\":{\"view\":\"VIEW_"
+      "ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_unix_nanos\":"
+      "\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},\"views\":[{"
+      "\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
+      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},"
+      "\"descent\":{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":"
+      "49.392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
+      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"mean_x\":6.5,\"mean_y\":117.75,\"r_"
+      "squared\":0.9630116985063395}],\"descent_mode\":\"DESCENT_MODE_UNSPECIFIED\",\"effective_"
+      "descent_mode\":\"DESCENT_MODE_STANDARDIZED\",\"descent_view\":\"VIEW_ALL\",\"window_nanos\":"
+      "\"0\",\"window_buckets\":0,\"half_life_nanos\":\"0\",\"r_squared\":0.9630116985063395}}\n");
   r = Run({"--series", "revenue", "step", "--iterations", "1"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out,
-            "series:        revenue\niterations:    1\nconverged:     no\nlearning rate: "
-            "0.0090992138491\nn:             12\nm:             16.1585713956\nb:             "
-            "2.33263452993\ndL/db:         -20.7733027971\ndL/dm:         2.50281674817\nloss:     "
-            "     554.078594682\n");
+            "series:               revenue\niterations:           1\nconverged:            "
+            "no\nlearning rate:        0.5\nn:                    12\nm:                    "
+            "10.3881118881\nb:                    50.2272727273\ndL/db:                "
+            "1.42108547152e-14\ndL/dm:                1.20792265079e-13\nloss:                 "
+            "49.3924825175\nview:                 all: 12 points, 2023-11-14T22:13:20.000Z to "
+            "2023-11-14T22:13:20.000Z\nmode:                 standardized\ncondition number:     "
+            "1\nrelative excess loss: 1.7834590055e-30\nestimated steps:      0\n");
   EXPECT_EQ(r.err, "");
 }
 
@@ -140,21 +174,30 @@ TEST_F(GradctlTest, ListReadableAndJson) {
   ASSERT_EQ(ProduceRevenue().code, 0);
   Result r = Run({"list"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(
-      r.out,
-      "SERIES    N     DESCENT M      DESCENT B  LEAST-SQUARES M  LEAST-SQUARES B              R²\n"
-      "revenue  12  16.181435295  2.14286486146    10.3881118881    50.2272727273  "
-      "0.963011698506\n");
+  EXPECT_EQ(r.out,
+            "SERIES    N      DESCENT M      DESCENT B  LEAST-SQUARES M  LEAST-SQUARES B           "
+            "   R\xC2\xB2\nrevenue  12  10.3881118881  50.2272727273    10.3881118881    "
+            "50.2272727273  0.963011698506\n");
   r = Run({"list", "--json", "--page-size", "1"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(
       r.out,
       "{\"id\":\"0\",\"series_list\":{\"series\":[{\"series\":\"revenue\",\"n\":\"12\",\"descent\":"
-      "{\"m\":16.181435294982542,\"b\":2.1428648614630119,\"loss_error\":\"\",\"loss\":558."
-      "08588482663606},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,\"loss_"
-      "error\":\"\",\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0."
-      "0090992138490998374,\"learning_rate_auto\":true,\"steps_per_batch\":1,\"mean_x\":6.5,\"mean_"
-      "y\":117.75,\"r_squared\":0.9630116985063395}],\"next_page_token\":\"\"}}\n");
+      "{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":49."
+      "392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
+      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0.5,"
+      "\"learning_rate_auto\":true,\"steps_per_batch\":1,\"mean_x\":6.5,\"mean_y\":117.75,"
+      "\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
+      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},\"views\":["
+      "{\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
+      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},"
+      "\"descent\":{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":"
+      "49.392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
+      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"mean_x\":6.5,\"mean_y\":117.75,\"r_"
+      "squared\":0.9630116985063395}],\"descent_mode\":\"DESCENT_MODE_UNSPECIFIED\",\"effective_"
+      "descent_mode\":\"DESCENT_MODE_STANDARDIZED\",\"descent_view\":\"VIEW_ALL\",\"window_nanos\":"
+      "\"0\",\"window_buckets\":0,\"half_life_nanos\":\"0\",\"r_squared\":0.9630116985063395}],"
+      "\"next_page_token\":\"\"}}\n");
   r = Run({"list", "--prefix", "nothing-"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "no series\n");
@@ -252,6 +295,7 @@ TEST_F(GradctlTest, ReplayOfASavedProduceReproducesTheFit) {
                                        "duplicates:  0 batches (0 points) applied before\n"
                                        "reconnects:  0\n"
                                        "timing:      as fast as possible (--max)\n"
+                                       "event times: as recorded\n"
                                        "elapsed:     ...\n"
                                        "throughput:  ...\n"
                                        "\n"
@@ -338,13 +382,16 @@ TEST_F(GradctlTest, InspectSummarisesTheRecording) {
                                 std::regex::multiline);
   EXPECT_EQ(std::regex_replace(r.out, times, "$1:$2..."), "file:        " + recording +
                                                               "\n"
-                                                              "size:        302 bytes\n"
+                                                              "size:        332 bytes\n"
                                                               "batches:     3\n"
                                                               "points:      12\n"
                                                               "series:      1\n"
                                                               "first batch: ...\n"
                                                               "last batch:  ...\n"
                                                               "duration:    ...\n"
+                                                              "event times: 3 batches of 3, "
+                                                              "2023-11-14T22:13:20.000Z to "
+                                                              "2023-11-14T22:13:20.000Z\n"
                                                               "producers:   1\n"
                                                               "truncated:   no\n"
                                                               "\n"

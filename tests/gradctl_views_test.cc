@@ -175,7 +175,10 @@ TEST_F(GradctlViewsTest, FitPrintsTheSettingsAndEveryView) {
   EXPECT_EQ(fit.half_life_nanos(), 600 * kNanos);
   EXPECT_EQ(fit.descent_view(), v1::VIEW_WINDOW);
   // --no-window and --no-decay drop them.
-  ASSERT_EQ(Run({"--series", "s", "configure", "--no-window", "--no-decay"}).code, 0);
+  ASSERT_EQ(
+      Run({"--series", "s", "configure", "--descent-view", "all", "--no-window", "--no-decay"})
+          .code,
+      0);
   EXPECT_EQ(Fit("s", "all").views_size(), 1);
   EXPECT_EQ(Run({"--series", "s", "fit", "--view", "window"}).code, 1);
 }
