@@ -77,6 +77,24 @@ constexpr const char* kRevenueViews =
     "  mean x:             6.5\n"
     "  mean y:             117.75\n";
 
+// The same fit as JSON.
+constexpr const char* kRevenueFitJson =
+    R"({"series":"revenue","n":"12",)"
+    R"("descent":{"m":10.388111888111888,"b":50.22727272727272,"loss_error":"","loss":49.)"
+    R"(392482517482449},"least_squares":{"m":10.388111888111888,"b":50.227272727272727,"l)"
+    R"(oss_error":"","loss":49.392482517482449},"steps":"1","learning_rate":0.5,"learning)"
+    R"(_rate_auto":true,"steps_per_batch":1,"mean_x":6.5,"mean_y":117.75,"coverage":{"vie)"
+    R"(w":"VIEW_ALL","n":"12","weight":12,"effective_n":12,"start_unix_nanos":"1700000000)"
+    R"(000000000","end_unix_nanos":"1700000000000000001"},"views":[{"coverage":{"view":"V)"
+    R"(IEW_ALL","n":"12","weight":12,"effective_n":12,"start_unix_nanos":"170000000000000)"
+    R"(0000","end_unix_nanos":"1700000000000000001"},"descent":{"m":10.388111888111888,"b)"
+    R"(":50.22727272727272,"loss_error":"","loss":49.392482517482449},"least_squares":{"m)"
+    R"(":10.388111888111888,"b":50.227272727272727,"loss_error":"","loss":49.392482517482)"
+    R"(449},"mean_x":6.5,"mean_y":117.75,"r_squared":0.9630116985063395}],"descent_mode":)"
+    R"("DESCENT_MODE_UNSPECIFIED","effective_descent_mode":"DESCENT_MODE_STANDARDIZED","d)"
+    R"(escent_view":"VIEW_ALL","window_nanos":"0","window_buckets":0,"half_life_nanos":"0)"
+    R"(","r_squared":0.9630116985063395})";
+
 class GradctlTest : public ::testing::Test {
  protected:
   Result Run(const std::vector<std::string>& args, const std::string& input = "") {
@@ -128,23 +146,7 @@ TEST_F(GradctlTest, GradientFitAndStepOfTheRevenueSeries) {
   EXPECT_EQ(r.out, std::string(kRevenueFit) + kRevenueViews);
   r = Run({"--series", "revenue", "fit", "--json"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(
-      r.out,
-      "{\"id\":\"1\",\"fit\":{\"series\":\"revenue\",\"n\":\"12\",\"descent\":{\"m\":10."
-      "388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":49.392482517482449},"
-      "\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,\"loss_error\":\"\","
-      "\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0.5,\"learning_rate_auto\":"
-      "true,\"steps_per_batch\":1,\"mean_x\":6.5,\"mean_y\":117.75,\"coverage\":{\"view\":\"VIEW_"
-      "ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_unix_nanos\":"
-      "\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},\"views\":[{"
-      "\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
-      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},"
-      "\"descent\":{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":"
-      "49.392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
-      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"mean_x\":6.5,\"mean_y\":117.75,\"r_"
-      "squared\":0.9630116985063395}],\"descent_mode\":\"DESCENT_MODE_UNSPECIFIED\",\"effective_"
-      "descent_mode\":\"DESCENT_MODE_STANDARDIZED\",\"descent_view\":\"VIEW_ALL\",\"window_nanos\":"
-      "\"0\",\"window_buckets\":0,\"half_life_nanos\":\"0\",\"r_squared\":0.9630116985063395}}\n");
+  EXPECT_EQ(r.out, std::string("{\"id\":\"1\",\"fit\":") + kRevenueFitJson + "}\n");
   r = Run({"--series", "revenue", "step", "--iterations", "1"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out,
@@ -180,24 +182,8 @@ TEST_F(GradctlTest, ListReadableAndJson) {
             "50.2272727273  0.963011698506\n");
   r = Run({"list", "--json", "--page-size", "1"});
   EXPECT_EQ(r.code, 0);
-  EXPECT_EQ(
-      r.out,
-      "{\"id\":\"0\",\"series_list\":{\"series\":[{\"series\":\"revenue\",\"n\":\"12\",\"descent\":"
-      "{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":49."
-      "392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
-      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"steps\":\"1\",\"learning_rate\":0.5,"
-      "\"learning_rate_auto\":true,\"steps_per_batch\":1,\"mean_x\":6.5,\"mean_y\":117.75,"
-      "\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
-      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},\"views\":["
-      "{\"coverage\":{\"view\":\"VIEW_ALL\",\"n\":\"12\",\"weight\":12,\"effective_n\":12,\"start_"
-      "unix_nanos\":\"1700000000000000000\",\"end_unix_nanos\":\"1700000000000000001\"},"
-      "\"descent\":{\"m\":10.388111888111888,\"b\":50.22727272727272,\"loss_error\":\"\",\"loss\":"
-      "49.392482517482449},\"least_squares\":{\"m\":10.388111888111888,\"b\":50.227272727272727,"
-      "\"loss_error\":\"\",\"loss\":49.392482517482449},\"mean_x\":6.5,\"mean_y\":117.75,\"r_"
-      "squared\":0.9630116985063395}],\"descent_mode\":\"DESCENT_MODE_UNSPECIFIED\",\"effective_"
-      "descent_mode\":\"DESCENT_MODE_STANDARDIZED\",\"descent_view\":\"VIEW_ALL\",\"window_nanos\":"
-      "\"0\",\"window_buckets\":0,\"half_life_nanos\":\"0\",\"r_squared\":0.9630116985063395}],"
-      "\"next_page_token\":\"\"}}\n");
+  EXPECT_EQ(r.out, std::string("{\"id\":\"0\",\"series_list\":{\"series\":[") + kRevenueFitJson +
+                       "],\"next_page_token\":\"\"}}\n");
   r = Run({"list", "--prefix", "nothing-"});
   EXPECT_EQ(r.code, 0);
   EXPECT_EQ(r.out, "no series\n");
