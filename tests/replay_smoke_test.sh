@@ -54,7 +54,7 @@ poll_n() {
   n=""
   for _ in $(seq 1 300); do
     n=$(${LIMIT[@]+"${LIMIT[@]}"} "$GRADCTL" --server "$1" --series "$2" fit --json 7>&- 2>/dev/null |
-        grep -o '"n":"[0-9]*"' | grep -o '[0-9]\+')
+        grep -o '"n":"[0-9]*"' | grep -o '[0-9]\+' | head -n 1)
     [[ $n == "$3" ]] && break
     sleep 0.1
   done
