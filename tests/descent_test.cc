@@ -67,6 +67,13 @@ Series Holding(const Data& d) {
   return s;
 }
 
+StepOptions PlainUntil(double relative_tolerance) {
+  StepOptions options;
+  options.mode = DescentMode::kPlain;
+  options.relative_tolerance = relative_tolerance;
+  return options;
+}
+
 // (L(m, b) - L*) / L*, exactly.
 double ExactRelativeExcess(const Data& d, double m, double b) {
   const ExactReference ref(d.x, d.y);
@@ -147,11 +154,8 @@ TEST(DescentTest, FixedRateIsTheLessonsPlainStep) {
 TEST(DescentTest, PlainOnUnixSecondsReportsConditioningAndWarns) {
   const Data d = Datasets()[3].data;  // unix/co2
   Series s = Holding(d);
-  StepOptions options;
-  options.mode = DescentMode::kPlain;
-  options.relative_tolerance = 1e-9;
   StepResult r;
-  ASSERT_TRUE(s.Step(10'000, options, &r).ok());
+  ASSERT_TRUE(s.Step(10'000, PlainUntil(1e-9), &r).ok());
   EXPECT_EQ(r.mode, DescentMode::kPlain);
   EXPECT_FALSE(r.converged);
   EXPECT_EQ(r.iterations, 10'000u);
@@ -210,9 +214,7 @@ TEST(DescentTest, EstimatedStepsAreTheStepsNeeded) {
 TEST(DescentTest, RelativeToleranceStopsAtTheFirstStepWithin) {
   const Data d = RevenueData();
   Series s = Holding(d);
-  StepOptions options;
-  options.mode = DescentMode::kPlain;
-  options.relative_tolerance = 1e-3;
+  StepOptions options = PlainUntil(1e-3);
   StepResult r;
   ASSERT_TRUE(s.Step(100'000, options, &r).ok());
   ASSERT_TRUE(r.converged);

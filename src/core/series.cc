@@ -7,14 +7,10 @@
 #include <string>
 #include <utility>
 
+#include "core/format.h"
+
 namespace gradientd::core {
 namespace {
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
 
 std::string Short(double v) {
   char buf[32];
@@ -117,7 +113,7 @@ void Diagnose(const Moments& mo, const Model& model, double tolerance, StepResul
 Status CheckTolerance(const char* name, std::optional<double> tolerance) {
   if (tolerance && (!std::isfinite(*tolerance) || *tolerance < 0)) {
     return Status::InvalidArgument(std::string(name) + " must be finite and >= 0, got " +
-                                   Num(*tolerance));
+                                   FormatExact(*tolerance));
   }
   return Status::Ok();
 }
@@ -127,7 +123,7 @@ Status CheckStandardizedRate(DescentMode mode, double rate) {
     return Status::InvalidArgument(
         "a standardized learning rate must be below 1 (it diverges at >= 1; 0.5 = auto lands on "
         "the least-squares line in one step), got " +
-        Num(rate));
+        FormatExact(rate));
   }
   return Status::Ok();
 }
@@ -137,7 +133,7 @@ Status CheckStandardizedRate(DescentMode mode, double rate) {
 Status ValidateLearningRate(double rate) {
   if (!std::isfinite(rate) || rate < 0) {
     return Status::InvalidArgument("learning rate must be finite and >= 0 (0 = auto), got " +
-                                   Num(rate));
+                                   FormatExact(rate));
   }
   return Status::Ok();
 }
@@ -296,7 +292,7 @@ Status Series::Descend(const Moments& mo, uint64_t iterations, const StepOptions
                              : StandardizedStep(mo, model, rate);
     if (!std::isfinite(next.m) || !std::isfinite(next.b)) {
       return Status::InvalidArgument(
-          "descent step " + std::to_string(done + 1) + " at learning rate " + Num(rate) +
+          "descent step " + std::to_string(done + 1) + " at learning rate " + FormatExact(rate) +
           " would make m or b non-finite; the model is unchanged (try a smaller "
           "learning rate, or 0 for auto)");
     }
@@ -313,7 +309,7 @@ Status Series::Descend(const Moments& mo, uint64_t iterations, const StepOptions
   if (!std::isfinite(end.intercept) || !std::isfinite(end.slope) ||
       !std::isfinite(mo.LossAt(model.m, model.b))) {
     return Status::InvalidArgument(
-        "descent at learning rate " + Num(rate) +
+        "descent at learning rate " + FormatExact(rate) +
         " would end where the loss or its gradient is non-finite; the model is unchanged (try "
         "a smaller learning rate, or 0 for auto)");
   }
