@@ -220,13 +220,18 @@ Status Series::Absorb(const PointStats& batch, const BatchStamp& stamp, uint64_t
   const std::optional<ViewStats> view = ViewOf(config_.view);
   if (config_.steps_per_batch == 0 || !view || view->empty()) return Status::Ok();
   StepResult result;
-  Status s = Step(config_.steps_per_batch, StepOptions{}, &result);
+  Status s = RunSteps(config_.steps_per_batch, StepOptions{}, &result, {}, /*diagnose=*/false);
   if (s.ok()) *steps_run = result.iterations;
   return s;
 }
 
 Status Series::Step(uint64_t iterations, const StepOptions& options, StepResult* result,
                     const std::function<bool()>& out_of_time) {
+  return RunSteps(iterations, options, result, out_of_time, /*diagnose=*/true);
+}
+
+Status Series::RunSteps(uint64_t iterations, const StepOptions& options, StepResult* result,
+                        const std::function<bool()>& out_of_time, bool diagnose) {
   const View view = options.view.value_or(config_.view);
   const std::optional<ViewStats> stats = ViewOf(view);
   if (!stats) {
@@ -266,8 +271,10 @@ Status Series::Step(uint64_t iterations, const StepOptions& options, StepResult*
   }
   model_ = model;
   steps_ += r.iterations;
-  Diagnose(stats->moments, model_, options.relative_tolerance.value_or(kDefaultRelativeTolerance),
-           &r);
+  if (diagnose) {
+    Diagnose(stats->moments, model_, options.relative_tolerance.value_or(kDefaultRelativeTolerance),
+             &r);
+  }
   *result = std::move(r);
   return Status::Ok();
 }

@@ -35,7 +35,11 @@ void Service::Apply(const v1::JournalRecord& record) {
         series.Restore(core::Series::State{.stats = series.stats(),
                                            .model = {model.m(), model.b()},
                                            .config = FromState(record.configured().settings()),
-                                           .steps = model.steps()});
+                                           .steps = model.steps(),
+                                           .window = std::nullopt,
+                                           .decayed = std::nullopt,
+                                           .first_event_ns = 0,
+                                           .last_event_ns = 0});
         return true;
       });
       break;
@@ -53,7 +57,11 @@ void Service::Restore(const v1::Snapshot& snapshot) {
       series.Restore(core::Series::State{.stats = FromState(s.stats()),
                                          .model = {s.model().m(), s.model().b()},
                                          .config = FromState(s.settings()),
-                                         .steps = s.model().steps()});
+                                         .steps = s.model().steps(),
+                                         .window = std::nullopt,
+                                         .decayed = std::nullopt,
+                                         .first_event_ns = 0,
+                                         .last_event_ns = 0});
       return true;
     });
   }
