@@ -176,14 +176,17 @@ TEST(DescentTest, PlainConditionNumberMatchesTheHessiansEigenvalues) {
   StepResult r;
   ASSERT_TRUE(s.Step(1, options, &r).ok());
   long double exx = 0, xbar = 0;
+  const long double n = static_cast<long double>(d.x.size());
   for (double x : d.x) {
-    exx += static_cast<long double>(x) * x / d.x.size();
-    xbar += static_cast<long double>(x) / d.x.size();
+    const long double lx = static_cast<long double>(x);
+    exx += lx * lx / n;
+    xbar += lx / n;
   }
   const long double tr = 2 * (exx + 1), det = 4 * (exx - xbar * xbar);
   const long double disc = std::sqrt(tr * tr / 4 - det);
   const long double cond = (tr / 2 + disc) / (tr / 2 - disc);
-  EXPECT_LE(std::fabs(r.condition_number - static_cast<double>(cond)), 1e-10 * cond);
+  EXPECT_LE(std::fabs(r.condition_number - static_cast<double>(cond)),
+            1e-10 * static_cast<double>(cond));
   ASSERT_TRUE(r.estimated_steps.has_value());
   EXPECT_GT(*r.estimated_steps, 100u);
   EXPECT_LT(*r.estimated_steps, 100'000u);
