@@ -114,18 +114,24 @@ TEST(SeriesViewsTest, ViewsNeedTheirSettings) {
   EXPECT_EQ(s.window()->length_ns(), kSecond);
 }
 
-TEST(SeriesViewsTest, ChangingAWindowOrHalfLifeStartsThatViewEmpty) {
+TEST(SeriesViewsTest, SettingAWindowOrHalfLifeStartsThatViewEmpty) {
   Series s = WithAllViews();
   Feed(s, Data{{1, 2}, {1, 2}}, kSecond);
   ASSERT_EQ(s.ViewOf(View::kWindow)->coverage.n, 2u);
-  ASSERT_TRUE(s.Configure(WindowOf(60 * kSecond, 6)).ok());  // the same: kept
+  SeriesChange other;
+  other.steps_per_batch = 3;
+  ASSERT_TRUE(s.Configure(other).ok());  // other fields: the views stay
   EXPECT_EQ(s.ViewOf(View::kWindow)->coverage.n, 2u);
+  EXPECT_EQ(s.ViewOf(View::kDecayed)->coverage.n, 2u);
+  ASSERT_TRUE(s.Configure(WindowOf(60 * kSecond, 6)).ok());  // set, even unchanged
+  EXPECT_EQ(s.ViewOf(View::kWindow)->coverage.n, 0u);
+  Feed(s, Data{{1, 2}, {1, 2}}, kSecond);
   ASSERT_TRUE(s.Configure(WindowOf(30 * kSecond)).ok());
   EXPECT_EQ(s.ViewOf(View::kWindow)->coverage.n, 0u);
-  EXPECT_EQ(s.ViewOf(View::kDecayed)->coverage.n, 2u);
-  ASSERT_TRUE(s.Configure(HalfLife(kSecond)).ok());
+  EXPECT_EQ(s.ViewOf(View::kDecayed)->coverage.n, 4u);
+  ASSERT_TRUE(s.Configure(HalfLife(10 * kSecond)).ok());  // unchanged, still set
   EXPECT_EQ(s.ViewOf(View::kDecayed)->coverage.n, 0u);
-  EXPECT_EQ(s.stats().count(), 2u);
+  EXPECT_EQ(s.stats().count(), 4u);
 }
 
 TEST(SeriesViewsTest, CoverageOfEveryView) {

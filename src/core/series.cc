@@ -330,13 +330,14 @@ Status Series::Configure(const SeriesChange& change) {
   if (Status s = ApplySeriesChange(change, &next); !s.ok()) return s;
   if (!next.window_ns) {
     window_.reset();
-  } else if (!window_ || next.window_ns != config_.window_ns ||
-             next.window_buckets != config_.window_buckets) {
+  } else if (!window_ || change.window_ns || change.window_buckets) {
+    // Setting a window, even to its current value, starts it empty (the
+    // protocol's rule).
     window_.emplace(next.window_ns, next.window_buckets);
   }
   if (!next.half_life_ns) {
     decayed_.reset();
-  } else if (!decayed_ || next.half_life_ns != config_.half_life_ns) {
+  } else if (!decayed_ || change.half_life_ns) {
     decayed_.emplace(next.half_life_ns);
   }
   config_ = next;
