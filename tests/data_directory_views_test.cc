@@ -17,13 +17,7 @@
 namespace gradientd::durable {
 namespace {
 
-using gradientd::testing::ConfigureViews;
-using gradientd::testing::EveryViewBytes;
-using gradientd::testing::kEpoch2023;
-using gradientd::testing::kHour;
-using gradientd::testing::kMinute;
-using gradientd::testing::kNoEventTime;
-using gradientd::testing::TimedIngest;
+using namespace gradientd::testing;  // the view tests' requests and constants
 
 const std::vector<std::string> kNames = {"w", "d", "plain"};
 

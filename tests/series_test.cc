@@ -17,6 +17,7 @@
 
 #include "lesson_reference.h"
 #include "point_data.h"
+#include "series_test_support.h"
 
 namespace gradientd::core {
 namespace {
@@ -34,42 +35,6 @@ Data OffsetData() {
     d.y.push_back(2e8 - 0.5 * (x - 1.7e9) + noise(rng));
   }
   return d;
-}
-
-// SeriesChange with named fields (designated initializers that skip fields
-// trip -Wmissing-field-initializers).
-struct Change {
-  SeriesChange c;
-  Change& Rate(double v) {
-    c.learning_rate = v;
-    return *this;
-  }
-  Change& StepsPerBatch(uint32_t v) {
-    c.steps_per_batch = v;
-    return *this;
-  }
-  Change& Mode(DescentMode v) {
-    c.mode = v;
-    return *this;
-  }
-  Change& M(double v) {
-    c.m = v;
-    return *this;
-  }
-  Change& B(double v) {
-    c.b = v;
-    return *this;
-  }
-  operator SeriesChange() const { return c; }  // NOLINT(google-explicit-constructor)
-};
-
-StepOptions Opts(std::optional<double> rate, std::optional<double> tolerance,
-                 std::optional<DescentMode> mode = std::nullopt) {
-  StepOptions o;
-  o.learning_rate = rate;
-  o.tolerance = tolerance;
-  o.mode = mode;
-  return o;
 }
 
 void ExpectRelNear(double got, double want, double rel, const std::string& what = "") {

@@ -17,15 +17,7 @@
 namespace gradientd::service {
 namespace {
 
-using gradientd::testing::ConfigureViews;
-using gradientd::testing::EveryViewBytes;
-using gradientd::testing::FitIn;
-using gradientd::testing::GradientIn;
-using gradientd::testing::kEpoch2023;
-using gradientd::testing::kHour;
-using gradientd::testing::kMinute;
-using gradientd::testing::kNoEventTime;
-using gradientd::testing::TimedIngest;
+using namespace gradientd::testing;  // the view tests' requests and constants
 using Rational = boost::multiprecision::cpp_rational;
 
 class ServiceViewsTest : public ::testing::Test {

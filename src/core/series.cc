@@ -7,14 +7,10 @@
 #include <string>
 #include <utility>
 
+#include "core/format.h"
+
 namespace gradientd::core {
 namespace {
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
 
 std::string Short(double v) {
   char buf[32];
@@ -117,7 +113,7 @@ void Diagnose(const Moments& mo, const Model& model, double tolerance, StepResul
 Status CheckTolerance(const char* name, std::optional<double> tolerance) {
   if (tolerance && (!std::isfinite(*tolerance) || *tolerance < 0)) {
     return Status::InvalidArgument(std::string(name) + " must be finite and >= 0, got " +
-                                   Num(*tolerance));
+                                   FormatExact(*tolerance));
   }
   return Status::Ok();
 }
@@ -127,7 +123,7 @@ Status CheckStandardizedRate(DescentMode mode, double rate) {
     return Status::InvalidArgument(
         "a standardized learning rate must be below 1 (it diverges at >= 1; 0.5 = auto lands on "
         "the least-squares line in one step), got " +
-        Num(rate));
+        FormatExact(rate));
   }
   return Status::Ok();
 }
@@ -137,7 +133,7 @@ Status CheckStandardizedRate(DescentMode mode, double rate) {
 Status ValidateLearningRate(double rate) {
   if (!std::isfinite(rate) || rate < 0) {
     return Status::InvalidArgument("learning rate must be finite and >= 0 (0 = auto), got " +
-                                   Num(rate));
+                                   FormatExact(rate));
   }
   return Status::Ok();
 }
@@ -224,13 +220,18 @@ Status Series::Absorb(const PointStats& batch, const BatchStamp& stamp, uint64_t
   const std::optional<ViewStats> view = ViewOf(config_.view);
   if (config_.steps_per_batch == 0 || !view || view->empty()) return Status::Ok();
   StepResult result;
-  Status s = Step(config_.steps_per_batch, StepOptions{}, &result);
+  Status s = RunSteps(config_.steps_per_batch, StepOptions{}, &result, {}, /*diagnose=*/false);
   if (s.ok()) *steps_run = result.iterations;
   return s;
 }
 
 Status Series::Step(uint64_t iterations, const StepOptions& options, StepResult* result,
                     const std::function<bool()>& out_of_time) {
+  return RunSteps(iterations, options, result, out_of_time, /*diagnose=*/true);
+}
+
+Status Series::RunSteps(uint64_t iterations, const StepOptions& options, StepResult* result,
+                        const std::function<bool()>& out_of_time, bool diagnose) {
   const View view = options.view.value_or(config_.view);
   const std::optional<ViewStats> stats = ViewOf(view);
   if (!stats) {
@@ -270,8 +271,10 @@ Status Series::Step(uint64_t iterations, const StepOptions& options, StepResult*
   }
   model_ = model;
   steps_ += r.iterations;
-  Diagnose(stats->moments, model_, options.relative_tolerance.value_or(kDefaultRelativeTolerance),
-           &r);
+  if (diagnose) {
+    Diagnose(stats->moments, model_, options.relative_tolerance.value_or(kDefaultRelativeTolerance),
+             &r);
+  }
   *result = std::move(r);
   return Status::Ok();
 }
@@ -296,7 +299,7 @@ Status Series::Descend(const Moments& mo, uint64_t iterations, const StepOptions
                              : StandardizedStep(mo, model, rate);
     if (!std::isfinite(next.m) || !std::isfinite(next.b)) {
       return Status::InvalidArgument(
-          "descent step " + std::to_string(done + 1) + " at learning rate " + Num(rate) +
+          "descent step " + std::to_string(done + 1) + " at learning rate " + FormatExact(rate) +
           " would make m or b non-finite; the model is unchanged (try a smaller "
           "learning rate, or 0 for auto)");
     }
@@ -313,7 +316,7 @@ Status Series::Descend(const Moments& mo, uint64_t iterations, const StepOptions
   if (!std::isfinite(end.intercept) || !std::isfinite(end.slope) ||
       !std::isfinite(mo.LossAt(model.m, model.b))) {
     return Status::InvalidArgument(
-        "descent at learning rate " + Num(rate) +
+        "descent at learning rate " + FormatExact(rate) +
         " would end where the loss or its gradient is non-finite; the model is unchanged (try "
         "a smaller learning rate, or 0 for auto)");
   }
@@ -327,13 +330,14 @@ Status Series::Configure(const SeriesChange& change) {
   if (Status s = ApplySeriesChange(change, &next); !s.ok()) return s;
   if (!next.window_ns) {
     window_.reset();
-  } else if (!window_ || next.window_ns != config_.window_ns ||
-             next.window_buckets != config_.window_buckets) {
+  } else if (!window_ || change.window_ns || change.window_buckets) {
+    // Setting a window, even to its current value, starts it empty (the
+    // protocol's rule).
     window_.emplace(next.window_ns, next.window_buckets);
   }
   if (!next.half_life_ns) {
     decayed_.reset();
-  } else if (!decayed_ || next.half_life_ns != config_.half_life_ns) {
+  } else if (!decayed_ || change.half_life_ns) {
     decayed_.emplace(next.half_life_ns);
   }
   config_ = next;

@@ -187,6 +187,10 @@ class Series {
   void RestoreModel(const Model& model, uint64_t steps);
 
  private:
+  // Step; the diagnostics (condition number, estimate, warning; they call
+  // libm) only when `diagnose`.
+  Status RunSteps(uint64_t iterations, const StepOptions& options, StepResult* result,
+                  const std::function<bool()>& out_of_time, bool diagnose);
   // The iterations of Step on `moments`, from and into *model; r has the
   // mode and rate and gets iterations, converged and time_limited.
   static Status Descend(const Moments& moments, uint64_t iterations, const StepOptions& options,

@@ -4,16 +4,11 @@
 #include <string>
 #include <utility>
 
+#include "core/format.h"
 #include "core/series.h"
 
 namespace gradientd::core {
 namespace {
-
-std::string Num(double v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
 
 Status CheckScalars(const SeriesChange& change) {
   if (change.learning_rate) {
@@ -27,7 +22,7 @@ Status CheckScalars(const SeriesChange& change) {
   for (const auto& [name, v] : {std::pair{"m", change.m}, std::pair{"b", change.b}}) {
     if (v && !std::isfinite(*v)) {
       return Status::InvalidArgument(std::string("model ") + name + " must be finite, got " +
-                                     Num(*v));
+                                     FormatExact(*v));
     }
   }
   return Status::Ok();
@@ -88,7 +83,7 @@ Status ApplySeriesChange(const SeriesChange& change, DescentConfig* config) {
   if (next.mode == DescentMode::kStandardized && next.learning_rate >= 1) {
     return Status::InvalidArgument(
         "a standardized learning rate must be below 1 (it diverges at >= 1), got " +
-        Num(next.learning_rate));
+        FormatExact(next.learning_rate));
   }
   *config = next;
   return Status::Ok();

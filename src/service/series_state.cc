@@ -77,28 +77,21 @@ core::DecayedStats DecayedOf(const core::DescentConfig& config, const v1::Decaye
 }  // namespace
 
 v1::PointStatsState ToState(const core::PointStats& stats) {
-  const core::PointStats::Raw raw = stats.raw();
-  v1::PointStatsState state;
-  state.set_n(raw.n);
-  state.set_pivot_x(raw.pivot_x);
-  state.set_pivot_y(raw.pivot_y);
-  state.set_mean_dx(raw.mean_dx);
-  state.set_mean_dy(raw.mean_dy);
-  state.set_var_x(raw.var_x);
-  state.set_var_y(raw.var_y);
-  state.set_cov_xy(raw.cov_xy);
+  v1::PointStatsState state = MomentsState(stats.moments());
+  state.set_n(stats.count());
   return state;
 }
 
 core::PointStats FromState(const v1::PointStatsState& s) {
+  const core::Moments m = MomentsOf(s);
   return core::PointStats::FromRaw({.n = s.n(),
-                                    .pivot_x = s.pivot_x(),
-                                    .pivot_y = s.pivot_y(),
-                                    .mean_dx = s.mean_dx(),
-                                    .mean_dy = s.mean_dy(),
-                                    .var_x = s.var_x(),
-                                    .var_y = s.var_y(),
-                                    .cov_xy = s.cov_xy()});
+                                    .pivot_x = m.pivot_x,
+                                    .pivot_y = m.pivot_y,
+                                    .mean_dx = m.mean_dx,
+                                    .mean_dy = m.mean_dy,
+                                    .var_x = m.var_x,
+                                    .var_y = m.var_y,
+                                    .cov_xy = m.cov_xy});
 }
 
 v1::ModelState ToState(const core::Series& series) {

@@ -2,6 +2,9 @@
 // Build with -DGRADIENTD_BUILD_BENCHMARKS=ON; run build/tools/bench/core_bench.
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
+#include <new>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,15 +91,112 @@ void BM_DescentStep(benchmark::State& state) {
   const Points p = MakePoints(1 << 16);
   core::Series series;
   uint64_t steps = 0;
-  (void)series.Absorb(core::PointStats::FromPoints(p.x, p.y), &steps);
+  (void)series.Absorb(core::PointStats::FromPoints(p.x, p.y), core::BatchStamp{}, &steps);
+  core::StepOptions options;
+  options.mode = state.range(0) == 0 ? core::DescentMode::kPlain : core::DescentMode::kStandardized;
   const uint64_t per_call = 1000;
   for (auto _ : state) {
     core::StepResult result;
-    benchmark::DoNotOptimize(series.Step(per_call, std::nullopt, std::nullopt, &result));
+    benchmark::DoNotOptimize(series.Step(per_call, options, &result));
   }
   state.SetItemsProcessed(state.iterations() * static_cast<int64_t>(per_call));
 }
-BENCHMARK(BM_DescentStep);
+BENCHMARK(BM_DescentStep)->ArgName("standardized")->Arg(0)->Arg(1);
+
+constexpr int64_t kSecond = 1'000'000'000;
+
+// A series with a window of `buckets` one-second buckets (0: none) and a
+// one-minute half-life when `decay`.
+core::Series SeriesWithViews(uint32_t buckets, bool decay) {
+  core::Series series;
+  core::SeriesChange change;
+  if (buckets > 0) {
+    change.window_ns = kSecond * buckets;
+    change.window_buckets = buckets;
+    change.view = core::View::kWindow;
+  }
+  if (decay) change.half_life_ns = 60 * kSecond;
+  (void)series.Configure(change);
+  return series;
+}
+
+// The windowed gradient query: the window's ViewStats, then GradientAt,
+// with every one of 1,024 buckets holding a batch.
+void BM_WindowGradientQuery(benchmark::State& state) {
+  const Points p = MakePoints(64);
+  const core::PointStats batch = core::PointStats::FromPoints(p.x, p.y);
+  core::Series series = SeriesWithViews(1024, false);
+  uint64_t steps = 0;
+  for (int64_t i = 0; i < 1024; ++i)
+    (void)series.Absorb(batch, series.StampFor(i * kSecond), &steps);
+  double m = 2.0, b = 1.0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(m);
+    const std::optional<core::ViewStats> view = series.ViewOf(core::View::kWindow);
+    benchmark::DoNotOptimize(view->moments.GradientAt(m, b));
+  }
+}
+BENCHMARK(BM_WindowGradientQuery);
+
+// The all-history gradient query through the same view API.
+void BM_AllGradientQuery(benchmark::State& state) {
+  const Points p = MakePoints(1 << 16);
+  core::Series series;
+  uint64_t steps = 0;
+  (void)series.Absorb(core::PointStats::FromPoints(p.x, p.y), core::BatchStamp{}, &steps);
+  double m = 2.0, b = 1.0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(m);
+    const std::optional<core::ViewStats> view = series.ViewOf(core::View::kAll);
+    benchmark::DoNotOptimize(view->moments.GradientAt(m, b));
+  }
+}
+BENCHMARK(BM_AllGradientQuery);
+
+// Series::Absorb (with StampFor, as at ingest) of an 8,192-point batch's
+// statistics, one batch per second of event time; arg 1: with a 1,024-bucket
+// window and decay. /points:1 also computes the statistics from the points,
+// the whole of ingest's core work.
+void BM_SeriesAbsorb(benchmark::State& state) {
+  const bool views = state.range(0) == 1;
+  const bool from_points = state.range(1) == 1;
+  const Points p = MakePoints(8192);
+  const core::PointStats batch = core::PointStats::FromPoints(p.x, p.y);
+  core::Series series = SeriesWithViews(views ? 1024 : 0, views);
+  int64_t t = 0;
+  uint64_t steps = 0;
+  for (auto _ : state) {
+    core::PointStats stats = batch;
+    if (from_points) benchmark::DoNotOptimize(core::PointStats::FromClientPoints(p.x, p.y, &stats));
+    benchmark::DoNotOptimize(series.Absorb(stats, series.StampFor(t), &steps));
+    t += kSecond;
+  }
+  state.SetItemsProcessed(state.iterations() * 8192);
+}
+BENCHMARK(BM_SeriesAbsorb)
+    ->ArgNames({"views", "points"})
+    ->Args({0, 0})
+    ->Args({1, 0})
+    ->Args({0, 1})
+    ->Args({1, 1});
+
+// Bytes per series: sizeof(Series) and its heap, counted by the global
+// operator new below, without and with a 1,024-bucket window (and decay).
+std::size_t g_heap_bytes = 0;
+
+void BM_SeriesMemory(benchmark::State& state) {
+  const uint32_t buckets = static_cast<uint32_t>(state.range(0));
+  std::size_t heap = 0;
+  for (auto _ : state) {
+    const std::size_t before = g_heap_bytes;
+    core::Series series = SeriesWithViews(buckets, buckets > 0);
+    heap = g_heap_bytes - before;
+    benchmark::DoNotOptimize(series);
+  }
+  state.counters["sizeof_series"] = static_cast<double>(sizeof(core::Series));
+  state.counters["heap_bytes"] = static_cast<double>(heap);
+}
+BENCHMARK(BM_SeriesMemory)->ArgName("buckets")->Arg(0)->Arg(60)->Arg(1024);
 
 void BM_FrameDecode(benchmark::State& state) {
   const Points p = MakePoints(8192);
@@ -121,5 +221,15 @@ BENCHMARK(BM_FrameDecode);
 
 }  // namespace
 }  // namespace gradientd
+
+// Counts the bytes allocated (never decremented: BM_SeriesMemory takes the
+// difference around one construction).
+void* operator new(std::size_t size) {
+  gradientd::g_heap_bytes += size;
+  if (void* p = std::malloc(size)) return p;
+  throw std::bad_alloc();
+}
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 BENCHMARK_MAIN();
