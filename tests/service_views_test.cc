@@ -308,10 +308,10 @@ TEST_F(ServiceViewsTest, AReplayedJournalAndSnapshotNeverReadTheClockAndReproduc
     ASSERT_TRUE(
         Call(TimedIngest("s", event, i, 10 + i, "p", static_cast<uint64_t>(i) + 1)).has_ack());
     ASSERT_TRUE(Call(TimedIngest("t", event, i)).has_ack());
-    if (i == 25) {  // the same window again: Configure keeps it, and so must replay
+    if (i == 25) {  // the same window again: Configure restarts it; so must replay
       ASSERT_TRUE(Call(ConfigureViews("s", {.window_ns = kHour})).has_fit());
     }
-    if (i == 27) {  // a longer window: Configure restarts it, and so must replay
+    if (i == 27) {  // a longer window: restarted too
       ASSERT_TRUE(Call(ConfigureViews("s", {.window_ns = 2 * kHour})).has_fit());
     }
     if (i == 20) {
