@@ -12,6 +12,7 @@
 
 #include "core/series.h"
 #include "point_data.h"
+#include "r_datasets.h"
 
 namespace gradientd::core {
 namespace {
@@ -22,7 +23,8 @@ struct NamedData {
 };
 
 // Own data sets shaped like R's: yearly levels, monthly CO2 with a season,
-// the same in Unix seconds (positive and negative), daily Unix seconds.
+// the same in Unix seconds (positive and negative), daily Unix seconds; then
+// R's own Nile, LakeHuron and AirPassengers (r_datasets.h).
 std::vector<NamedData> Datasets() {
   std::mt19937_64 rng(1871);
   std::vector<NamedData> out;
@@ -54,6 +56,26 @@ std::vector<NamedData> Datasets() {
   out.push_back({"unix/co2", co2_unix});
   out.push_back({"unix/co2-negative", co2_unix_old});
   out.push_back({"unix/daily", daily});
+  // R's own data, x in calendar years and in Unix seconds (a Julian year of
+  // 31,557,600 s from 1970), also shifted past 1.7e9 as a live sensor's.
+  constexpr double kYear = 31557600;
+  const auto add_r = [&](const std::string& name, const std::vector<double>& y, int first_year,
+                         double per_year) {
+    Data years, unix, unix_now;
+    for (std::size_t i = 0; i < y.size(); ++i) {
+      const double t = first_year + static_cast<double>(i) / per_year;
+      years.x.push_back(t);
+      unix.x.push_back((t - 1970) * kYear);
+      unix_now.x.push_back((t - 1970) * kYear + 2.5e9);
+    }
+    years.y = unix.y = unix_now.y = y;
+    out.push_back({"r-years/" + name, years});
+    out.push_back({"r-unix/" + name, unix});
+    out.push_back({"r-unix+2.5e9/" + name, unix_now});
+  };
+  add_r("Nile", r_datasets::kNile, r_datasets::kNileFirstYear, 1);
+  add_r("LakeHuron", r_datasets::kLakeHuron, r_datasets::kLakeHuronFirstYear, 1);
+  add_r("AirPassengers", r_datasets::kAirPassengers, r_datasets::kAirPassengersFirstYear, 12);
   return out;
 }
 
