@@ -133,8 +133,9 @@ TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
     ASSERT_TRUE(Parse({flag.c_str(), value.c_str()}, &given).ok()) << flag << " " << value;
     EXPECT_EQ(Describe(given), Describe(defaults)) << flag << " " << value;
   }
-  EXPECT_EQ(checked, 20);
+  EXPECT_EQ(checked, 21);
   EXPECT_NE(defaults.usage.find("--max-future-skew arg (=5m)"), std::string::npos);
+  EXPECT_NE(defaults.usage.find("--max-window-memory arg (=1GiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-frame-bytes arg (=16MiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--idle-timeout arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--fsync arg (=always)"), std::string::npos);

@@ -137,6 +137,10 @@ const Row kRows[] = {
    "server's clock (0 to 8760h); a batch without one is stamped with its receive time, and "
    "one older than a window still counts in the other views",
    {.most = 8760 * kHour, .too_small = "{flag}: must be at most {most} (365 days), got {}"}},
+  {"max-window-memory", Kind::kBytes,
+   [](CommandLine& c) -> Field { return &c.node.limits.max_window_bytes; },
+   "heap all series' sliding windows may hold together (a 60-bucket window holds 8,672 bytes, "
+   "a 4096-bucket one 557,056); a configure that would pass it gets RESOURCE_EXHAUSTED"},
   {"max-connections", Kind::kCount,
    [](CommandLine& c) -> Field { return &c.node.server.max_connections; },
    "connections served at once, counted from accept (TLS handshake included); more get a "

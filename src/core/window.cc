@@ -53,6 +53,11 @@ Status BucketWindow::Validate(int64_t length_ns, uint32_t buckets) {
   return Status::Ok();
 }
 
+std::size_t BucketWindow::HeapBytes(uint32_t buckets) {
+  return buckets * sizeof(int64_t) +
+         2 * std::size_t{PowerOfTwoAtLeast(buckets)} * sizeof(PointStats);
+}
+
 BucketWindow::BucketWindow(int64_t length_ns, uint32_t buckets)
     : length_ns_(length_ns),
       buckets_(buckets),

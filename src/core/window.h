@@ -12,6 +12,7 @@
 // answers bit for bit as the original. A value type; not synchronised.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -27,6 +28,10 @@ class BucketWindow {
   // Checks a window a client asked for: length > 0, 1 <= buckets <=
   // kMaxBuckets, length >= buckets (a bucket is at least 1 ns wide).
   static Status Validate(int64_t length_ns, uint32_t buckets);
+
+  // The heap a window of `buckets` buckets holds (its slots and tree),
+  // whatever it contains: what a server budgets for it.
+  static std::size_t HeapBytes(uint32_t buckets);
 
   // An empty window. REQUIRES: Validate(length_ns, buckets).ok().
   BucketWindow(int64_t length_ns, uint32_t buckets);

@@ -63,7 +63,11 @@ void Service::Apply(const v1::JournalRecord& record) {
       break;
     case v1::JournalRecord::kConfigured:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
+        // Accepted once: counted, never refused, however the budget is set now.
+        const std::size_t before = WindowHeapBytes(series);
         ApplyConfigured(record.configured(), series);
+        window_bytes_ += WindowHeapBytes(series);
+        window_bytes_ -= before;
         return true;
       });
       break;
@@ -78,7 +82,10 @@ void Service::Apply(const v1::JournalRecord& record) {
 void Service::Restore(const v1::Snapshot& snapshot) {
   for (const v1::SeriesState& s : snapshot.series()) {
     store_.WithNewOrExistingSeries(s.name(), [&](core::Series& series) {
+      const std::size_t before = WindowHeapBytes(series);
       series.Restore(FromState(s));
+      window_bytes_ += WindowHeapBytes(series);
+      window_bytes_ -= before;
       return true;
     });
   }

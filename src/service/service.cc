@@ -310,6 +310,38 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
   return Finish(status, token, response);
 }
 
+std::size_t WindowHeapBytes(const core::Series& series) {
+  return series.window() ? core::BucketWindow::HeapBytes(series.window()->buckets()) : 0;
+}
+
+Status Service::TakeWindowBytes(std::size_t before, std::size_t after) {
+  if (after <= before) {
+    window_bytes_ -= before - after;
+    return Status::Ok();
+  }
+  const std::size_t more = after - before;
+  std::size_t held = window_bytes_.load();
+  do {
+    if (held > limits_.max_window_bytes || more > limits_.max_window_bytes - held) {
+      return Status::ResourceExhausted(
+          "the server's --max-window-memory of " + std::to_string(limits_.max_window_bytes) +
+          " bytes is reached (" + std::to_string(held) + " held by windows; this one needs " +
+          std::to_string(more) +
+          " more): nothing was changed (fewer buckets, or remove another "
+          "series' window)");
+    }
+  } while (!window_bytes_.compare_exchange_weak(held, held + more));
+  return Status::Ok();
+}
+
+void Service::ReturnWindowBytes(std::size_t before, std::size_t after) {
+  if (after >= before) {
+    window_bytes_ -= after - before;
+  } else {
+    window_bytes_ += before - after;
+  }
+}
+
 uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* response) {
   const auto name = SeriesName(request.series(), response);
   if (!name) return 0;
@@ -330,6 +362,10 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
         core::Series after = series;
         status = after.Configure(change);
         if (!status.ok()) return false;
+        const std::size_t before_bytes = WindowHeapBytes(series);
+        const std::size_t after_bytes = WindowHeapBytes(after);
+        status = TakeWindowBytes(before_bytes, after_bytes);
+        if (!status.ok()) return false;
         v1::JournalRecord record;
         record.set_series(*name);
         v1::Configured* configured = record.mutable_configured();
@@ -338,7 +374,10 @@ uint64_t Service::Configure(const v1::ConfigureSeries& request, v1::Response* re
         *configured->mutable_change() = request;
         configured->mutable_change()->clear_series();
         status = Log(record, &token);
-        if (!status.ok()) return false;
+        if (!status.ok()) {
+          ReturnWindowBytes(before_bytes, after_bytes);
+          return false;
+        }
         series = after;
         FillFitReply(*name, series, core::View::kAll, response->mutable_fit());
         return true;

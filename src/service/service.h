@@ -10,6 +10,7 @@
 // snapshot and the log; Checkpoint takes a consistent snapshot.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
@@ -60,6 +61,9 @@ struct ServiceLimits {
   // refused (INVALID_ARGUMENT); one older than a window still counts in the
   // other views.
   std::chrono::nanoseconds max_future_skew = std::chrono::minutes(5);
+  // The heap all windows together may hold (core::BucketWindow::HeapBytes
+  // each); a configure that would pass it is refused (RESOURCE_EXHAUSTED).
+  std::size_t max_window_bytes = std::size_t{1} << 30;
 };
 
 class Service : public protocol::RequestHandler {
@@ -138,6 +142,11 @@ class Service : public protocol::RequestHandler {
   // returns nullopt when the name is unacceptable.
   std::optional<std::string> SeriesName(const std::string& name, v1::Response* response) const;
   Status TooManySeries(const std::string& name) const;
+  // Takes the window heap a configure changes from `before` to `after`
+  // (bytes) out of the budget; RESOURCE_EXHAUSTED, taking nothing, when it
+  // would pass max_window_bytes. ReturnWindowBytes undoes it.
+  Status TakeWindowBytes(std::size_t before, std::size_t after);
+  void ReturnWindowBytes(std::size_t before, std::size_t after);
 
   SeriesStore& store_;
   const ServiceLimits limits_;
@@ -149,6 +158,12 @@ class Service : public protocol::RequestHandler {
   util::SharedMutex changes_;
 
   ProducerTable producers_;
+  // The heap of every series' window (WindowHeapBytes), against
+  // limits_.max_window_bytes.
+  std::atomic<std::size_t> window_bytes_{0};
 };
+
+// The heap the series' window holds; 0 without one.
+std::size_t WindowHeapBytes(const core::Series& series);
 
 }  // namespace gradientd::service
