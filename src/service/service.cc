@@ -34,8 +34,11 @@ Status NoSuchSeries(const std::string& name) {
 // "2026-12-01T23:20:00.000000000Z (1764631200000000000 ns)".
 std::string UnixNanosText(int64_t ns) {
   constexpr int64_t kBillion = 1'000'000'000;
-  const int64_t seconds = ns / kBillion - (ns % kBillion < 0 ? 1 : 0);
-  const int64_t fraction = ns - seconds * kBillion;
+  // Floor division without a multiplication that could overflow near the
+  // int64 range's ends.
+  const int64_t remainder = ns % kBillion;
+  const int64_t seconds = ns / kBillion - (remainder < 0 ? 1 : 0);
+  const int64_t fraction = remainder < 0 ? remainder + kBillion : remainder;
   const std::time_t t = static_cast<std::time_t>(seconds);
   std::tm tm{};
   char date[32] = "?";
