@@ -290,6 +290,67 @@ void WriteRequestPathEdgeSeeds(const std::filesystem::path& root) {
   Write(dir, "unknown_fields", Plan(0, 0), unknown);
 }
 
+// request_path: windows, decay, descent modes and views, valid and invalid.
+void WriteRequestPathViewSeeds(const std::filesystem::path& root) {
+  const auto dir = root / "request_path";
+  constexpr int64_t kSecond = 1'000'000'000;
+  // The fuzz checker's clock starts here (request_path_checks.h).
+  constexpr int64_t kStart = 1'700'000'000'000'000'000;
+  const auto at = [](v1::Request r, int64_t t) {
+    r.mutable_ingest()->set_event_time_unix_nanos(t);
+    return r;
+  };
+  Stream views;
+  v1::Request window = Configure("w", 0, 2, 0, 0);
+  window.mutable_configure()->set_window_nanos(60 * kSecond);
+  window.mutable_configure()->set_window_buckets(6);
+  window.mutable_configure()->set_half_life_nanos(30 * kSecond);
+  window.mutable_configure()->set_descent_view(v1::VIEW_WINDOW);
+  views.Add(window);
+  for (int i = 0; i < 4; ++i) {
+    views.Add(at(Ingest("w", {1.0 * i, 2.0 * i}, {3.0 * i, 1 + 4.0 * i}), kStart - 50 * i * kSecond));
+  }
+  for (const v1::View view : {v1::VIEW_ALL, v1::VIEW_WINDOW, v1::VIEW_DECAYED}) {
+    v1::Request fit = Fit("w");
+    fit.mutable_fit()->set_view(view);
+    v1::Request gradient = Gradient("w", nullptr, nullptr);
+    gradient.mutable_gradient()->set_view(view);
+    v1::Request step = Step("w", 50);
+    step.mutable_step()->set_view(view);
+    step.mutable_step()->set_mode(v1::DESCENT_MODE_PLAIN);
+    step.mutable_step()->set_relative_tolerance(1e-6);
+    v1::Request list = List();
+    list.mutable_list()->set_view(view);
+    views.Add(fit).Add(gradient).Add(step).Add(list);
+  }
+  views.Add(at(Ingest("w", {9}, {9}), kStart + 10 * 60 * kSecond));  // too far ahead
+  views.Add(Reset("w")).Add(Fit("w"));
+  Write(dir, "views_window_decay", Plan(0, 0), views);
+
+  Stream refused;
+  refused.Add(Ingest("r", {1, 2}, {2, 3}));
+  v1::Request bad_view = Fit("r");
+  bad_view.mutable_fit()->set_view(static_cast<v1::View>(10));
+  v1::Request no_window = Gradient("r", nullptr, nullptr);
+  no_window.mutable_gradient()->set_view(v1::VIEW_WINDOW);
+  v1::Request standardized = Step("r", 5);
+  standardized.mutable_step()->set_mode(v1::DESCENT_MODE_STANDARDIZED);
+  standardized.mutable_step()->set_learning_rate(1);
+  refused.Add(bad_view).Add(no_window).Add(standardized);
+  v1::Request both = Configure("r", 0, 1, 0, 0);
+  both.mutable_configure()->set_remove_window(true);
+  both.mutable_configure()->set_window_nanos(kSecond);
+  v1::Request buckets_only = Configure("r", 0, 1, 0, 0);
+  buckets_only.mutable_configure()->set_window_buckets(4);
+  v1::Request follows_nothing = Configure("r", 0, 1, 0, 0);
+  follows_nothing.mutable_configure()->set_descent_view(v1::VIEW_DECAYED);
+  v1::Request narrow = Configure("r", 0, 1, 0, 0);
+  narrow.mutable_configure()->set_window_nanos(3);
+  narrow.mutable_configure()->set_window_buckets(4);
+  refused.Add(both).Add(buckets_only).Add(follows_nothing).Add(narrow).Add(List());
+  Write(dir, "views_refused", Plan(0, 0), refused);
+}
+
 }  // namespace
 
 // The seeds are written in this order: the request ids (next_id) follow it.
@@ -302,5 +363,6 @@ int main(int argc, char** argv) {
   WriteFrameDecoderSeeds(root);
   WriteRequestPathOperationSeeds(root);
   WriteRequestPathEdgeSeeds(root);
+  WriteRequestPathViewSeeds(root);
   return 0;
 }

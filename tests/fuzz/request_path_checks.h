@@ -19,6 +19,7 @@
 #include "core/point_stats.h"
 #include "core/series.h"
 #include "fuzz/frame_decoder_checks.h"
+#include "fuzz/request_path_model.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "protocol/connection.h"
 #include "protocol/series_name.h"
@@ -48,73 +49,19 @@ inline void BoundWork(v1::Request* request) {
   }
 }
 
-// Describes what is being checked; called only when a check fails.
-using What = std::function<std::string()>;
-
-inline bool IsValidValue(double v) {
-  return std::isfinite(v) && std::fabs(v) <= core::kMaxAbsValue;
-}
-
-// What every FitReply promises, in a fit, configure or reset reply or a list.
-inline void CheckFitReply(const v1::FitReply& f, const What& what) {
-  // Built only when a check fails.
-  const auto ctx = [&] { return what() + ": FitReply " + f.ShortDebugString().substr(0, 400); };
-  GRADIENTD_FUZZ_CHECK(std::isfinite(f.descent().m()) && std::isfinite(f.descent().b()),
-                       ctx() + ": the descent model is not finite");
-  GRADIENTD_FUZZ_CHECK(f.steps_per_batch() <= core::kMaxStepsPerBatch, ctx());
-  GRADIENTD_FUZZ_CHECK(std::isfinite(f.learning_rate()) && f.learning_rate() >= 0,
-                       ctx() + ": learning_rate");
-  if (f.n() == 0) {
-    GRADIENTD_FUZZ_CHECK(!f.descent().has_loss(), ctx() + ": a loss without points");
-    GRADIENTD_FUZZ_CHECK(!f.has_least_squares() && !f.has_r_squared(),
-                         ctx() + ": a line without points");
-    GRADIENTD_FUZZ_CHECK(f.mean_x() == 0 && f.mean_y() == 0, ctx() + ": means without points");
-    return;
-  }
-  // A loss is finite, or absent with the reason.
-  GRADIENTD_FUZZ_CHECK(f.descent().has_loss() != !f.descent().loss_error().empty(),
-                       ctx() + ": no descent loss, or a loss and an error");
-  GRADIENTD_FUZZ_CHECK(
-      !f.descent().has_loss() || (std::isfinite(f.descent().loss()) && f.descent().loss() >= 0),
-      ctx() + ": descent loss");
-  GRADIENTD_FUZZ_CHECK(IsValidValue(f.mean_x()) && IsValidValue(f.mean_y()), ctx() + ": means");
-  if (f.learning_rate_auto()) {
-    GRADIENTD_FUZZ_CHECK(f.learning_rate() > 0, ctx() + ": auto learning rate");
-  }
-  // "Unset rather than reporting a huge slope": a line that is reported is
-  // a real line.
-  if (f.has_least_squares()) {
-    const v1::Line& ls = f.least_squares();
-    GRADIENTD_FUZZ_CHECK(std::isfinite(ls.m()) && std::isfinite(ls.b()),
-                         ctx() + ": least-squares line not finite");
-    GRADIENTD_FUZZ_CHECK(ls.has_loss() != !ls.loss_error().empty(),
-                         ctx() + ": no least-squares loss, or a loss and an error");
-    GRADIENTD_FUZZ_CHECK(!ls.has_loss() || (std::isfinite(ls.loss()) && ls.loss() >= 0),
-                         ctx() + ": least-squares loss");
-  }
-  if (f.has_r_squared()) {
-    GRADIENTD_FUZZ_CHECK(f.has_least_squares(), ctx() + ": R^2 without a line");
-    GRADIENTD_FUZZ_CHECK(f.r_squared() >= 0 && f.r_squared() <= 1, ctx() + ": R^2 out of [0, 1]");
-  }
-}
-
-inline void CheckGradientReply(const v1::GradientReply& g, const std::string& name, uint64_t n,
-                               const What& what) {
-  const auto ctx = [&] { return what() + ": GradientReply " + g.ShortDebugString(); };
-  GRADIENTD_FUZZ_CHECK(g.series() == name, ctx());
-  GRADIENTD_FUZZ_CHECK(g.n() == n && n > 0, ctx() + ": n");
-  GRADIENTD_FUZZ_CHECK(std::isfinite(g.m()) && std::isfinite(g.b()), ctx() + ": m, b");
-  GRADIENTD_FUZZ_CHECK(std::isfinite(g.intercept_gradient()) && std::isfinite(g.slope_gradient()),
-                       ctx() + ": gradient not finite");
-  GRADIENTD_FUZZ_CHECK(std::isfinite(g.loss()) && g.loss() >= 0, ctx() + ": loss");
-}
-
 // Wraps the service: checks each request's response and its effect on the
 // observable state against a model of the series (names, point counts,
-// steps_per_batch).
+// settings and views). The service's clock is the checker's: it moves a
+// millisecond a request, so event times are reproducible (and no producer
+// expires: that takes an hour).
 class CheckingHandler : public protocol::RequestHandler {
  public:
-  explicit CheckingHandler(service::Service& service) : service_(service) {}
+  static constexpr int64_t kStartUnixNanos = 1'700'000'000'000'000'000;
+  static constexpr int64_t kMaxFutureSkewNanos = 300'000'000'000;  // the default 5 min
+
+  explicit CheckingHandler(service::Service& service) : service_(service) {
+    service_.SetClock([this] { return now_ns_; });
+  }
 
   uint64_t Handle(const v1::Request& original, v1::Response* response) override {
     GRADIENTD_FUZZ_CHECK(
@@ -123,6 +70,7 @@ class CheckingHandler : public protocol::RequestHandler {
     v1::Request request = original;
     BoundWork(&request);
     ids_.push_back(request.id());
+    now_ns_ += 1'000'000;
     before_ = List();
     const std::string before_bytes = before_.SerializeAsString();
     const uint64_t token = service_.Handle(request, response);
@@ -200,17 +148,18 @@ class CheckingHandler : public protocol::RequestHandler {
       GRADIENTD_FUZZ_CHECK(f.n() == it->second.n, what() + ": series '" + f.series() +
                                                       "' has n = " + std::to_string(f.n()) +
                                                       ", accepted " + std::to_string(it->second.n));
-      GRADIENTD_FUZZ_CHECK(f.steps_per_batch() == it->second.steps_per_batch,
-                           what() + ": steps_per_batch");
+      CheckSettings(f, it->second, what);
       CheckFitReply(f, what);
     }
   }
 
-  // Every series, following the pages (small ones, to exercise them).
-  v1::SeriesList List() {
+  // Every series in `view`, following the pages (small ones, to exercise
+  // them).
+  v1::SeriesList List(v1::View view = v1::VIEW_UNSPECIFIED) {
     v1::SeriesList all;
     v1::Request request;
     request.mutable_list()->set_page_size(3);
+    request.mutable_list()->set_view(view);
     for (std::size_t page = 0; page <= model_.size() + 1; ++page) {
       v1::Response response;
       service_.Handle(request, &response);
@@ -228,11 +177,6 @@ class CheckingHandler : public protocol::RequestHandler {
   const std::vector<uint64_t>& ids() const { return ids_; }
 
  private:
-  struct SeriesModel {
-    uint64_t n = 0;  // the sum of accepted points since creation or reset
-    uint32_t steps_per_batch = 1;
-  };
-
   std::string Describe() const {
     std::string d = "request " + std::to_string(ids_.size() - 1);
     if (request_ != nullptr) d += " {" + request_->ShortDebugString().substr(0, 600) + "}";
@@ -257,17 +201,60 @@ class CheckingHandler : public protocol::RequestHandler {
     return !service::ValidateSeriesName(name, service::kMaxSeriesNameBytes).ok();
   }
 
-  // A page is the slice of the state after its token, within its prefix.
+  // A listed series' settings and views against the model.
+  static void CheckSettings(const v1::FitReply& f, const SeriesModel& s, const What& what) {
+    const auto ctx = [&] { return what() + ": series '" + f.series() + "' "; };
+    GRADIENTD_FUZZ_CHECK(f.steps_per_batch() == s.steps_per_batch, ctx() + "steps_per_batch");
+    GRADIENTD_FUZZ_CHECK(f.learning_rate_auto() == (s.learning_rate == 0),
+                         ctx() + "learning_rate_auto");
+    if (s.learning_rate > 0) {
+      GRADIENTD_FUZZ_CHECK(f.learning_rate() == s.learning_rate, ctx() + "learning_rate");
+    }
+    GRADIENTD_FUZZ_CHECK(f.descent_mode() == s.mode, ctx() + "descent_mode");
+    GRADIENTD_FUZZ_CHECK(f.effective_descent_mode() == EffectiveMode(s, std::nullopt, std::nullopt),
+                         ctx() + "effective_descent_mode");
+    GRADIENTD_FUZZ_CHECK(f.descent_view() == s.descent_view, ctx() + "descent_view");
+    GRADIENTD_FUZZ_CHECK(f.window_nanos() == s.window_ns && f.window_buckets() == s.window_buckets,
+                         ctx() + "window");
+    GRADIENTD_FUZZ_CHECK(f.half_life_nanos() == s.half_life_ns, ctx() + "half-life");
+    // Exactly the views the series has, in the order all, window, decayed;
+    // each counts at most the points of all history.
+    int at = 0;
+    for (const v1::View view : {v1::VIEW_ALL, v1::VIEW_WINDOW, v1::VIEW_DECAYED}) {
+      if (!s.Has(view)) continue;
+      GRADIENTD_FUZZ_CHECK(at < f.views_size() && f.views(at).coverage().view() == view,
+                           ctx() + "lacks view " + std::to_string(view));
+      const v1::Coverage& c = f.views(at++).coverage();
+      GRADIENTD_FUZZ_CHECK(view == v1::VIEW_ALL ? c.n() == s.n : c.n() <= s.n,
+                           ctx() + "view " + std::to_string(view) + " counts " +
+                               std::to_string(c.n()) + " of " + std::to_string(s.n) + " points");
+      GRADIENTD_FUZZ_CHECK(std::isfinite(c.weight()) && c.weight() >= 0 &&
+                               (c.n() > 0) == (c.weight() > 0) && c.effective_n() <= static_cast<double>(c.n()) * (1 + 1e-9),
+                           ctx() + "coverage weights");
+    }
+    GRADIENTD_FUZZ_CHECK(at == f.views_size(), ctx() + "lists a view it does not have");
+  }
+
+  // The points of `view` in `state`'s entry of `name` (listed in VIEW_ALL).
+  static uint64_t ViewCount(const v1::SeriesList& state, const std::string& name, v1::View view) {
+    const v1::FitReply* f = Find(state, name);
+    const v1::ViewFit* v = f != nullptr ? ViewIn(*f, view) : nullptr;
+    return v != nullptr ? v->coverage().n() : 0;
+  }
+
+  // A page is the slice of the state in its view after its token, within
+  // its prefix.
   void ListPage(const v1::ListSeries& l) {
     const bool bad =
-        l.page_size() > service::kMaxListPageSize ||
+        !KnownView(l.view()) || l.page_size() > service::kMaxListPageSize ||
         l.prefix().size() > service::kMaxSeriesNameBytes ||
         (!l.page_token().empty() &&
          (BadName(l.page_token()) || l.page_token().compare(0, l.prefix().size(), l.prefix())));
     if (bad) return ExpectError(v1::Error::INVALID_ARGUMENT);
     ExpectBody(v1::Response::kSeriesList);
+    const v1::SeriesList in_view = l.view() == v1::VIEW_UNSPECIFIED ? after_ : List(l.view());
     std::vector<const v1::FitReply*> expected;
-    for (const v1::FitReply& f : after_.series()) {
+    for (const v1::FitReply& f : in_view.series()) {
       if (f.series() > l.page_token() &&
           f.series().compare(0, l.prefix().size(), l.prefix()) == 0) {
         expected.push_back(&f);
@@ -300,12 +287,14 @@ class CheckingHandler : public protocol::RequestHandler {
 
   // The entry of `name` in the state after the request, which must exist,
   // and must be what the reply says.
-  void ExpectFitIsState(const std::string& name) const {
-    const v1::FitReply* now = Find(after_, name);
+  void ExpectFitIsState(const std::string& name) const { ExpectFitIsIn(after_, name); }
+  void ExpectFitIsIn(const v1::SeriesList& state, const std::string& name) const {
+    const v1::FitReply* now = Find(state, name);
     GRADIENTD_FUZZ_CHECK(now != nullptr, Describe() + ": the series is not listed");
     GRADIENTD_FUZZ_CHECK(response_->fit().SerializeAsString() == now->SerializeAsString(),
                          Describe() + ": reply differs from the listed state");
   }
+
 
   void Ingest(const v1::PointBatch& batch) {
     const std::string name = NameOf(batch.series());
@@ -317,6 +306,13 @@ class CheckingHandler : public protocol::RequestHandler {
         (!batch.producer_id().empty() && !service::ValidateProducerId(batch.producer_id()).ok())) {
       return ExpectError(v1::Error::INVALID_ARGUMENT);
     }
+    // A batch is at its event time, or at its receipt; at most the skew
+    // ahead of the clock.
+    const int64_t event_time =
+        batch.has_event_time_unix_nanos() ? batch.event_time_unix_nanos() : now_ns_;
+    if (event_time > now_ns_ && event_time - now_ns_ > kMaxFutureSkewNanos) {
+      return ExpectError(v1::Error::INVALID_ARGUMENT);
+    }
     ExpectBody(v1::Response::kAck);
     const v1::IngestAck& ack = response_->ack();
     GRADIENTD_FUZZ_CHECK(ack.series() == name, Describe());
@@ -326,7 +322,8 @@ class CheckingHandler : public protocol::RequestHandler {
     if (exactly_once) {
       auto last = producers_.find(batch.producer_id());
       if (last != producers_.end() && batch.sequence() <= last->second) {
-        GRADIENTD_FUZZ_CHECK(ack.duplicate() && ack.accepted() == 0 && ack.steps() == 0,
+        GRADIENTD_FUZZ_CHECK(ack.duplicate() && ack.accepted() == 0 && ack.steps() == 0 &&
+                                 ack.event_time_unix_nanos() == 0,
                              Describe() + ": not acknowledged as a duplicate");
         const SeriesModel* s = Model(name);
         GRADIENTD_FUZZ_CHECK(ack.total() == (s != nullptr ? s->n : 0), Describe() + ": total");
@@ -337,39 +334,50 @@ class CheckingHandler : public protocol::RequestHandler {
       producers_[batch.producer_id()] = batch.sequence();
     }
     GRADIENTD_FUZZ_CHECK(!ack.duplicate(), Describe() + ": a first delivery taken as a duplicate");
+    GRADIENTD_FUZZ_CHECK(ack.event_time_unix_nanos() == event_time, Describe() + ": event time");
     const v1::FitReply* was = Find(before_, name);
     SeriesModel& s = model_[name];
     const auto accepted = static_cast<uint64_t>(batch.x_size());
     GRADIENTD_FUZZ_CHECK(ack.accepted() == accepted, Describe() + ": accepted");
     GRADIENTD_FUZZ_CHECK(ack.total() == s.n + accepted, Describe() + ": total");
-    if (ack.total() == 0 || s.steps_per_batch == 0) {
+    s.n = ack.total();
+    // Steps run on the descent's view, when it has points after the batch.
+    if (s.steps_per_batch == 0 || ViewCount(after_, name, s.descent_view) == 0) {
       GRADIENTD_FUZZ_CHECK(ack.steps() == 0 && ack.descent_error().empty(), Describe() + ": steps");
     } else if (ack.descent_error().empty()) {
       GRADIENTD_FUZZ_CHECK(ack.steps() == s.steps_per_batch, Describe() + ": steps");
     } else {
       GRADIENTD_FUZZ_CHECK(ack.steps() == 0, Describe() + ": steps despite a descent error");
     }
-    s.n = ack.total();
     const v1::FitReply* now = Find(after_, name);
     GRADIENTD_FUZZ_CHECK(now != nullptr, Describe() + ": the series is not listed");
     GRADIENTD_FUZZ_CHECK(now->steps() == (was ? was->steps() : 0) + ack.steps(),
                          Describe() + ": steps count");
   }
 
+  // Whether a view the series has lacks points: FAILED_PRECONDITION, as a
+  // view it lacks.
+  bool Unqueryable(const std::string& name, const SeriesModel& s, v1::View view) const {
+    return !s.Has(view) || ViewCount(before_, name, view) == 0;
+  }
+
   void Gradient(const v1::GradientQuery& q) {
     const std::string name = NameOf(q.series());
     if (BadName(name)) return ExpectError(v1::Error::INVALID_ARGUMENT);
-    if ((q.has_m() && !std::isfinite(q.m())) || (q.has_b() && !std::isfinite(q.b()))) {
+    if ((q.has_m() && !std::isfinite(q.m())) || (q.has_b() && !std::isfinite(q.b())) ||
+        !KnownView(q.view())) {
       return ExpectError(v1::Error::INVALID_ARGUMENT);
     }
     const SeriesModel* s = Model(name);
     if (s == nullptr) return ExpectError(v1::Error::NOT_FOUND);
-    if (s->n == 0) return ExpectError(v1::Error::FAILED_PRECONDITION);
+    const v1::View view = QueryView(q.view());
+    if (Unqueryable(name, *s, view)) return ExpectError(v1::Error::FAILED_PRECONDITION);
     // A gradient that overflows at this (m, b) is refused.
     if (response_->has_error()) return ExpectError(v1::Error::INVALID_ARGUMENT);
     ExpectBody(v1::Response::kGradient);
     const v1::GradientReply& g = response_->gradient();
-    CheckGradientReply(g, name, s->n, [this] { return Describe(); });
+    CheckGradientReply(g, name, ViewCount(before_, name, view), [this] { return Describe(); });
+    GRADIENTD_FUZZ_CHECK(g.coverage().view() == view, Describe() + ": coverage view");
     const v1::FitReply* was = Find(before_, name);
     GRADIENTD_FUZZ_CHECK(was != nullptr, Describe());
     GRADIENTD_FUZZ_CHECK(g.m() == (q.has_m() ? q.m() : was->descent().m()), Describe() + ": m");
@@ -378,37 +386,65 @@ class CheckingHandler : public protocol::RequestHandler {
 
   void Fit(const v1::FitQuery& q) {
     const std::string name = NameOf(q.series());
-    if (BadName(name)) return ExpectError(v1::Error::INVALID_ARGUMENT);
-    if (Model(name) == nullptr) return ExpectError(v1::Error::NOT_FOUND);
+    if (BadName(name) || !KnownView(q.view())) return ExpectError(v1::Error::INVALID_ARGUMENT);
+    const SeriesModel* s = Model(name);
+    if (s == nullptr) return ExpectError(v1::Error::NOT_FOUND);
+    const v1::View view = QueryView(q.view());
+    if (!s->Has(view)) return ExpectError(v1::Error::FAILED_PRECONDITION);
     ExpectBody(v1::Response::kFit);
-    ExpectFitIsState(name);
+    if (view == v1::VIEW_ALL) return ExpectFitIsState(name);
+    ExpectFitIsIn(List(view), name);
+    GRADIENTD_FUZZ_CHECK(response_->fit().n() == ViewCount(after_, name, view) &&
+                             response_->fit().coverage().view() == view,
+                         Describe() + ": the fit is not of the view asked for");
   }
 
   void Step(const v1::StepRequest& r) {
     const std::string name = NameOf(r.series());
     if (BadName(name)) return ExpectError(v1::Error::INVALID_ARGUMENT);
+    if ((r.has_mode() && !KnownMode(r.mode())) || !KnownView(r.view())) {
+      return ExpectError(v1::Error::INVALID_ARGUMENT);
+    }
     const SeriesModel* s = Model(name);
     if (s == nullptr) return ExpectError(v1::Error::NOT_FOUND);
-    if (s->n == 0) return ExpectError(v1::Error::FAILED_PRECONDITION);
+    const v1::View view = r.view() != v1::VIEW_UNSPECIFIED ? r.view() : s->descent_view;
+    if (Unqueryable(name, *s, view)) return ExpectError(v1::Error::FAILED_PRECONDITION);
+    const auto rate_option = r.has_learning_rate() ? std::optional(r.learning_rate()) : std::nullopt;
+    const v1::DescentMode mode =
+        EffectiveMode(*s, r.has_mode() ? std::optional(r.mode()) : std::nullopt, rate_option);
+    const double fixed_rate = rate_option.value_or(s->learning_rate);
+    const auto bad_tolerance = [](bool has, double t) { return has && !(std::isfinite(t) && t >= 0); };
     const bool invalid =
         (r.has_learning_rate() && !(std::isfinite(r.learning_rate()) && r.learning_rate() >= 0)) ||
-        (r.has_tolerance() && !(std::isfinite(r.tolerance()) && r.tolerance() >= 0)) ||
-        r.iterations() > core::kMaxStepIterations;
+        bad_tolerance(r.has_tolerance(), r.tolerance()) ||
+        bad_tolerance(r.has_relative_tolerance(), r.relative_tolerance()) ||
+        r.iterations() > core::kMaxStepIterations ||
+        (mode == v1::DESCENT_MODE_STANDARDIZED && fixed_rate >= 1);
+    // Otherwise refused only for a step that would overflow.
     if (invalid || response_->has_error()) return ExpectError(v1::Error::INVALID_ARGUMENT);
     ExpectBody(v1::Response::kStep);
+    CheckStepReply(r, name, view, mode, fixed_rate);
+  }
+
+  void CheckStepReply(const v1::StepRequest& r, const std::string& name, v1::View view,
+                      v1::DescentMode mode, double fixed_rate) const {
     const v1::StepReply& reply = response_->step();
     GRADIENTD_FUZZ_CHECK(reply.iterations() <= r.iterations(), Describe() + ": iterations");
     GRADIENTD_FUZZ_CHECK(
         reply.converged() || reply.time_limited() || reply.iterations() == r.iterations(),
         Describe() + ": stopped early without converging or running out of time");
-    GRADIENTD_FUZZ_CHECK(!reply.converged() || r.has_tolerance(),
+    GRADIENTD_FUZZ_CHECK(!reply.converged() || r.has_tolerance() || r.has_relative_tolerance(),
                          Describe() + ": converged without a tolerance");
+    GRADIENTD_FUZZ_CHECK(reply.mode() == mode, Describe() + ": mode");
     GRADIENTD_FUZZ_CHECK(std::isfinite(reply.learning_rate()) && reply.learning_rate() > 0,
                          Describe() + ": learning rate");
-    if (r.has_learning_rate() && r.learning_rate() > 0) {
-      GRADIENTD_FUZZ_CHECK(reply.learning_rate() == r.learning_rate(), Describe() + ": rate");
+    if (fixed_rate > 0) {
+      GRADIENTD_FUZZ_CHECK(reply.learning_rate() == fixed_rate, Describe() + ": rate");
+    } else if (mode == v1::DESCENT_MODE_STANDARDIZED) {
+      GRADIENTD_FUZZ_CHECK(reply.learning_rate() == 0.5, Describe() + ": standardized auto rate");
     }
-    CheckGradientReply(reply.gradient(), name, s->n, [this] { return Describe(); });
+    CheckGradientReply(reply.gradient(), name, ViewCount(before_, name, view),
+                       [this] { return Describe(); });
     const v1::FitReply* was = Find(before_, name);
     const v1::FitReply* now = Find(after_, name);
     GRADIENTD_FUZZ_CHECK(was != nullptr && now != nullptr, Describe());
@@ -422,24 +458,15 @@ class CheckingHandler : public protocol::RequestHandler {
   void Configure(const v1::ConfigureSeries& c) {
     const std::string name = NameOf(c.series());
     if (BadName(name)) return ExpectError(v1::Error::INVALID_ARGUMENT);
-    const bool invalid =
-        (c.has_learning_rate() && !(std::isfinite(c.learning_rate()) && c.learning_rate() >= 0)) ||
-        (c.has_steps_per_batch() && c.steps_per_batch() > core::kMaxStepsPerBatch) ||
-        (c.has_m() && !std::isfinite(c.m())) || (c.has_b() && !std::isfinite(c.b()));
-    if (invalid) return ExpectError(v1::Error::INVALID_ARGUMENT);
+    const SeriesModel* was = Model(name);
+    const std::optional<SeriesModel> next = Configured(was ? *was : SeriesModel{}, c);
+    if (!next) return ExpectError(v1::Error::INVALID_ARGUMENT);
     ExpectBody(v1::Response::kFit);
-    SeriesModel& s = model_[name];
-    if (c.has_steps_per_batch()) s.steps_per_batch = c.steps_per_batch();
+    model_[name] = *next;
     const v1::FitReply& f = response_->fit();
-    GRADIENTD_FUZZ_CHECK(f.series() == name && f.n() == s.n, Describe());
+    GRADIENTD_FUZZ_CHECK(f.series() == name && f.n() == next->n, Describe());
     if (c.has_m()) GRADIENTD_FUZZ_CHECK(f.descent().m() == c.m(), Describe() + ": m");
     if (c.has_b()) GRADIENTD_FUZZ_CHECK(f.descent().b() == c.b(), Describe() + ": b");
-    if (c.has_learning_rate()) {
-      GRADIENTD_FUZZ_CHECK(f.learning_rate_auto() == (c.learning_rate() == 0), Describe());
-      if (c.learning_rate() > 0) {
-        GRADIENTD_FUZZ_CHECK(f.learning_rate() == c.learning_rate(), Describe() + ": rate");
-      }
-    }
     ExpectFitIsState(name);
   }
 
@@ -454,12 +481,15 @@ class CheckingHandler : public protocol::RequestHandler {
     GRADIENTD_FUZZ_CHECK(f.series() == name && f.n() == 0 && f.steps() == 0 &&
                              f.descent().m() == 0 && f.descent().b() == 0,
                          Describe() + ": not reset");
-    GRADIENTD_FUZZ_CHECK(f.steps_per_batch() == it->second.steps_per_batch,
-                         Describe() + ": configuration not kept");
+    // The settings are kept (CheckState), and every view is emptied.
+    for (const v1::ViewFit& v : f.views()) {
+      GRADIENTD_FUZZ_CHECK(v.coverage().n() == 0, Describe() + ": a view kept its points");
+    }
     ExpectFitIsState(name);
   }
 
   service::Service& service_;
+  int64_t now_ns_ = kStartUnixNanos;  // the service's clock
   std::map<std::string, SeriesModel> model_;   // sorted like the list
   std::map<std::string, uint64_t> producers_;  // the last sequence applied per producer
   std::vector<uint64_t> ids_;
