@@ -14,6 +14,7 @@
 #include "cli/query/query_commands.h"
 #include "cli/replay/inspect.h"
 #include "cli/replay/replay.h"
+#include "cli/watch/watch.h"
 #include "client/client.h"
 
 namespace gradientd::cli {
@@ -56,7 +57,8 @@ Command BenchCommand() {
 std::span<const Command> Commands() {
   static const Command kCommands[] = {
       ProduceCommand(), GradientCommand(), FitCommand(),   StepCommand(),   ConfigureCommand(),
-      ResetCommand(),   ListCommand(),     BenchCommand(), ReplayCommand(), InspectCommand(),
+      ResetCommand(),   ListCommand(),     WatchCommand(), BenchCommand(), ReplayCommand(),
+      InspectCommand(),
   };
   return kCommands;
 }
