@@ -412,33 +412,27 @@ struct PtyRun {
   int status = -1;
 };
 
-// Runs gradctl with `args` on a new pseudo-terminal of 60x10; once the output
+void ExecGradctl(const std::vector<std::string>& args) {
+  std::vector<char*> argv = {const_cast<char*>(GRADCTL_BINARY)};
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(GRADCTL_BINARY, argv.data());
+  _exit(127);
+}
+
+// Reads the child's output from `fd` until it closes it; once the output
 // contains `signal_after` (if not empty) sends SIGINT. Gives up (kills it)
 // after a generous deadline, a watchdog only.
-PtyRun RunOnPty(const std::vector<std::string>& args, const std::string& signal_after = "") {
-  winsize size{};
-  size.ws_col = 60;
-  size.ws_row = 10;
-  int master = -1;
-  const pid_t pid = forkpty(&master, nullptr, nullptr, &size);
-  if (pid == 0) {
-    std::vector<char*> argv = {const_cast<char*>(GRADCTL_BINARY)};
-    for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(GRADCTL_BINARY, argv.data());
-    _exit(127);
-  }
+PtyRun Collect(pid_t pid, int fd, const std::string& signal_after) {
   PtyRun run;
-  EXPECT_GT(pid, 0);
-  if (pid <= 0) return run;
   bool signalled = false;
   const auto deadline = std::chrono::steady_clock::now() + 120s;
   while (std::chrono::steady_clock::now() < deadline) {
-    pollfd p{master, POLLIN, 0};
+    pollfd p{fd, POLLIN, 0};
     if (poll(&p, 1, 100) <= 0) continue;
     char buf[4096];
-    const ssize_t got = read(master, buf, sizeof buf);
-    if (got <= 0) break;  // EIO: the child closed the terminal
+    const ssize_t got = read(fd, buf, sizeof buf);
+    if (got <= 0) break;  // EOF, or EIO: the child closed the terminal
     run.output.append(buf, static_cast<std::size_t>(got));
     if (!signal_after.empty() && !signalled &&
         run.output.find(signal_after) != std::string::npos) {
@@ -447,9 +441,39 @@ PtyRun RunOnPty(const std::vector<std::string>& args, const std::string& signal_
     }
   }
   if (std::chrono::steady_clock::now() >= deadline) kill(pid, SIGKILL);
-  close(master);
+  close(fd);
   waitpid(pid, &run.status, 0);
   return run;
+}
+
+// gradctl with `args` on a new pseudo-terminal of 60x10.
+PtyRun RunOnPty(const std::vector<std::string>& args, const std::string& signal_after = "") {
+  winsize size{};
+  size.ws_col = 60;
+  size.ws_row = 10;
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, &size);
+  if (pid == 0) ExecGradctl(args);
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return {};
+  return Collect(pid, master, signal_after);
+}
+
+// gradctl with `args`, its standard output a pipe.
+PtyRun RunOnPipe(const std::vector<std::string>& args, const std::string& signal_after) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], STDOUT_FILENO);
+    close(fds[0]);
+    close(fds[1]);
+    ExecGradctl(args);
+  }
+  close(fds[1]);
+  EXPECT_GT(pid, 0);
+  if (pid <= 0) return {};
+  return Collect(pid, fds[0], signal_after);
 }
 
 // The text of the last frame: after the last cursor-home, escapes removed.
@@ -486,12 +510,31 @@ TEST_F(GradctlWatchTest, OnATerminalItRedrawsInPlaceFittedToTheTerminal) {
 
 TEST_F(GradctlWatchTest, InterruptedOnATerminalItRestoresTheCursorAndExitsZero) {
   Produce("s", 3);
-  const PtyRun run = RunOnPty({"--server", server_.address(), "watch", "--interval", "50ms"},
-                              std::string(kClearScreenEnd));
+  const PtyRun run =
+      RunOnPty({"--server", server_.address(), "watch", "--interval", "50ms"}, "SERIES");
   ASSERT_TRUE(WIFEXITED(run.status)) << run.output;
   EXPECT_EQ(WEXITSTATUS(run.status), 0);
   EXPECT_NE(run.output.find(std::string(kShowCursor)), std::string::npos) << run.output;
   EXPECT_GT(run.output.rfind(std::string(kShowCursor)), run.output.rfind(std::string(kHome)));
+}
+
+}  // namespace
+}  // namespace gradientd::cli
+
+namespace gradientd::cli {
+namespace {
+
+TEST_F(GradctlWatchTest, InterruptedOnAPipeItEndsAfterWholeBlocksAndExitsZero) {
+  Produce("s", 3);
+  const PtyRun run =
+      RunOnPipe({"--server", server_.address(), "watch", "--interval", "10ms"}, "SERIES");
+  ASSERT_TRUE(WIFEXITED(run.status)) << run.output;
+  EXPECT_EQ(WEXITSTATUS(run.status), 0);
+  EXPECT_EQ(run.output.find('\x1b'), std::string::npos);
+  EXPECT_TRUE(run.output.ends_with("\n\n")) << run.output;
+  const std::vector<Block> blocks = ParseBlocks(run.output);
+  ASSERT_GE(blocks.size(), 1u);
+  for (const Block& block : blocks) EXPECT_EQ(RowOf(block, "s").at("N"), "3");
 }
 
 }  // namespace

@@ -32,6 +32,7 @@ InterruptFlag::InterruptFlag() {
   g_interrupted = 0;
   struct sigaction action {};
   action.sa_handler = &OnInterrupt;
+  action.sa_flags = SA_RESTART;  // a blocking read goes on; the loop polls the flag
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, &g_previous_int);
   sigaction(SIGTERM, &action, &g_previous_term);

@@ -190,6 +190,7 @@ int Refresh(CommandContext& context, const WatchConfig& config, WatchEnvironment
     Listing listing;
     v1::Response error_reply;
     if (Status s = FetchListing(client, config, &listing, &error_reply); !s.ok()) {
+      if (environment.Interrupted()) return kExitOk;  // Ctrl-C broke off the call
       const uint64_t done = refresh - 1;
       return context.Fail(Status(s.code(), "lost the server at " + context.flags.server +
                                                 " after " + std::to_string(done) +
