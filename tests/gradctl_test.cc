@@ -425,7 +425,7 @@ TEST(GradctlOptionsTest, DefaultsComeFromTheExplicitDefaultArguments) {
 
 TEST(GradctlOptionsTest, HelpOfEveryCommandExitsZero) {
   for (const char* command : {"produce", "gradient", "fit", "step", "configure", "reset", "list",
-                              "bench", "replay", "inspect"}) {
+                              "watch", "bench", "replay", "inspect"}) {
     SCOPED_TRACE(command);
     Result r = Gradctl({command, "--help"}, "127.0.0.1:1");
     EXPECT_EQ(r.code, 0);
