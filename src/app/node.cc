@@ -8,7 +8,17 @@
 namespace gradientd::app {
 
 Node::Node(NodeOptions options, std::ostream& log)
-    : options_(std::move(options)), log_(log), service_(store_, options_.limits) {}
+    : options_(std::move(options)),
+      log_(log),
+      service_(store_, options_.limits),
+      dashboard_(service_, live_points_) {
+  // Set before recovery, which does not call it: the samples are of live
+  // traffic only.
+  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
+                                   int64_t event_time, int64_t received) {
+    ObserveBatch(series, batch, event_time, received);
+  });
+}
 
 Node::~Node() = default;
 
@@ -63,11 +73,13 @@ Status Node::CreateRecording() {
   if (Status s = storage::RecordingWriter::Create(options_.record_path, &recording_); !s.ok()) {
     return Status(s.code(), "--record: " + s.message());
   }
-  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
-                                   int64_t event_time, int64_t received) {
-    Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
-  });
   return Status::Ok();
+}
+
+void Node::ObserveBatch(const std::string& series, const v1::PointBatch& batch,
+                        int64_t event_time, int64_t received) {
+  live_points_.Observe(series, batch);
+  if (recording_) Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
 }
 
 void Node::Record(const v1::RecordedBatch& record) {

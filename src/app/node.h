@@ -20,6 +20,8 @@
 #include "auth/authenticator.h"
 #include "core/status.h"
 #include "durable/data_directory.h"
+#include "http/dashboard_routes.h"
+#include "http/live_points.h"
 #include "recording/recording.h"
 #include "server/server.h"
 #include "service/series_store.h"
@@ -67,11 +69,18 @@ class Node {
   Status Finish();
 
   service::Service& service() { return service_; }
+  // The dashboard's pages and its sample and history API, for the HTTP
+  // listener's Router; fed by every applied batch.
+  http::Routes& dashboard() { return dashboard_; }
 
  private:
   Status LoadAuthFile();
   Status Recover();
   Status CreateRecording();
+  // The service's one batch observer: the recording, if any, and the
+  // dashboard's samples.
+  void ObserveBatch(const std::string& series, const v1::PointBatch& batch, int64_t event_time,
+                    int64_t received);
   void Record(const v1::RecordedBatch& record);
 
   const NodeOptions options_;
@@ -79,6 +88,8 @@ class Node {
   // Declared in the order they start; destroyed in reverse, server first.
   service::SeriesStore store_;
   service::Service service_;
+  http::LivePoints live_points_;
+  http::DashboardRoutes dashboard_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<durable::DataDirectory> data_;
   std::unique_ptr<storage::RecordingWriter> recording_;

@@ -150,7 +150,9 @@ std::string_view PathOf(const Request& request) {
 }
 
 const EmbeddedAsset* FindAsset(std::string_view path) {
-  if (path.starts_with(kSeriesPagePrefix) && path.size() > kSeriesPagePrefix.size()) {
+  if (path.starts_with(kSeriesPagePrefix)) {
+    // Every series' page is one shell; "/series/" alone names none.
+    if (path.size() == kSeriesPagePrefix.size()) return nullptr;
     path = kSeriesPagePrefix;
   }
   for (const EmbeddedAsset& asset : EmbeddedAssets()) {

@@ -29,7 +29,7 @@ void Reservoir::Add(const v1::PointBatch& batch, std::mt19937_64& random) {
     }
   }
   const uint64_t first = seen_;  // the stream index of the batch's point 0
-  while (next_ < first + size) {
+  while (points_.size() == capacity_ && next_ < first + size) {
     const int at = static_cast<int>(next_ - first);
     const auto slot = std::uniform_int_distribution<std::size_t>(0, capacity_ - 1)(random);
     points_[slot] = {batch.x(at), batch.y(at)};
