@@ -83,7 +83,7 @@ function field(object, snake, camel) {
 // ---- the list of series --------------------------------------------------
 
 function startListPage() {
-  const previous = new Map();  // series -> {n, time, rate}
+  const previous = new Map();  // series -> {n, time} at the last poll
   poll(async () => {
     const body = await apiGet('/api/v1/series');
     const rows = Array.isArray(body) ? body : (body.series || []);
@@ -97,12 +97,10 @@ function startListPage() {
 function listRow(row, previous, now) {
   const name = field(row, 'series', 'series') || field(row, 'name', 'name');
   const n = Number(field(row, 'n', 'n') || 0);
+  // Points a second between the last two polls.
   const before = previous.get(name);
-  let rate = before ? before.rate : null;
-  if (before && now > before.time && n !== before.n) {
-    rate = (n - before.n) / ((now - before.time) / 1000);
-  }
-  previous.set(name, { n, time: now, rate });
+  const rate = before && now > before.time ? (n - before.n) / ((now - before.time) / 1000) : null;
+  previous.set(name, { n, time: now });
   const cells = [
     link(name), number(n), formatLine(field(row, 'least_squares', 'leastSquares')),
     formatLine(field(row, 'descent', 'descent')),
