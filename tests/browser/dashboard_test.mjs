@@ -103,6 +103,10 @@ async function newPage(browser, consoleErrors) {
 
 async function openServer(browser) {
   const server = await startServer([]);
+  // No steps with batches, so the descent line (0, 0) differs from the
+  // least-squares line until a step moves it.
+  gradctlRun(server.protocol, ['configure', '--series', 'revenue', '--learning-rate', '0.01',
+    '--steps-per-batch', '0']);
   gradctlRun(server.protocol, ['produce', join(demoDir, 'revenue.csv'), '--series', 'revenue',
     '--x-column', 'month', '--y-column', 'revenue']);
   const consoleErrors = [];
@@ -122,6 +126,15 @@ async function openServer(browser) {
   check(plotted.points === 12, 'all 12 points are plotted');
   check(linesMatch(plotted, fit), 'the plotted lines are the server\'s fit ' +
         JSON.stringify({ plotted, fit }));
+  check(plotted.descent.m === 0 && plotted.descent.b === 0 && plotted.leastSquares.m > 10,
+        'the descent line is (0, 0), the least-squares line is not');
+
+  // One step of the lesson's descent moves the model: the page follows.
+  gradctlRun(server.protocol, ['step', '--series', 'revenue', '--iterations', '1']);
+  await page.waitForFunction(() => Number(document.getElementById('scatter').dataset.descentM) > 0,
+                             { timeout: WAIT_MS });
+  fit = serverFit(server.protocol, 'revenue');
+  check(linesMatch(await plottedLines(page), fit), 'after a step the descent line is the server\'s');
   await page.screenshot({ path: join(artifacts, 'series.png') });
 
   // Twelve more months on the same trend: the page follows.
