@@ -6,9 +6,12 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <utility>
 
 #include "http/embedded_assets.h"
+#include "http/query_string.h"
+#include "http/replies.h"
 
 namespace gradientd::http {
 namespace {
@@ -79,74 +82,33 @@ void SetBody(beast_http::status status, std::string_view content_type, std::stri
   response->prepare_payload();
 }
 
-void SetJson(beast_http::status status, std::string body, Response* response) {
+void SetJsonNoStore(std::string body, Response* response) {
+  SetJson(beast_http::status::ok, std::move(body), response);
   response->set(beast_http::field::cache_control, "no-store");
-  SetBody(status, "application/json", std::move(body), response);
+  response->prepare_payload();
 }
 
-void SetJsonError(beast_http::status status, std::string_view code, std::string_view message,
-                  Response* response) {
-  std::string body = "{\"error\":{\"code\":";
-  AppendJsonString(code, &body);
-  body.append(",\"message\":");
-  AppendJsonString(message, &body);
-  body.append("}}");
-  SetJson(status, std::move(body), response);
-}
-
-// A service error as the HTTP status a browser's script can tell apart.
-void SetServiceError(const v1::Error& error, Response* response) {
-  beast_http::status status = beast_http::status::internal_server_error;
-  switch (error.code()) {
-    case v1::Error::INVALID_ARGUMENT: status = beast_http::status::bad_request; break;
-    case v1::Error::NOT_FOUND: status = beast_http::status::not_found; break;
-    case v1::Error::FAILED_PRECONDITION: status = beast_http::status::conflict; break;
-    case v1::Error::RESOURCE_EXHAUSTED: status = beast_http::status::service_unavailable; break;
-    default: break;
+// The `view` parameter (all when absent) and its name; false, with the 400
+// set, for a bad query string or a view that is not all, window or decayed.
+bool ParseView(const Request& request, v1::View* view, std::string* name, Response* response) {
+  std::map<std::string, std::string> parameters;
+  if (Status s = ParseQuery(QueryOf(request.target()), &parameters); !s.ok()) {
+    SetJsonError(s, response);
+    return false;
   }
-  SetJsonError(status, v1::Error::Code_Name(error.code()), error.message(), response);
-}
-
-// The value of `name` in the target's query string, percent-decoded;
-// nullopt when absent.
-std::optional<std::string> QueryParameter(std::string_view target, std::string_view name) {
-  const std::size_t question = target.find('?');
-  if (question == std::string_view::npos) return std::nullopt;
-  std::string_view query = target.substr(question + 1);
-  while (!query.empty()) {
-    const std::size_t amp = query.find('&');
-    const std::string_view pair = query.substr(0, amp);
-    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
-    const std::size_t equals = pair.find('=');
-    if (pair.substr(0, equals) != name) continue;
-    std::string value;
-    if (equals == std::string_view::npos) return value;
-    if (!PercentDecode(pair.substr(equals + 1), &value)) return std::nullopt;
-    return value;
-  }
-  return std::nullopt;
-}
-
-// The `view` parameter; false (with the 400 set) when it names no view.
-bool ParseView(const Request& request, v1::View* view, Response* response) {
-  const std::optional<std::string> text = QueryParameter(request.target(), "view");
-  if (!text || *text == "all") {
+  const auto it = parameters.find("view");
+  *name = it == parameters.end() ? "all" : it->second;
+  if (*name == "all") {
     *view = v1::VIEW_ALL;
-  } else if (*text == "window") {
+  } else if (*name == "window") {
     *view = v1::VIEW_WINDOW;
-  } else if (*text == "decayed") {
+  } else if (*name == "decayed") {
     *view = v1::VIEW_DECAYED;
   } else {
-    SetJsonError(beast_http::status::bad_request, "INVALID_ARGUMENT",
-                 "view must be all, window or decayed", response);
+    SetJsonError(Status::InvalidArgument("view must be all, window or decayed"), response);
     return false;
   }
   return true;
-}
-
-std::string_view PathOf(const Request& request) {
-  const std::string_view target = request.target();
-  return target.substr(0, target.find('?'));
 }
 
 const EmbeddedAsset* FindAsset(std::string_view path) {
@@ -178,30 +140,6 @@ void AppendPoints(const LiveSample& sample, std::string* out) {
 
 }  // namespace
 
-bool PercentDecode(std::string_view text, std::string* decoded) {
-  decoded->clear();
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    if (text[i] != '%') {
-      decoded->push_back(text[i]);
-      continue;
-    }
-    if (i + 2 >= text.size()) return false;
-    unsigned value = 0;
-    for (std::size_t j = i + 1; j <= i + 2; ++j) {
-      const char c = text[j];
-      const int digit = c >= '0' && c <= '9'   ? c - '0'
-                        : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                        : c >= 'A' && c <= 'F' ? c - 'A' + 10
-                                               : -1;
-      if (digit < 0) return false;
-      value = value * 16 + static_cast<unsigned>(digit);
-    }
-    decoded->push_back(static_cast<char>(value));
-    i += 2;
-  }
-  return true;
-}
-
 bool ParseSeriesApiPath(std::string_view path, std::string* series, std::string* what) {
   if (!path.starts_with(kApiPrefix)) return false;
   const std::string_view rest = path.substr(kApiPrefix.size());
@@ -209,7 +147,7 @@ bool ParseSeriesApiPath(std::string_view path, std::string* series, std::string*
   if (slash == std::string_view::npos || slash == 0) return false;
   const std::string_view last = rest.substr(slash + 1);
   if (last != "sample" && last != "history") return false;
-  if (!PercentDecode(rest.substr(0, slash), series)) return false;
+  if (!PercentDecode(rest.substr(0, slash), /*plus_is_space=*/false, series).ok()) return false;
   *what = std::string(last);
   return true;
 }
@@ -223,14 +161,14 @@ DashboardRoutes::DashboardRoutes(service::Service& service, LivePoints& points,
 bool DashboardRoutes::IsPublic(std::string_view path) const { return FindAsset(path) != nullptr; }
 
 bool DashboardRoutes::Handle(const Request& request, Response* response) {
-  const std::string_view path = PathOf(request);
+  const std::string_view path = PathOf(request.target());
   std::string series;
   std::string what;
   const EmbeddedAsset* asset = FindAsset(path);
   const bool api = !asset && ParseSeriesApiPath(path, &series, &what);
   if (!asset && !api) return false;
-  if (request.method() != beast_http::verb::get) {
-    response->set(beast_http::field::allow, "GET");
+  if (request.method() != beast_http::verb::get && request.method() != beast_http::verb::head) {
+    response->set(beast_http::field::allow, "GET, HEAD");
     SetBody(beast_http::status::method_not_allowed, "text/plain", "only GET\n", response);
     return true;
   }
@@ -249,13 +187,14 @@ bool DashboardRoutes::Handle(const Request& request, Response* response) {
 void DashboardRoutes::ServeSample(const std::string& series, const Request& request,
                                   Response* response) {
   v1::View view;
-  if (!ParseView(request, &view, response)) return;
+  std::string view_name;
+  if (!ParseView(request, &view, &view_name, response)) return;
   v1::Request fit_request;
   fit_request.mutable_fit()->set_series(series);
   fit_request.mutable_fit()->set_view(view);
   v1::Response reply;
   service_.Handle(fit_request, &reply);
-  if (reply.has_error()) return SetServiceError(reply.error(), response);
+  if (reply.has_error()) return SetJsonError(reply.error(), response);
   const v1::FitReply& fit = reply.fit();
   const bool watched = points_.Watch(series, now_());
   const std::optional<LiveSample> sample = points_.Sample(series);
@@ -263,7 +202,7 @@ void DashboardRoutes::ServeSample(const std::string& series, const Request& requ
   std::string body = "{\"series\":";
   AppendJsonString(fit.series(), &body);
   body.append(",\"view\":");
-  AppendJsonString(QueryParameter(request.target(), "view").value_or("all"), &body);
+  AppendJsonString(view_name, &body);
   body.append(",\"n\":" + std::to_string(fit.n()));
   body.append(",\"descent\":");
   AppendLine(fit.descent(), &body);
@@ -285,13 +224,14 @@ void DashboardRoutes::ServeSample(const std::string& series, const Request& requ
   body.append(",\"points\":");
   AppendPoints(sample.value_or(LiveSample{}), &body);
   body.append("}");
-  SetJson(beast_http::status::ok, std::move(body), response);
+  SetJsonNoStore(std::move(body), response);
 }
 
 void DashboardRoutes::ServeHistory(const std::string& series, const Request& request,
                                    Response* response) {
   v1::View view;
-  if (!ParseView(request, &view, response)) return;
+  std::string view_name;
+  if (!ParseView(request, &view, &view_name, response)) return;
   v1::Request gradient_request;
   gradient_request.mutable_gradient()->set_series(series);
   gradient_request.mutable_gradient()->set_view(view);
@@ -299,7 +239,7 @@ void DashboardRoutes::ServeHistory(const std::string& series, const Request& req
   service_.Handle(gradient_request, &reply);
   // A series without points has no loss yet: its history is what it was.
   if (reply.has_error() && reply.error().code() != v1::Error::FAILED_PRECONDITION) {
-    return SetServiceError(reply.error(), response);
+    return SetJsonError(reply.error(), response);
   }
   const int64_t now = now_();
   points_.Watch(series, now);
@@ -325,7 +265,7 @@ void DashboardRoutes::ServeHistory(const std::string& series, const Request& req
     body.push_back('}');
   }
   body.append("]}");
-  SetJson(beast_http::status::ok, std::move(body), response);
+  SetJsonNoStore(std::move(body), response);
 }
 
 }  // namespace gradientd::http

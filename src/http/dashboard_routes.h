@@ -46,7 +46,4 @@ class DashboardRoutes : public Routes {
 // paths or a name that does not decode.
 bool ParseSeriesApiPath(std::string_view path, std::string* series, std::string* what);
 
-// Percent-decoding of a path segment; false on a malformed escape.
-bool PercentDecode(std::string_view text, std::string* decoded);
-
 }  // namespace gradientd::http
