@@ -88,6 +88,23 @@ TEST_F(HttpListenerTest, AKeepAliveClientsPipelinedRequestsAreAnsweredInOrder) {
   EXPECT_EQ(again->result(), beast_http::status::ok);
 }
 
+TEST_F(HttpListenerTest, HeadCarriesTheLengthOfGetWithoutTheBody) {
+  Start();
+  Ingest("s");
+  HttpTestClient get(address_);
+  const auto full = get.Call("/api/v1/series/s");
+  ASSERT_TRUE(full);
+  HttpTestClient head(address_);
+  ASSERT_FALSE(head.WriteRaw("HEAD /api/v1/series/s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  std::string bytes;
+  ExpectClosedByServer(head.AwaitClose(&bytes));
+  EXPECT_EQ(bytes.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << bytes;
+  EXPECT_NE(bytes.find("Content-Length: " + std::to_string(full->body().size()) + "\r\n"),
+            std::string::npos)
+      << bytes;
+  EXPECT_EQ(bytes.substr(bytes.size() - 4), "\r\n\r\n") << "no body after the header";
+}
+
 TEST_F(HttpListenerTest, ConnectionCloseIsHonoured) {
   Start();
   HttpTestClient client(address_);

@@ -120,8 +120,9 @@ class HttpTestClient {
   }
 
   // Reads until the server ends the connection; its error (end of stream,
-  // a reset) or timeout if it stays open for kPatience.
-  boost::system::error_code AwaitClose() {
+  // a reset) or timeout if it stays open for kPatience. With `bytes`, what
+  // was read is appended there.
+  boost::system::error_code AwaitClose(std::string* bytes = nullptr) {
     char byte;
     boost::system::error_code ec;
     auto done = [&ec](auto e, std::size_t) { ec = e; };
@@ -133,6 +134,7 @@ class HttpTestClient {
         stream_.async_read_some(boost::asio::buffer(&byte, 1), done);
       }
       RunToEnd();
+      if (!ec && bytes) bytes->push_back(byte);
     }
     return ec;
   }

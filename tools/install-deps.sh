@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
   e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
+  curl  # the HTTP smoke test (and README's examples)
 )
 
 # Optional, for tools/fuzz.sh only; the normal build uses g++. clang-14 does

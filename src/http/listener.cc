@@ -33,6 +33,7 @@ Response ErrorResponse(beast_http::status status, const std::string& message) {
   response.version(11);
   SetJsonError(Status::InvalidArgument(message), &response);
   response.result(status);
+  response.prepare_payload();
   return response;
 }
 
@@ -161,17 +162,17 @@ asio::awaitable<void> Listener::Exchange(Connection& connection, Stream& stream)
     if (outcome == Outcome::kMalformed) {
       close = true;
     } else if (connection.refused) {
-      response = ErrorResponse(beast_http::status::service_unavailable, "");
+      response.version(connection.parser->get().version());
       SetJsonError(Status::ResourceExhausted("too many HTTP connections (the limit is " +
                                              std::to_string(options_.max_connections) + ")"),
                    &response);
+      response.prepare_payload();
       close = true;
     } else {
-      response = router_.Handle(connection.parser->get());
+      response = router_.Handle(connection.parser->get());  // with its Content-Length
       close = !response.keep_alive();
     }
     response.keep_alive(!close && !stopping_);
-    response.prepare_payload();
     connection.transport.expires_after(options_.write_timeout);
     auto [ec, written] = co_await beast_http::async_write(stream, response, use_tuple);
     if (ec || close) co_return;
