@@ -28,6 +28,10 @@ Status Node::Start() {
     log_ << "gradientd: warning: listening on " << server::FormatEndpoint(endpoint())
          << " without --auth-file: anyone who can reach it may read and change every series\n";
   }
+  if (!authenticator_ && http_ && !http_->local_endpoint().address().is_loopback()) {
+    log_ << "gradientd: warning: HTTP on " << server::FormatEndpoint(http_->local_endpoint())
+         << " without --auth-file: anyone who can reach it may read every series\n";
+  }
   return Status::Ok();
 }
 
