@@ -141,7 +141,11 @@ start_server() {  # start_server [-n NAME] [-l LISTEN] [GRADIENTD_ARGS...]
     esac
   done
   local log=$tmp/server${name:+.$name} what="gradientd${name:+ ($name)}"
-  "$GRADIENTD" --listen "$listen" "$@" >"$log.out" 2>"$log.err" 7>&- &
+  # On a fixed port (a restart), HTTP's default would be the next port,
+  # which a client's connection may hold: port 0 unless the test says.
+  local http=()
+  [[ $listen == *:0 || " $* " == *" --http-listen "* ]] || http=(--http-listen 127.0.0.1:0)
+  "$GRADIENTD" --listen "$listen" ${http[@]+"${http[@]}"} "$@" >"$log.out" 2>"$log.err" 7>&- &
   server_pid=$!
   pids+=("$server_pid")
   server=""
