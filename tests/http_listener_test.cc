@@ -35,8 +35,7 @@ class HttpListenerTest : public ::testing::Test {
 
   void Ingest(const std::string& series) {
     v1::Response response;
-    node_->node().service().Handle(service::IngestRequest(series, {1, 2, 3}, {2, 4, 7}),
-                                   &response);
+    node_->node().service().Handle(service::IngestRequest(series, {1, 2, 3}, {2, 4, 7}), &response);
     ASSERT_TRUE(response.has_ack());
   }
 
@@ -95,7 +94,8 @@ TEST_F(HttpListenerTest, HeadCarriesTheLengthOfGetWithoutTheBody) {
   const auto full = get.Call("/api/v1/series/s");
   ASSERT_TRUE(full);
   HttpTestClient head(address_);
-  ASSERT_FALSE(head.WriteRaw("HEAD /api/v1/series/s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+  ASSERT_FALSE(
+      head.WriteRaw("HEAD /api/v1/series/s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
   std::string bytes;
   ExpectClosedByServer(head.AwaitClose(&bytes));
   EXPECT_EQ(bytes.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << bytes;
@@ -139,8 +139,9 @@ TEST_F(HttpListenerTest, AHeaderOfOneMebibyteIsRefusedAndOthersAreServed) {
 TEST_F(HttpListenerTest, ABodyIsRefusedAndAPostIsNotAllowed) {
   Start();
   HttpTestClient big(address_);
-  const auto written = big.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
-                                    std::string(100000, 'b'));
+  const auto written =
+      big.WriteRaw("GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" +
+                   std::string(100000, 'b'));
   boost::system::error_code ec;
   const auto refused = big.Read(&ec);
   if (refused) {

@@ -33,8 +33,8 @@ class HttpSecurityTest : public ::testing::Test {
               Path("server.key"));
     std::ofstream(Path("auth")) << "reader query " << kQueryToken << "\nwriter produce "
                                 << kProduceToken << "\n";
-    std::filesystem::permissions(Path("auth"), std::filesystem::perms::owner_read |
-                                                   std::filesystem::perms::owner_write);
+    std::filesystem::permissions(
+        Path("auth"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
   }
   void TearDown() override {
     node_.reset();

@@ -7,11 +7,11 @@
 #pragma once
 
 #include <boost/asio/connect.hpp>
-#include <boost/asio/write.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http.hpp>
@@ -45,7 +45,8 @@ class HttpTestClient {
     stream_.async_connect(endpoints, [this](auto ec, const auto&) { error_ = ec; });
     RunToEnd();
     if (error_ || ca_file.empty()) return;
-    tls_context_ = std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
+    tls_context_ =
+        std::make_unique<boost::asio::ssl::context>(boost::asio::ssl::context::tls_client);
     tls_context_->load_verify_file(ca_file, error_);
     tls_context_->set_verify_mode(boost::asio::ssl::verify_peer);
     if (error_) return;

@@ -44,7 +44,7 @@ struct Listener::Connection {
       : transport(std::move(socket)), refused(over_limit), buffer(buffer_limit) {}
 
   beast::tcp_stream transport;  // the socket, with Beast's timeouts
-  const bool refused;  // over max_connections: each request is answered 503
+  const bool refused;           // over max_connections: each request is answered 503
   beast::flat_buffer buffer;
   std::optional<beast_http::request_parser<beast_http::string_body>> parser;
 };
@@ -184,7 +184,8 @@ asio::awaitable<Listener::Outcome> Listener::ReadRequest(Connection& connection,
                                                          Response* error) {
   if (connection.buffer.size() == 0) {  // idle between requests
     connection.transport.expires_after(options_.idle_timeout);
-    auto [ec, n] = co_await stream.async_read_some(connection.buffer.prepare(kReadChunk), use_tuple);
+    auto [ec, n] =
+        co_await stream.async_read_some(connection.buffer.prepare(kReadChunk), use_tuple);
     if (ec) co_return Outcome::kEnd;
     connection.buffer.commit(n);
   }
@@ -195,14 +196,15 @@ asio::awaitable<Listener::Outcome> Listener::ReadRequest(Connection& connection,
   auto [ec, n] = co_await beast_http::async_read(stream, connection.buffer, parser, use_tuple);
   if (!ec) co_return Outcome::kRequest;
   if (ec == beast_http::error::header_limit || ec == beast_http::error::buffer_overflow) {
-    *error = ErrorResponse(beast_http::status::request_header_fields_too_large,
-                           "the request header is over " +
-                               std::to_string(options_.max_header_bytes) + " bytes");
+    *error = ErrorResponse(
+        beast_http::status::request_header_fields_too_large,
+        "the request header is over " + std::to_string(options_.max_header_bytes) + " bytes");
   } else if (ec == beast_http::error::body_limit) {
     *error = ErrorResponse(beast_http::status::payload_too_large,
                            "the request body is over " + std::to_string(options_.max_body_bytes) +
                                " bytes (GET and HEAD need none)");
-  } else if (ec.category() == beast_http::make_error_code(beast_http::error::bad_target).category() &&
+  } else if (ec.category() ==
+                 beast_http::make_error_code(beast_http::error::bad_target).category() &&
              ec != beast_http::error::end_of_stream && ec != beast_http::error::partial_message) {
     *error = ErrorResponse(beast_http::status::bad_request, "malformed request: " + ec.message());
   } else {
