@@ -4,9 +4,11 @@
 // (a 1 MiB header, a trickler, an idler, a connection over the limit),
 // Stop closing idle connections, and --http-listen off.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <boost/beast/http/field.hpp>
+#include <filesystem>
 #include <thread>
 
 #include "http_test_client.h"
@@ -245,6 +247,19 @@ TEST_F(HttpListenerTest, StopClosesIdleKeepAliveConnectionsPromptly) {
   node_->Stop();  // returns only once Run has, which waits for HTTP's connections
   ExpectClosedByServer(idle.AwaitClose());
   ExpectClosedByServer(silent.AwaitClose());
+}
+
+TEST_F(HttpListenerTest, ADurableNodeIsReadyOnceRecovered) {
+  const std::string dir = ::testing::TempDir() + "http_listener_test_" + std::to_string(::getpid());
+  std::filesystem::remove_all(dir);
+  Start(testing::LoopbackNodeOptions(dir));
+  HttpTestClient client(address_);
+  const auto ready = client.Call("/readyz");
+  ASSERT_TRUE(ready);
+  EXPECT_EQ(ready->result(), beast_http::status::ok);
+  EXPECT_EQ(ready->body(), "ready\n");
+  node_.reset();
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(HttpListenerTest, HttpListenOffOpensNoPort) {
