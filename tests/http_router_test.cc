@@ -69,8 +69,8 @@ class HttpRouterTest : public ::testing::Test {
   explicit HttpRouterTest(bool with_auth = false) {
     if (with_auth) {
       auth::TokenTable table;
-      const std::string file = std::string("reader query ") + kQueryToken + "\nwriter produce " +
-                               kProduceToken + "\n";
+      const std::string file =
+          std::string("reader query ") + kQueryToken + "\nwriter produce " + kProduceToken + "\n";
       EXPECT_TRUE(auth::ParseTokenFile(file, "test", &table).ok());
       authenticator_ = std::make_unique<auth::Authenticator>(std::move(table));
     }
@@ -145,7 +145,8 @@ TEST_F(HttpRouterTest, OnlyGetAndHeadAreAllowedAndHeadHasNoBody) {
 TEST_F(HttpRouterTest, AnUnknownPathIsAJsonNotFound) {
   const Response response = router_->Handle(Get("/nothing/here?x=1"));
   EXPECT_EQ(response.result(), beast_http::status::not_found);
-  EXPECT_EQ(response.body(), R"({"error":{"code":"NOT_FOUND","message":"no such path: /nothing/here"}})");
+  EXPECT_EQ(response.body(),
+            R"({"error":{"code":"NOT_FOUND","message":"no such path: /nothing/here"}})");
   EXPECT_EQ(response[beast_http::field::content_type], "application/json");
   EXPECT_EQ(router_->Handle(Get("/api/v2/x")).result(), beast_http::status::not_found);
   EXPECT_EQ(router_->Handle(Get("/api/v1/series/s/loss")).result(), beast_http::status::not_found);
@@ -162,7 +163,8 @@ TEST_F(HttpRouterTest, TheFitIsTheProtocolsReplyAsJsonForAnEncodedName) {
   EXPECT_EQ(response.result(), beast_http::status::ok) << response.body();
   EXPECT_EQ(response.body(), Json(direct.fit()));
   EXPECT_NE(response.body().find(R"("series":"lab/room 1+é")"), std::string::npos);
-  EXPECT_NE(response.body().find(R"("window_nanos":"0")"), std::string::npos) << "zeros are printed";
+  EXPECT_NE(response.body().find(R"("window_nanos":"0")"), std::string::npos)
+      << "zeros are printed";
 }
 
 TEST_F(HttpRouterTest, TheGradientTakesMAndB) {
@@ -195,7 +197,8 @@ TEST_F(HttpRouterTest, TheListPagesLikeListSeries) {
     static const char* kHex = "0123456789ABCDEF";
     encoded += {'%', kHex[c >> 4], kHex[c & 15]};
   }
-  const Response second = router_->Handle(Get("/api/v1/series?page_size=2&prefix=a&page_token=" + encoded));
+  const Response second =
+      router_->Handle(Get("/api/v1/series?page_size=2&prefix=a&page_token=" + encoded));
   list.mutable_list()->set_page_token(page.series_list().next_page_token());
   const v1::Response next = Direct(list);
   ASSERT_TRUE(next.has_series_list());
@@ -220,8 +223,8 @@ TEST_F(HttpRouterTest, BadQueriesAreErrorsNamingTheParameter) {
        "unknown query parameter 'limit'"},
       {"/api/v1/series?page_size=-1", beast_http::status::bad_request, "INVALID_ARGUMENT",
        "page_size must be a whole number"},
-      {"/api/v1/series?page_size=4294967296", beast_http::status::bad_request,
-       "INVALID_ARGUMENT", "page_size"},
+      {"/api/v1/series?page_size=4294967296", beast_http::status::bad_request, "INVALID_ARGUMENT",
+       "page_size"},
       {"/api/v1/series?view=windowed", beast_http::status::bad_request, "INVALID_ARGUMENT",
        "view must be all, window or decayed, got 'windowed'"},
       {"/api/v1/series/s?m=1", beast_http::status::bad_request, "INVALID_ARGUMENT",
@@ -243,10 +246,10 @@ TEST_F(HttpRouterTest, BadQueriesAreErrorsNamingTheParameter) {
        "has no window view"},
   };
   const std::string before = Json(Direct([] {
-                                        v1::Request r;
-                                        r.mutable_list();
-                                        return r;
-                                      }())
+                                    v1::Request r;
+                                    r.mutable_list();
+                                    return r;
+                                  }())
                                       .series_list());
   for (const Case& c : cases) {
     const Response response = router_->Handle(Get(c.target));
@@ -254,7 +257,8 @@ TEST_F(HttpRouterTest, BadQueriesAreErrorsNamingTheParameter) {
     EXPECT_NE(response.body().find(std::string(R"({"error":{"code":")") + c.code + "\""),
               std::string::npos)
         << c.target << " " << response.body();
-    EXPECT_NE(response.body().find(c.says), std::string::npos) << c.target << " " << response.body();
+    EXPECT_NE(response.body().find(c.says), std::string::npos)
+        << c.target << " " << response.body();
   }
   v1::Request list;
   list.mutable_list();

@@ -12,6 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
   e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
+  curl  # the HTTP smoke test (and README's examples)
   libjs-chart.js  # the dashboard's charts, compiled into gradientd (with its license)
   chromium        # the dashboard's browser test (ctest dashboard_browser)
 )

@@ -38,6 +38,10 @@ Status Node::Start() {
     log_ << "gradientd: warning: listening on " << server::FormatEndpoint(endpoint())
          << " without --auth-file: anyone who can reach it may read and change every series\n";
   }
+  if (!authenticator_ && http_ && !http_->local_endpoint().address().is_loopback()) {
+    log_ << "gradientd: warning: HTTP on " << server::FormatEndpoint(http_->local_endpoint())
+         << " without --auth-file: anyone who can reach it may read every series\n";
+  }
   return Status::Ok();
 }
 
@@ -60,8 +64,9 @@ Status ResolveHttpListen(const std::string& http_listen, const std::string& list
     return Status::InvalidArgument("--listen: " + s.message());
   }
   if (where.port == 65535) {
-    return Status::InvalidArgument("--http-listen: --listen's port is 65535, so HTTP has no port "
-                                   "next to it: give --http-listen HOST:PORT or off");
+    return Status::InvalidArgument(
+        "--http-listen: --listen's port is 65535, so HTTP has no port "
+        "next to it: give --http-listen HOST:PORT or off");
   }
   const uint16_t port = where.port == 0 ? 0 : static_cast<uint16_t>(where.port + 1);
   *resolved = protocol::FormatEndpoint(where.host, port);
@@ -87,8 +92,8 @@ Status Node::StartHttp() {
   router_->Add(std::shared_ptr<http::Routes>(std::shared_ptr<void>(), &dashboard_));
   router_->Add(std::make_shared<http::ApiRoutes>(service_));
   for (const auto& routes : extra_routes_) router_->Add(routes);
-  http_ = std::make_unique<http::Listener>(std::move(listener), *router_,
-                                           server_->query_executor(), server_->tls_context());
+  http_ = std::make_unique<http::Listener>(std::move(listener), *router_, server_->query_executor(),
+                                           server_->tls_context());
   if (Status s = http_->Start(); !s.ok()) return s;
   server_->OnStop([listener = http_.get()] { listener->Stop(); });
   return Status::Ok();

@@ -68,7 +68,9 @@ class Node {
   // Routes served over HTTP after the built-in ones (health, metrics, the
   // JSON API), in the order added; and the text /metrics serves (none: 404).
   // Call before Start.
-  void AddRoutes(std::shared_ptr<http::Routes> routes) { extra_routes_.push_back(std::move(routes)); }
+  void AddRoutes(std::shared_ptr<http::Routes> routes) {
+    extra_routes_.push_back(std::move(routes));
+  }
   void SetMetrics(std::function<std::string()> render) { metrics_ = std::move(render); }
 
   // Loads the auth file, recovers the data directory, creates the

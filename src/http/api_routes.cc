@@ -140,8 +140,7 @@ Status ApiRoutes::BuildRequest(std::string_view target, v1::Request* request) co
   Parameters parameters;
   if (Status s = ParseQuery(QueryOf(target), &parameters); !s.ok()) return s;
   if (path == kSeries) return BuildList(parameters, request->mutable_list());
-  if (!path.starts_with(kSeries) || path.size() == kSeries.size() ||
-      path[kSeries.size()] != '/') {
+  if (!path.starts_with(kSeries) || path.size() == kSeries.size() || path[kSeries.size()] != '/') {
     return Status::NotFound("no such path: " + std::string(path));
   }
   std::string_view raw_name = path.substr(kSeries.size() + 1);

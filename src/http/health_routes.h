@@ -15,7 +15,7 @@
 namespace gradientd::http {
 
 struct HealthChecks {
-  std::function<Status()> ready;          // empty: always ready
+  std::function<Status()> ready;         // empty: always ready
   std::function<std::string()> metrics;  // empty: no /metrics
 };
 

@@ -33,6 +33,7 @@ Response ErrorResponse(beast_http::status status, const std::string& message) {
   response.version(11);
   SetJsonError(Status::InvalidArgument(message), &response);
   response.result(status);
+  response.prepare_payload();
   return response;
 }
 
@@ -43,7 +44,7 @@ struct Listener::Connection {
       : transport(std::move(socket)), refused(over_limit), buffer(buffer_limit) {}
 
   beast::tcp_stream transport;  // the socket, with Beast's timeouts
-  const bool refused;  // over max_connections: each request is answered 503
+  const bool refused;           // over max_connections: each request is answered 503
   beast::flat_buffer buffer;
   std::optional<beast_http::request_parser<beast_http::string_body>> parser;
 };
@@ -161,17 +162,17 @@ asio::awaitable<void> Listener::Exchange(Connection& connection, Stream& stream)
     if (outcome == Outcome::kMalformed) {
       close = true;
     } else if (connection.refused) {
-      response = ErrorResponse(beast_http::status::service_unavailable, "");
+      response.version(connection.parser->get().version());
       SetJsonError(Status::ResourceExhausted("too many HTTP connections (the limit is " +
                                              std::to_string(options_.max_connections) + ")"),
                    &response);
+      response.prepare_payload();
       close = true;
     } else {
-      response = router_.Handle(connection.parser->get());
+      response = router_.Handle(connection.parser->get());  // with its Content-Length
       close = !response.keep_alive();
     }
     response.keep_alive(!close && !stopping_);
-    response.prepare_payload();
     connection.transport.expires_after(options_.write_timeout);
     auto [ec, written] = co_await beast_http::async_write(stream, response, use_tuple);
     if (ec || close) co_return;
@@ -183,7 +184,8 @@ asio::awaitable<Listener::Outcome> Listener::ReadRequest(Connection& connection,
                                                          Response* error) {
   if (connection.buffer.size() == 0) {  // idle between requests
     connection.transport.expires_after(options_.idle_timeout);
-    auto [ec, n] = co_await stream.async_read_some(connection.buffer.prepare(kReadChunk), use_tuple);
+    auto [ec, n] =
+        co_await stream.async_read_some(connection.buffer.prepare(kReadChunk), use_tuple);
     if (ec) co_return Outcome::kEnd;
     connection.buffer.commit(n);
   }
@@ -194,14 +196,15 @@ asio::awaitable<Listener::Outcome> Listener::ReadRequest(Connection& connection,
   auto [ec, n] = co_await beast_http::async_read(stream, connection.buffer, parser, use_tuple);
   if (!ec) co_return Outcome::kRequest;
   if (ec == beast_http::error::header_limit || ec == beast_http::error::buffer_overflow) {
-    *error = ErrorResponse(beast_http::status::request_header_fields_too_large,
-                           "the request header is over " +
-                               std::to_string(options_.max_header_bytes) + " bytes");
+    *error = ErrorResponse(
+        beast_http::status::request_header_fields_too_large,
+        "the request header is over " + std::to_string(options_.max_header_bytes) + " bytes");
   } else if (ec == beast_http::error::body_limit) {
     *error = ErrorResponse(beast_http::status::payload_too_large,
                            "the request body is over " + std::to_string(options_.max_body_bytes) +
                                " bytes (GET and HEAD need none)");
-  } else if (ec.category() == beast_http::make_error_code(beast_http::error::bad_target).category() &&
+  } else if (ec.category() ==
+                 beast_http::make_error_code(beast_http::error::bad_target).category() &&
              ec != beast_http::error::end_of_stream && ec != beast_http::error::partial_message) {
     *error = ErrorResponse(beast_http::status::bad_request, "malformed request: " + ec.message());
   } else {

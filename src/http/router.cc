@@ -51,8 +51,7 @@ bool Router::Authorize(const Request& request, Response* refusal) const {
   }
   const std::string_view token = BearerToken(header->value());
   if (token.empty()) {
-    Refuse(StatusCode::kUnauthenticated, "the Authorization header is not 'Bearer TOKEN'",
-           refusal);
+    Refuse(StatusCode::kUnauthenticated, "the Authorization header is not 'Bearer TOKEN'", refusal);
     return false;
   }
   const auto grant = authenticator_->Authenticate(auth::DigestOf(token));
