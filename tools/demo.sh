@@ -22,7 +22,12 @@ start_server() {
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/err"; exit 1; }
     sleep 0.1
   done
+  for _ in $(seq 100); do
+    grep -q "http listening on" "$work/out" && break
+    sleep 0.1
+  done
   address=$(sed -n 's/^gradientd listening on //p' "$work/out")
+  http_address=$(sed -n 's/^gradientd http listening on //p' "$work/out")
   [ -n "$address" ] || { echo "demo: gradientd did not start" >&2; cat "$work/err"; exit 1; }
   export GRADIENTD_SERVER=$address
 }
@@ -35,7 +40,7 @@ stop_server() {
 start_server
 step() { printf '\n\033[1m$ gradctl %s\033[0m\n' "$*"; "$gradctl" "$@"; }
 
-echo "gradientd is listening on $address"
+echo "gradientd is listening on $address; its dashboard is at http://$http_address/"
 echo
 echo "== 1. The lesson's data: monthly revenue, months 1..12"
 step configure --series revenue --learning-rate 0.01 --steps-per-batch 0
@@ -82,3 +87,18 @@ kill -9 "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
 start_server
 sed 's/^/   /' "$work/err"
 step list
+
+echo
+echo "== 7. The dashboard: every series, and each one live (points, lines, loss)."
+echo "   Its point samples are of traffic since the server started (never journaled),"
+echo "   so the lesson's data goes once more into a new series, lesson"
+step configure --series lesson --learning-rate 0.01 --steps-per-batch 0
+step produce "$root/tools/demo/revenue.csv" --series lesson --x-column month --y-column revenue
+echo "   http://$http_address/"
+echo "   http://$http_address/series/lesson   (try: gradctl step --series lesson --iterations 10)"
+if [ -t 0 ]; then
+  echo "   The server stays up until you press Enter."
+  read -r _
+else
+  echo "   (run tools/demo.sh from a terminal to keep the server up until Enter)"
+fi

@@ -12,7 +12,13 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
   e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
+  curl  # the HTTP smoke test (and README's examples)
+  libjs-chart.js  # the dashboard's charts, compiled into gradientd (with its license)
+  chromium        # the dashboard's browser test (ctest dashboard_browser)
 )
+# The browser test's driver, puppeteer-core, comes from npm (npm ci at test
+# time); Debian's node and npm unless the machine already has them.
+command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)
 
 # Optional, for tools/fuzz.sh only; the normal build uses g++. clang-14 does
 # not depend on libclang-rt-14-dev, which holds libFuzzer and clang's

@@ -5,10 +5,24 @@
 #include <ostream>
 #include <utility>
 
+#include "http/api_routes.h"
+#include "http/health_routes.h"
+#include "protocol/endpoint.h"
+
 namespace gradientd::app {
 
 Node::Node(NodeOptions options, std::ostream& log)
-    : options_(std::move(options)), log_(log), service_(store_, options_.limits) {}
+    : options_(std::move(options)),
+      log_(log),
+      service_(store_, options_.limits),
+      dashboard_(service_, live_points_) {
+  // Set before recovery, which does not call it: the samples are of live
+  // traffic only.
+  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
+                                   int64_t event_time, int64_t received) {
+    ObserveBatch(series, batch, event_time, received);
+  });
+}
 
 Node::~Node() = default;
 
@@ -19,9 +33,78 @@ Status Node::Start() {
   server_ = std::make_unique<server::Server>(
       options_.server, service_, data_ ? data_->change_log() : nullptr, authenticator_.get());
   if (Status s = server_->Start(); !s.ok()) return s;
+  if (Status s = StartHttp(); !s.ok()) return s;
   if (!authenticator_ && !endpoint().address().is_loopback()) {
     log_ << "gradientd: warning: listening on " << server::FormatEndpoint(endpoint())
          << " without --auth-file: anyone who can reach it may read and change every series\n";
+  }
+  if (!authenticator_ && http_ && !http_->local_endpoint().address().is_loopback()) {
+    log_ << "gradientd: warning: HTTP on " << server::FormatEndpoint(http_->local_endpoint())
+         << " without --auth-file: anyone who can reach it may read every series\n";
+  }
+  return Status::Ok();
+}
+
+Status ResolveHttpListen(const std::string& http_listen, const std::string& listen,
+                         std::string* resolved) {
+  if (http_listen == "off") {
+    resolved->clear();
+    return Status::Ok();
+  }
+  if (!http_listen.empty()) {
+    protocol::Endpoint where;
+    if (Status s = protocol::ParseEndpoint(http_listen, &where); !s.ok()) {
+      return Status::InvalidArgument("--http-listen: " + s.message());
+    }
+    *resolved = http_listen;
+    return Status::Ok();
+  }
+  protocol::Endpoint where;
+  if (Status s = protocol::ParseEndpoint(listen, &where); !s.ok()) {
+    return Status::InvalidArgument("--listen: " + s.message());
+  }
+  if (where.port == 65535) {
+    return Status::InvalidArgument(
+        "--http-listen: --listen's port is 65535, so HTTP has no port "
+        "next to it: give --http-listen HOST:PORT or off");
+  }
+  const uint16_t port = where.port == 0 ? 0 : static_cast<uint16_t>(where.port + 1);
+  *resolved = protocol::FormatEndpoint(where.host, port);
+  return Status::Ok();
+}
+
+Status Node::StartHttp() {
+  http::ListenerOptions listener;
+  if (Status s = ResolveHttpListen(options_.http.listen, options_.server.listen, &listener.listen);
+      !s.ok()) {
+    return s;
+  }
+  if (listener.listen.empty()) return Status::Ok();
+  listener.max_connections = options_.http.max_connections;
+  listener.idle_timeout = options_.server.idle_timeout;
+  listener.request_timeout = options_.server.request_timeout;
+  listener.write_timeout = options_.server.write_timeout;
+  router_ = std::make_unique<http::Router>(authenticator_.get());
+  router_->Add(std::make_shared<http::HealthRoutes>(
+      http::HealthChecks{[this] { return ReadyForWrites(); }, metrics_}));
+  // The dashboard before the JSON API, which answers every other /api/
+  // path (404); the Node owns it, so the pointer owns nothing.
+  router_->Add(std::shared_ptr<http::Routes>(std::shared_ptr<void>(), &dashboard_));
+  router_->Add(std::make_shared<http::ApiRoutes>(service_));
+  for (const auto& routes : extra_routes_) router_->Add(routes);
+  http_ = std::make_unique<http::Listener>(std::move(listener), *router_, server_->query_executor(),
+                                           server_->tls_context());
+  if (Status s = http_->Start(); !s.ok()) return s;
+  server_->OnStop([listener = http_.get()] { listener->Stop(); });
+  return Status::Ok();
+}
+
+// Recovery is done by the time HTTP serves; writes go on while the journal
+// takes records.
+Status Node::ReadyForWrites() const {
+  if (data_ == nullptr) return Status::Ok();
+  if (Status s = data_->journal_health(); !s.ok()) {
+    return Status(s.code(), "the journal has failed, writes are refused: " + s.message());
   }
   return Status::Ok();
 }
@@ -63,11 +146,13 @@ Status Node::CreateRecording() {
   if (Status s = storage::RecordingWriter::Create(options_.record_path, &recording_); !s.ok()) {
     return Status(s.code(), "--record: " + s.message());
   }
-  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
-                                   int64_t event_time, int64_t received) {
-    Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
-  });
   return Status::Ok();
+}
+
+void Node::ObserveBatch(const std::string& series, const v1::PointBatch& batch,
+                        int64_t event_time, int64_t received) {
+  live_points_.Observe(series, batch);
+  if (recording_) Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
 }
 
 void Node::Record(const v1::RecordedBatch& record) {
@@ -81,6 +166,11 @@ void Node::Record(const v1::RecordedBatch& record) {
 }
 
 boost::asio::ip::tcp::endpoint Node::endpoint() const { return server_->local_endpoint(); }
+
+std::optional<boost::asio::ip::tcp::endpoint> Node::http_endpoint() const {
+  if (!http_) return std::nullopt;
+  return http_->local_endpoint();
+}
 
 void Node::HandleSignals() {
   server_->StopOnSignals();

@@ -13,13 +13,20 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/authenticator.h"
 #include "core/status.h"
 #include "durable/data_directory.h"
+#include "http/dashboard_routes.h"
+#include "http/listener.h"
+#include "http/live_points.h"
+#include "http/router.h"
 #include "recording/recording.h"
 #include "server/server.h"
 #include "service/series_store.h"
@@ -27,8 +34,23 @@
 
 namespace gradientd::app {
 
+// The HTTP listener's options; its timeouts are the protocol's
+// (ServerOptions' idle, request and write timeouts).
+struct HttpOptions {
+  // --http-listen HOST:PORT; empty: --listen's host at its port + 1 (port 0
+  // when --listen's is 0); "off": no HTTP.
+  std::string listen;
+  std::size_t max_connections = 64;  // --http-max-connections
+};
+
+// The HTTP address `http.listen` means beside the protocol's `listen`: ""
+// for off, else HOST:PORT. The error names --http-listen.
+Status ResolveHttpListen(const std::string& http_listen, const std::string& listen,
+                         std::string* resolved);
+
 struct NodeOptions {
   server::ServerOptions server;
+  HttpOptions http;
   service::ServiceLimits limits;
   bool in_memory = false;
   durable::DataDirectoryOptions data;  // unless in_memory
@@ -43,13 +65,24 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  // Routes served over HTTP after the built-in ones (health, metrics, the
+  // JSON API), in the order added; and the text /metrics serves (none: 404).
+  // Call before Start.
+  void AddRoutes(std::shared_ptr<http::Routes> routes) {
+    extra_routes_.push_back(std::move(routes));
+  }
+  void SetMetrics(std::function<std::string()> render) { metrics_ = std::move(render); }
+
   // Loads the auth file, recovers the data directory, creates the
-  // recording, binds the server. The error is what gradientd prints after
+  // recording, binds the server and the HTTP listener. The error is what gradientd prints after
   // "gradientd: " before exiting 1. Call once.
   Status Start();
 
   // The address the server listens on. REQUIRES: Start succeeded.
   boost::asio::ip::tcp::endpoint endpoint() const;
+  // The HTTP listener's address; nullopt with --http-listen off.
+  // REQUIRES: Start succeeded.
+  std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
 
   // SIGINT or SIGTERM stop the server; SIGHUP reloads the auth file. Call
   // after Start, before Run.
@@ -72,6 +105,12 @@ class Node {
   Status LoadAuthFile();
   Status Recover();
   Status CreateRecording();
+  Status StartHttp();
+  Status ReadyForWrites() const;
+  // The service's one batch observer: the recording, if any, and the
+  // dashboard's samples.
+  void ObserveBatch(const std::string& series, const v1::PointBatch& batch, int64_t event_time,
+                    int64_t received);
   void Record(const v1::RecordedBatch& record);
 
   const NodeOptions options_;
@@ -79,11 +118,20 @@ class Node {
   // Declared in the order they start; destroyed in reverse, server first.
   service::SeriesStore store_;
   service::Service service_;
+  http::LivePoints live_points_;
+  // The dashboard's pages and its sample and history API, served by the
+  // HTTP listener; fed by every applied batch.
+  http::DashboardRoutes dashboard_;
   std::unique_ptr<auth::Authenticator> authenticator_;
   std::unique_ptr<durable::DataDirectory> data_;
   std::unique_ptr<storage::RecordingWriter> recording_;
   std::atomic<bool> recording_error_logged_{false};
   std::unique_ptr<server::Server> server_;
+  // After the server, whose query executor they run on: destroyed first.
+  std::vector<std::shared_ptr<http::Routes>> extra_routes_;
+  std::function<std::string()> metrics_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::Listener> http_;
 };
 
 }  // namespace gradientd::app
