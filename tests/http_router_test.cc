@@ -193,7 +193,8 @@ TEST_F(HttpRouterTest, TheListPagesLikeListSeries) {
   EXPECT_EQ(first.body(), Json(page.series_list()));
   ASSERT_FALSE(page.series_list().next_page_token().empty());
   std::string encoded;  // the token, percent-encoded whole
-  for (unsigned char c : page.series_list().next_page_token()) {
+  for (const char byte : page.series_list().next_page_token()) {
+    const auto c = static_cast<unsigned char>(byte);
     static const char* kHex = "0123456789ABCDEF";
     encoded += {'%', kHex[c >> 4], kHex[c & 15]};
   }
