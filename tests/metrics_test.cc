@@ -99,6 +99,26 @@ TEST(MetricsTest, ConcurrentIncrementsFromManyThreadsSumExactly) {
   EXPECT_EQ(snapshot.sum, expected_sum);
 }
 
+TEST(MetricsTest, AShardedGaugeSumsUpsAndDownsFromManyThreadsExactly) {
+  ShardedGauge gauge;
+  std::vector<std::thread> threads;
+  // Thread t adds t + 1 a thousand times and takes 1 away 1500 times: some
+  // shards go below zero.
+  for (int t = 0; t < 20; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 1000; ++i) gauge.Add(t + 1);
+      for (int i = 0; i < 1500; ++i) gauge.Add(-1);
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  int64_t expected = 0;
+  for (int t = 0; t < 20; ++t) expected += 1000 * (t + 1) - 1500;
+  EXPECT_EQ(gauge.Value(), expected);
+  ShardedGauge negative;
+  negative.Add(-7);
+  EXPECT_EQ(negative.Value(), -7);
+}
+
 TEST(MetricsTest, AValueEqualToABoundIsInThatBucket) {
   Histogram histogram({0.001, 0.01, 0.1});
   for (const double v : {0.001, 0.0010000001, 0.01, 0.1, 0.1000001, -5.0, 0.0}) {

@@ -46,6 +46,12 @@ uint64_t Counter::Value() const {
   return sum;
 }
 
+int64_t ShardedGauge::Value() const {
+  uint64_t sum = 0;
+  for (const Shard& shard : shards_) sum += shard.value.load(std::memory_order_relaxed);
+  return static_cast<int64_t>(sum);
+}
+
 Histogram::Histogram(std::vector<double> bounds)
     : bounds_(std::move(bounds)),
       words_per_shard_(bounds_.size() + 2),

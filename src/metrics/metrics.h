@@ -64,6 +64,24 @@ class Gauge {
   std::atomic<double> value_{0};
 };
 
+// A value that goes up and down, often (bytes queued): sharded like
+// Counter, summed at scrape time. The shards wrap around, their sum is
+// exact.
+class ShardedGauge {
+ public:
+  void Add(int64_t delta) {
+    shards_[ThisThreadShard()].value.fetch_add(static_cast<uint64_t>(delta),
+                                               std::memory_order_relaxed);
+  }
+  int64_t Value() const;
+
+ private:
+  struct alignas(64) Shard {
+    std::atomic<uint64_t> value{0};
+  };
+  std::array<Shard, kShards> shards_;
+};
+
 // Observations counted in fixed buckets: bucket i holds the values v with
 // bounds[i-1] < v <= bounds[i] (a value equal to a bound is in that
 // bucket), the last the values above every bound (+Inf). NaN is ignored.
