@@ -16,6 +16,7 @@
 
 #include "client/client.h"
 #include "running_node.h"
+#include "test_ca.h"
 
 namespace gradientd {
 namespace {
@@ -78,7 +79,8 @@ TEST(MetricsNodeTest, CountersSayExactlyWhatWasDone) {
 
   for (int i = 0; i < 5; ++i) ASSERT_TRUE(Call(*c, Batch("a", 10)).has_ack());  // 50 points
   ASSERT_FALSE(Call(*c, Batch("b", 4, "producer-1", 1)).ack().duplicate());
-  for (int i = 0; i < 2; ++i) ASSERT_TRUE(Call(*c, Batch("b", 4, "producer-1", 1)).ack().duplicate());
+  for (int i = 0; i < 2; ++i)
+    ASSERT_TRUE(Call(*c, Batch("b", 4, "producer-1", 1)).ack().duplicate());
   ASSERT_TRUE(Call(*c, Batch("c", 7)).has_ack());
   // Refused: a fourth series, too many points, an event time an hour ahead.
   EXPECT_EQ(Call(*c, Batch("d", 1)).error().code(), v1::Error::RESOURCE_EXHAUSTED);
@@ -99,8 +101,8 @@ TEST(MetricsNodeTest, CountersSayExactlyWhatWasDone) {
   const std::string text = node.node().RenderMetrics();
   SCOPED_TRACE(text);
   const auto requests = [&](const std::string& op, const std::string& code) {
-    return SampleValue(text, "gradientd_requests_total{operation=\"" + op + "\",code=\"" + code +
-                                 "\"}");
+    return SampleValue(text,
+                       "gradientd_requests_total{operation=\"" + op + "\",code=\"" + code + "\"}");
   };
   EXPECT_EQ(requests("ingest", "OK"), 9);  // 5 + 1 + 2 duplicates + 1
   EXPECT_EQ(requests("ingest", "RESOURCE_EXHAUSTED"), 1);
@@ -122,8 +124,9 @@ TEST(MetricsNodeTest, CountersSayExactlyWhatWasDone) {
   EXPECT_EQ(SampleValue(text, "gradientd_connections{state=\"established\"}"), 1);
   EXPECT_EQ(SampleValue(text, "gradientd_request_duration_seconds_count{operation=\"ingest\"}"),
             12);
-  EXPECT_EQ(SampleValue(text, "gradientd_request_duration_seconds_bucket{operation=\"ingest\","
-                              "le=\"+Inf\"}"),
+  EXPECT_EQ(SampleValue(text,
+                        "gradientd_request_duration_seconds_bucket{operation=\"ingest\","
+                        "le=\"+Inf\"}"),
             12);
   EXPECT_EQ(SampleValue(text, "gradientd_queued_response_bytes"), 0);  // all read
   // No series name anywhere in the text.
@@ -156,6 +159,64 @@ TEST(MetricsNodeTest, MaxConnectionRefusalsAreCounted) {
   EXPECT_EQ(SampleValue(node.node().RenderMetrics(),
                         "gradientd_refusals_total{limit=\"max_connections\"}"),
             1);
+}
+
+TEST(MetricsNodeTest, AuthFailuresAreCountedByReason) {
+  const std::filesystem::path auth = std::filesystem::temp_directory_path() /
+                                     ("gradientd_metrics_auth_" + std::to_string(getpid()));
+  std::ofstream(auth) << "reader query 0123456789abcdef-reader\n";
+  std::filesystem::permissions(
+      auth, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  app::NodeOptions options = testing::LoopbackNodeOptions();
+  options.auth_file = auth.string();
+  testing::RunningNode node(options);
+  ASSERT_TRUE(node.Start().ok()) << node.log();
+  auto c = Connect(node);
+  EXPECT_EQ(Call(*c, FitOf("s")).error().code(), v1::Error::UNAUTHENTICATED);  // no Hello
+  EXPECT_FALSE(c->Hello("not-a-token-of-this-server").ok());
+  EXPECT_FALSE(c->Hello("").ok());
+  ASSERT_TRUE(c->Hello("0123456789abcdef-reader").ok());
+  EXPECT_EQ(Call(*c, Batch("s", 1)).error().code(), v1::Error::PERMISSION_DENIED);
+  EXPECT_EQ(Call(*c, Batch("s", 1)).error().code(), v1::Error::PERMISSION_DENIED);
+  const std::string text = node.node().RenderMetrics();
+  SCOPED_TRACE(text);
+  const auto failures = [&](const std::string& reason) {
+    return SampleValue(text, "gradientd_auth_failures_total{reason=\"" + reason + "\"}");
+  };
+  EXPECT_EQ(failures("not_authenticated"), 1);
+  EXPECT_EQ(failures("invalid_token"), 1);
+  EXPECT_EQ(failures("no_token"), 1);
+  EXPECT_EQ(failures("permission_denied"), 2);
+  EXPECT_EQ(failures("token_revoked"), 0);
+  // Refused requests never reached the service.
+  EXPECT_EQ(SampleValue(text, "gradientd_requests_total{operation=\"ingest\",code=\"OK\"}"), 0);
+  std::filesystem::remove(auth);
+}
+
+TEST(MetricsNodeTest, FailedTlsHandshakesAreCounted) {
+  const std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                                    ("gradientd_metrics_tls_" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  testing::TestCa ca("metrics test CA");
+  ca.Issue("localhost", "IP:127.0.0.1", (dir / "server.pem").string(),
+           (dir / "server.key").string());
+  app::NodeOptions options = testing::LoopbackNodeOptions();
+  options.server.tls = {(dir / "server.pem").string(), (dir / "server.key").string(), ""};
+  testing::RunningNode node(options);
+  ASSERT_TRUE(node.Start().ok()) << node.log();
+  // A plaintext client: its request is no ClientHello, and the server
+  // closes the connection once it has counted the failure.
+  for (int i = 0; i < 2; ++i) {
+    std::unique_ptr<client::Client> plain;
+    ASSERT_TRUE(client::Client::Connect(node.address(), &plain).ok());
+    v1::Response response;
+    v1::Request fit = FitOf("s");
+    EXPECT_FALSE(plain->Call(fit, &response).ok());
+  }
+  const std::string text = node.node().RenderMetrics();
+  EXPECT_EQ(SampleValue(text, "gradientd_tls_handshake_failures_total"), 2) << text;
+  EXPECT_EQ(SampleValue(text, "gradientd_connections{state=\"handshaking\"}"), 0) << text;
+  std::filesystem::remove_all(dir);
 }
 
 // Runs `promtool check metrics` on `text`; its output, and whether it

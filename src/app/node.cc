@@ -1,9 +1,10 @@
 #include "app/node.h"
 
+#include <google/protobuf/stubs/common.h>
+
 #include <boost/version.hpp>
 #include <chrono>
 #include <filesystem>
-#include <google/protobuf/stubs/common.h>
 #include <ostream>
 #include <utility>
 
@@ -38,9 +39,9 @@ std::string BoostVersion() {
 }  // namespace
 
 Node::Node(NodeOptions options, std::ostream& log)
-    : auth_failures_(registry_.AddCounterFamily(
-          "gradientd_auth_failures_total", "Requests refused by access control, by reason.",
-          auth::AuthFailureLabels())),
+    : auth_failures_(registry_.AddCounterFamily("gradientd_auth_failures_total",
+                                                "Requests refused by access control, by reason.",
+                                                auth::AuthFailureLabels())),
       recovery_seconds_(registry_.AddGauge(
           "gradientd_recovery_duration_seconds",
           "How long recovering the data directory took at start (0 in memory).")),
@@ -54,19 +55,20 @@ Node::Node(NodeOptions options, std::ostream& log)
 NodeOptions Node::WithMetrics(NodeOptions options) {
   options.server.metrics = &server_metrics_;
   server_metrics_.auth_failures = &auth_failures_;
-  server_metrics_.max_connections_refusals = &service_metrics_.refusals.at(
-      static_cast<std::size_t>(service::Limit::kMaxConnections));
+  server_metrics_.max_connections_refusals =
+      &service_metrics_.refusals.at(static_cast<std::size_t>(service::Limit::kMaxConnections));
   options.data.journal.metrics = &journal_metrics_;
   options.data.metrics = &checkpoint_metrics_;
   return options;
 }
 
 void Node::AddStateMetrics() {
-  registry_.AddGauge("gradientd_build_info", "gradientd's build: version, git commit, libraries.",
-                     {{"version", GRADIENTD_VERSION},
-                      {"git_commit", GRADIENTD_GIT_COMMIT},
-                      {"protobuf_version", ProtobufVersion()},
-                      {"boost_version", BoostVersion()}})
+  registry_
+      .AddGauge("gradientd_build_info", "gradientd's build: version, git commit, libraries.",
+                {{"version", GRADIENTD_VERSION},
+                 {"git_commit", GRADIENTD_GIT_COMMIT},
+                 {"protobuf_version", ProtobufVersion()},
+                 {"boost_version", BoostVersion()}})
       .Set(1);
   registry_.AddGaugeCallback("gradientd_series", "Series held.",
                              [this] { return static_cast<double>(store_.size()); });
@@ -79,8 +81,8 @@ void Node::AddStateMetrics() {
       [this](std::vector<double>* values) {
         if (!server_) return;
         const server::ConnectionCounts counts = server_->Connections();
-        *values = {static_cast<double>(counts.handshaking),
-                   static_cast<double>(counts.established), static_cast<double>(counts.refusing)};
+        *values = {static_cast<double>(counts.handshaking), static_cast<double>(counts.established),
+                   static_cast<double>(counts.refusing)};
       });
   metrics::AddProcessMetrics(registry_);
 }

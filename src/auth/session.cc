@@ -48,9 +48,9 @@ std::string_view OperationName(const v1::Request& request) {
 }
 
 std::vector<metrics::Labels> AuthFailureLabels() {
-  return metrics::LabelProduct({{"reason",
-                                 {"no_token", "invalid_token", "not_authenticated",
-                                  "token_revoked", "permission_denied"}}});
+  return metrics::LabelProduct(
+      {{"reason",
+        {"no_token", "invalid_token", "not_authenticated", "token_revoked", "permission_denied"}}});
 }
 
 uint64_t Session::Handle(const v1::Request& request, v1::Response* response) {

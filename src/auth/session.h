@@ -29,10 +29,10 @@ std::string_view OperationName(const v1::Request& request);
 
 // Why a request was refused (gradientd_auth_failures_total{reason}).
 enum class AuthFailure : std::size_t {
-  kNoToken,         // a Hello without a token
-  kInvalidToken,    // a Hello whose token the auth file does not hold
+  kNoToken,           // a Hello without a token
+  kInvalidToken,      // a Hello whose token the auth file does not hold
   kNotAuthenticated,  // a request before a valid Hello
-  kTokenRevoked,    // the token went with a reload
+  kTokenRevoked,      // the token went with a reload
   kPermissionDenied,  // the token lacks the role
   kCount
 };

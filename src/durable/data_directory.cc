@@ -301,8 +301,7 @@ Status DataDirectory::WriteCheckpoint() {
     metrics->failures.Add();
   } else {
     metrics->last_success.Set(
-        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-            .count());
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
   }
   return s;
 }

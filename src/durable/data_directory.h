@@ -32,7 +32,7 @@ struct DataDirectoryOptions {
   storage::JournalOptions journal;
   std::chrono::milliseconds checkpoint_interval{std::chrono::minutes(5)};
   uint64_t checkpoint_bytes = 64u << 20;
-  storage::FileSystem* fs = nullptr;  // nullptr: storage::PosixFileSystem()
+  storage::FileSystem* fs = nullptr;     // nullptr: storage::PosixFileSystem()
   CheckpointMetrics* metrics = nullptr;  // must outlive the directory; null: none
 };
 

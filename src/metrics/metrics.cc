@@ -35,8 +35,7 @@ void CheckLabels(const std::string& family, const Labels& labels, bool histogram
 
 std::size_t ThisThreadShard() {
   static std::atomic<std::size_t> next{0};
-  thread_local const std::size_t shard =
-      next.fetch_add(1, std::memory_order_relaxed) % kShards;
+  thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % kShards;
   return shard;
 }
 
@@ -195,9 +194,8 @@ void TextWriter::Histogram(std::string_view name, const Labels& labels,
   for (std::size_t i = 0; i < snapshot.buckets.size(); ++i) {
     cumulative += snapshot.buckets[i];
     Labels with_le = labels;
-    with_le.emplace_back("le", i < histogram.bounds().size()
-                                   ? FormatValue(histogram.bounds()[i])
-                                   : std::string("+Inf"));
+    with_le.emplace_back("le", i < histogram.bounds().size() ? FormatValue(histogram.bounds()[i])
+                                                             : std::string("+Inf"));
     Sample(bucket, with_le, cumulative);
   }
   Sample(std::string(name) + "_sum", labels, snapshot.sum);

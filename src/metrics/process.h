@@ -10,12 +10,12 @@
 namespace gradientd::metrics {
 
 struct ProcessStats {
-  double cpu_seconds = 0;            // user + system
+  double cpu_seconds = 0;  // user + system
   uint64_t resident_bytes = 0;
   uint64_t virtual_bytes = 0;
   uint64_t open_fds = 0;
-  uint64_t max_fds = 0;              // the soft RLIMIT_NOFILE
-  double start_time_seconds = 0;     // Unix time
+  uint64_t max_fds = 0;           // the soft RLIMIT_NOFILE
+  double start_time_seconds = 0;  // Unix time
 };
 
 // What /proc/self/stat, /proc/self/fd and /proc/stat say now; nullopt if

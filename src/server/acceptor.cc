@@ -53,9 +53,9 @@ void Server::Impl::Admit(tcp::socket socket) {
     util::MutexLock lock(mu);
     if (stopping) return;
     if (peers.size() < options.max_connections) {
-      peer = std::make_shared<Peer>(
-          std::move(socket), tls.get(), handler, authenticator,
-          options.metrics ? options.metrics->auth_failures : nullptr, options.max_frame_bytes);
+      peer = std::make_shared<Peer>(std::move(socket), tls.get(), handler, authenticator,
+                                    options.metrics ? options.metrics->auth_failures : nullptr,
+                                    options.max_frame_bytes);
       peers.push_back(peer);
     } else if (CountConnectionRefusal(); refusing.size() < Server::kRefusalAllowance) {
       refused = std::make_shared<tcp::socket>(std::move(socket));

@@ -59,9 +59,9 @@ Server::Impl::Peer::Peer(tcp::socket s, asio::ssl::context* tls_context,
       watchdog(socket.get_executor()),
       abandon_wake(socket.get_executor(), Timer::time_point::max()),
       tls(tls_context ? std::make_unique<TlsStream>(socket, *tls_context) : nullptr),
-      session(authenticator ? std::make_unique<auth::Session>(handler, *authenticator,
-                                                              auth_failures)
-                            : nullptr),
+      session(authenticator
+                  ? std::make_unique<auth::Session>(handler, *authenticator, auth_failures)
+                  : nullptr),
       connection(session ? *session : handler, max_frame_bytes) {}
 
 void Server::Impl::Peer::MakeTimers() {

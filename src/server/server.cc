@@ -195,8 +195,8 @@ void Server::Run() {
 ConnectionCounts Server::Connections() const {
   ConnectionCounts counts;
   if (impl_->options.metrics != nullptr) {
-    counts.handshaking = static_cast<std::size_t>(std::max<int64_t>(
-        0, impl_->options.metrics->handshaking.Value()));
+    counts.handshaking =
+        static_cast<std::size_t>(std::max<int64_t>(0, impl_->options.metrics->handshaking.Value()));
   }
   util::MutexLock lock(impl_->mu);
   counts.established = impl_->peers.size() - std::min(impl_->peers.size(), counts.handshaking);

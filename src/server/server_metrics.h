@@ -20,7 +20,7 @@ struct ServerMetrics {
 
   metrics::Counter& tls_handshake_failures;
   metrics::ShardedGauge queued_bytes;
-  metrics::ShardedGauge handshaking;           // TLS handshakes under way
+  metrics::ShardedGauge handshaking;                     // TLS handshakes under way
   metrics::Counter* max_connections_refusals = nullptr;  // set by whoever owns the family
   metrics::CounterFamily* auth_failures = nullptr;       // by auth::AuthFailure; for Sessions
 };

@@ -31,30 +31,40 @@ std::vector<metrics::Labels> OneLabel(const std::string& name,
 std::size_t CodeIndex(const v1::Response& response) {
   if (!response.has_error()) return 0;
   const int code = response.error().code();
-  return code >= 0 && code <= v1::Error::Code_MAX ? static_cast<std::size_t>(code) + 1
-                                                   : static_cast<std::size_t>(v1::Error::INTERNAL) + 1;
+  return code >= 0 && code <= v1::Error::Code_MAX
+             ? static_cast<std::size_t>(code) + 1
+             : static_cast<std::size_t>(v1::Error::INTERNAL) + 1;
 }
 
 }  // namespace
 
 Operation OperationOf(const v1::Request& request) {
   switch (request.body_case()) {
-    case v1::Request::kIngest: return Operation::kIngest;
-    case v1::Request::kGradient: return Operation::kGradient;
-    case v1::Request::kFit: return Operation::kFit;
-    case v1::Request::kStep: return Operation::kStep;
-    case v1::Request::kConfigure: return Operation::kConfigure;
-    case v1::Request::kReset: return Operation::kReset;
-    case v1::Request::kList: return Operation::kList;
-    case v1::Request::kHello: return Operation::kHello;
-    case v1::Request::BODY_NOT_SET: break;
+    case v1::Request::kIngest:
+      return Operation::kIngest;
+    case v1::Request::kGradient:
+      return Operation::kGradient;
+    case v1::Request::kFit:
+      return Operation::kFit;
+    case v1::Request::kStep:
+      return Operation::kStep;
+    case v1::Request::kConfigure:
+      return Operation::kConfigure;
+    case v1::Request::kReset:
+      return Operation::kReset;
+    case v1::Request::kList:
+      return Operation::kList;
+    case v1::Request::kHello:
+      return Operation::kHello;
+    case v1::Request::BODY_NOT_SET:
+      break;
   }
   return Operation::kEmpty;
 }
 
 std::vector<double> RequestSecondsBounds() {
-  return {1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-          5e-3, 0.01,   0.025, 0.05, 0.1,  0.25, 0.5,  1,    2.5,  5,    10};
+  return {1e-6, 2.5e-6, 5e-6,  1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+          5e-3, 0.01,   0.025, 0.05, 0.1,    0.25, 0.5,  1,      2.5,  5,    10};
 }
 
 ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
@@ -71,12 +81,12 @@ ServiceMetrics::ServiceMetrics(metrics::Registry& registry)
           "gradientd_ingested_batches_total",
           "Ingested batches by outcome: applied, duplicate (an exactly-once retry) or refused.",
           OneLabel("outcome", {"applied", "duplicate", "refused"}))),
-      points(registry.AddCounter("gradientd_ingested_points_total",
-                                 "Points of the applied batches.")),
+      points(
+          registry.AddCounter("gradientd_ingested_points_total", "Points of the applied batches.")),
       refusals(registry.AddCounterFamily(
           "gradientd_refusals_total", "Requests and connections refused by a limit of the server.",
           OneLabel("limit", {"max_series", "window_memory", "producer_table", "batch_points",
-                             "future_skew", "max_connections", "frame_bytes"}))) {}
+                             "future_skew", "max_connections"}))) {}
 
 void ServiceMetrics::CountRequest(Operation operation, const v1::Response& response,
                                   double seconds) {

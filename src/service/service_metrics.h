@@ -12,7 +12,16 @@
 namespace gradientd::service {
 
 enum class Operation : std::size_t {
-  kIngest, kGradient, kFit, kStep, kConfigure, kReset, kList, kHello, kEmpty, kCount
+  kIngest,
+  kGradient,
+  kFit,
+  kStep,
+  kConfigure,
+  kReset,
+  kList,
+  kHello,
+  kEmpty,
+  kCount
 };
 Operation OperationOf(const v1::Request& request);
 
@@ -20,13 +29,12 @@ enum class BatchOutcome : std::size_t { kApplied, kDuplicate, kRefused, kCount }
 
 // The limits whose refusals are counted (gradientd_refusals_total{limit}).
 enum class Limit : std::size_t {
-  kMaxSeries,        // --max-series
-  kWindowMemory,     // --max-window-memory
-  kProducerTable,    // --max-producers
-  kBatchPoints,      // --max-batch-points
-  kFutureSkew,       // --max-future-skew
-  kMaxConnections,   // --max-connections (counted by the server)
-  kFrameBytes,       // --max-frame-bytes (counted by the server)
+  kMaxSeries,       // --max-series
+  kWindowMemory,    // --max-window-memory
+  kProducerTable,   // --max-producers
+  kBatchPoints,     // --max-batch-points
+  kFutureSkew,      // --max-future-skew
+  kMaxConnections,  // --max-connections (counted by the server)
   kCount
 };
 
@@ -42,11 +50,11 @@ struct ServiceMetrics {
   void CountRequest(Operation operation, const v1::Response& response, double seconds);
   void CountRefusal(Limit limit) { refusals.at(static_cast<std::size_t>(limit)).Add(); }
 
-  metrics::CounterFamily& requests;            // operation x code
-  metrics::HistogramFamily& request_seconds;   // operation
-  metrics::CounterFamily& batches;             // outcome
-  metrics::Counter& points;                    // applied
-  metrics::CounterFamily& refusals;            // limit
+  metrics::CounterFamily& requests;           // operation x code
+  metrics::HistogramFamily& request_seconds;  // operation
+  metrics::CounterFamily& batches;            // outcome
+  metrics::Counter& points;                   // applied
+  metrics::CounterFamily& refusals;           // limit
 };
 
 }  // namespace gradientd::service
