@@ -47,7 +47,8 @@ std::string Describe(const app::CommandLine& c) {
       << n.in_memory << " " << n.data.path << " " << static_cast<int>(n.data.journal.fsync) << " "
       << n.data.journal.fsync_interval.count() << " " << n.data.checkpoint_interval.count() << " "
       << n.data.checkpoint_bytes << "\n"
-      << n.record_path << "|" << n.auth_file << "\n";
+      << n.record_path << "|" << n.auth_file << "\n"
+      << n.http.listen << " " << n.http.max_connections << "\n";
   return out.str();
 }
 
@@ -103,7 +104,11 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
                      "--tls-key",
                      "k.pem",
                      "--tls-client-ca",
-                     "ca.pem"},
+                     "ca.pem",
+                     "--http-listen",
+                     "off",
+                     "--http-max-connections",
+                     "5"},
                     &c)
                   .ok());
   EXPECT_EQ(Describe(c),
@@ -112,7 +117,8 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
             "c.pem|k.pem|ca.pem\n"
             "7 65536 8 9 7200000000000 250000000 90000000000\n"
             "1 /tmp/d 1 1500 0 2097152\n"
-            "rec.grdrec|auth.txt\n");
+            "rec.grdrec|auth.txt\n"
+            "off 5\n");
 }
 
 TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
@@ -133,7 +139,7 @@ TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
     ASSERT_TRUE(Parse({flag.c_str(), value.c_str()}, &given).ok()) << flag << " " << value;
     EXPECT_EQ(Describe(given), Describe(defaults)) << flag << " " << value;
   }
-  EXPECT_EQ(checked, 21);
+  EXPECT_EQ(checked, 22);  // --http-max-connections made it 22
   EXPECT_NE(defaults.usage.find("--max-future-skew arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-window-memory arg (=1GiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-frame-bytes arg (=16MiB)"), std::string::npos);

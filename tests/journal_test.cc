@@ -240,6 +240,7 @@ TEST_F(JournalTest, FailedWriteFailsTheWaitersAndEveryLaterAppend) {
   std::unique_ptr<Journal> journal;
   ASSERT_TRUE(Journal::Open(fs, dir_, 0, {}, {}, &journal).ok());
   Write(*journal, 2);
+  EXPECT_TRUE(journal->health().ok());
   fs.FailWritesAfter(10);  // the next record is cut short, as on a full disk
   uint64_t token = 0;
   ASSERT_TRUE(journal->Append(Batch(2), &token).ok());
@@ -250,6 +251,9 @@ TEST_F(JournalTest, FailedWriteFailsTheWaitersAndEveryLaterAppend) {
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
   EXPECT_NE(s.message().find("No space left on device"), std::string::npos) << s.message();
   EXPECT_FALSE(journal->Append(Batch(3), &token).ok());
+  // What /readyz reports from now on.
+  EXPECT_EQ(journal->health().code(), s.code());
+  EXPECT_EQ(journal->health().message(), s.message());
   journal.reset();
   // What is on disk: the two durable records, and nothing of the failed
   // write: it was cut back.

@@ -6,7 +6,8 @@
 #                              # is set to its argument; exits 2 with "usage:
 #                              # $0 NAMES..." unless there is one per name
 #   GRADIENTD=... GRADCTL=...  # required (or in ARG_NAMES): the binaries
-#                              # (checked to be executable)
+#                              # (checked to be executable); GRADCTL only
+#                              # for the tests that run it
 #   LIMIT_SECONDS=240          # optional: the guard on every `run` (default 120)
 #   CLEANUP_SIGNAL=KILL        # optional: sent at exit to the processes in $pids (default TERM)
 #   FAIL_LOGS=(produce.*)      # optional: more files (globs under $tmp) that fail prints
@@ -140,7 +141,11 @@ start_server() {  # start_server [-n NAME] [-l LISTEN] [GRADIENTD_ARGS...]
     esac
   done
   local log=$tmp/server${name:+.$name} what="gradientd${name:+ ($name)}"
-  "$GRADIENTD" --listen "$listen" "$@" >"$log.out" 2>"$log.err" 7>&- &
+  # On a fixed port (a restart), HTTP's default would be the next port,
+  # which a client's connection may hold: port 0 unless the test says.
+  local http=()
+  [[ $listen == *:0 || " $* " == *" --http-listen "* ]] || http=(--http-listen 127.0.0.1:0)
+  "$GRADIENTD" --listen "$listen" ${http[@]+"${http[@]}"} "$@" >"$log.out" 2>"$log.err" 7>&- &
   server_pid=$!
   pids+=("$server_pid")
   server=""
@@ -215,4 +220,4 @@ unmount_all_scratch() {
 free_bytes() { df -B1 --output=avail "$1" | tail -n 1 | tr -d ' '; }
 
 [[ -x $GRADIENTD ]] || fail "gradientd binary not found: $GRADIENTD"
-[[ -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"
+[[ -z ${GRADCTL+set} || -x $GRADCTL ]] || fail "gradctl binary not found: $GRADCTL"

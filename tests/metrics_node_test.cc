@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "client/client.h"
+#include "http_test_client.h"
 #include "running_node.h"
 #include "test_ca.h"
 
@@ -287,7 +288,14 @@ TEST(MetricsNodeTest, AScrapeUnderLoadPassesPromtool) {
   for (int wait = 0; wait < 6000 && done < kProducers * kBatches / 2; ++wait) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  const std::string under_load = node.node().RenderMetrics();
+  // Over HTTP, as Prometheus scrapes.
+  testing::HttpTestClient http(node.http_address());
+  const auto scraped = http.Call("/metrics");
+  ASSERT_TRUE(scraped.has_value());
+  EXPECT_EQ(scraped->result_int(), 200);
+  EXPECT_NE(std::string(scraped->at(boost::beast::http::field::content_type)).find("0.0.4"),
+            std::string::npos);
+  const std::string under_load = scraped->body();
   for (auto& t : producers) t.join();
   q.reset();
   ASSERT_TRUE(node.Finish().ok());

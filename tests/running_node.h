@@ -30,6 +30,8 @@ class RunningNode {
   }
   // HOST:PORT it listens on. REQUIRES: Start succeeded.
   std::string address() const { return server::FormatEndpoint(node_.endpoint()); }
+  // HOST:PORT of its HTTP listener. REQUIRES: Start succeeded, HTTP not off.
+  std::string http_address() const { return server::FormatEndpoint(*node_.http_endpoint()); }
   // Stops the node and waits for Run to return; the data directory is left
   // to recovery from its journal.
   void Stop() {

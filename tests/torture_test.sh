@@ -75,7 +75,9 @@ while ((SECONDS < end)); do
   log=$tmp/server.k$round
   : >"$log.out"
   if ((RANDOM % 2)); then config=("${constant_checkpoints[@]}"); else config=("${no_checkpoints[@]}"); fi
-  "$GRADIENTD" --listen "$listen" --data-dir "$data" "${config[@]}" >"$log.out" 2>"$log.err" 7>&- &
+  # HTTP on port 0: the fixed port next to $listen may be a producer's.
+  "$GRADIENTD" --listen "$listen" --http-listen 127.0.0.1:0 --data-dir "$data" "${config[@]}" \
+    >"$log.out" 2>"$log.err" 7>&- &
   server_pid=$!
   pids+=("$server_pid")
   mode=$((RANDOM % 5))  # 0-1: in recovery, 2-3: mid-stream, 4: in shutdown

@@ -13,6 +13,7 @@ packages=(
   python3
   prometheus  # promtool: the metrics tests check the exposition and the alert rules
   e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
+  curl  # the HTTP smoke test (and README's examples)
 )
 
 # Optional, for tools/fuzz.sh only; the normal build uses g++. clang-14 does

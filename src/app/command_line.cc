@@ -63,6 +63,16 @@ const Row kRows[] = {
   {"listen", Kind::kText, [](CommandLine& c) -> Field { return &c.node.server.listen; },
    "HOST:PORT to accept connections on; port 0 picks a free port, which the listening line "
    "reports; [ADDR]:PORT for IPv6"},
+  {"http-listen", Kind::kText, [](CommandLine& c) -> Field { return &c.node.http.listen; },
+   "HOST:PORT for HTTP (health, metrics, the read-only JSON API; README, HTTP API), or off. "
+   "Default: --listen's host at its port + 1 (127.0.0.1:7879), port 0 when --listen's is 0. "
+   "Prints 'gradientd http listening on HOST:PORT'. Same --auth-file and TLS as the protocol",
+   {.least = 1, .too_small = "{flag} needs HOST:PORT or off"}, "HOST:PORT"},
+  {"http-max-connections", Kind::kCount,
+   [](CommandLine& c) -> Field { return &c.node.http.max_connections; },
+   "HTTP connections served at once; more are answered 503 and closed (4 at a time; beyond, "
+   "closed at once)",
+   {.least = 1, .too_small = "{flag} must be positive"}},
   {"auth-file", Kind::kText, [](CommandLine& c) -> Field { return &c.node.auth_file; },
    "require a token: each connection's first request is a Hello whose token FILE lists "
    "(lines 'NAME ROLE[,ROLE...] TOKEN'; roles produce, query, admin); other requests get "
@@ -182,7 +192,8 @@ constexpr const char* kCaption =
     "Usage: gradientd [OPTIONS]\n\n"
     "Streams of (x, y) points in, the gradient of the mean-squared-error loss of a\n"
     "line over every point seen so far out, in O(1). Prints one line\n"
-    "'gradientd listening on HOST:PORT' to stdout once it accepts connections;\n"
+    "'gradientd listening on HOST:PORT' to stdout once it accepts connections\n"
+    "(then 'gradientd http listening on HOST:PORT' unless --http-listen off);\n"
     "SIGINT or SIGTERM shut it down gracefully. State is durable in the data\n"
     "directory (journal + snapshots) unless --in-memory. Without --auth-file anyone\n"
     "who can connect may do everything, so the default --listen is loopback only.\n\n"

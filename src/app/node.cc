@@ -9,7 +9,10 @@
 #include <utility>
 
 #include "auth/session.h"
+#include "http/api_routes.h"
+#include "http/health_routes.h"
 #include "metrics/process.h"
+#include "protocol/endpoint.h"
 
 #ifndef GRADIENTD_VERSION
 #define GRADIENTD_VERSION "unknown"
@@ -50,6 +53,7 @@ Node::Node(NodeOptions options, std::ostream& log)
       service_(store_, options_.limits) {
   service_.SetMetrics(&service_metrics_);
   AddStateMetrics();
+  metrics_ = [this] { return registry_.Render(); };
 }
 
 NodeOptions Node::WithMetrics(NodeOptions options) {
@@ -96,9 +100,75 @@ Status Node::Start() {
   server_ = std::make_unique<server::Server>(
       options_.server, service_, data_ ? data_->change_log() : nullptr, authenticator_.get());
   if (Status s = server_->Start(); !s.ok()) return s;
+  if (Status s = StartHttp(); !s.ok()) return s;
   if (!authenticator_ && !endpoint().address().is_loopback()) {
     log_ << "gradientd: warning: listening on " << server::FormatEndpoint(endpoint())
          << " without --auth-file: anyone who can reach it may read and change every series\n";
+  }
+  if (!authenticator_ && http_ && !http_->local_endpoint().address().is_loopback()) {
+    log_ << "gradientd: warning: HTTP on " << server::FormatEndpoint(http_->local_endpoint())
+         << " without --auth-file: anyone who can reach it may read every series\n";
+  }
+  return Status::Ok();
+}
+
+Status ResolveHttpListen(const std::string& http_listen, const std::string& listen,
+                         std::string* resolved) {
+  if (http_listen == "off") {
+    resolved->clear();
+    return Status::Ok();
+  }
+  if (!http_listen.empty()) {
+    protocol::Endpoint where;
+    if (Status s = protocol::ParseEndpoint(http_listen, &where); !s.ok()) {
+      return Status::InvalidArgument("--http-listen: " + s.message());
+    }
+    *resolved = http_listen;
+    return Status::Ok();
+  }
+  protocol::Endpoint where;
+  if (Status s = protocol::ParseEndpoint(listen, &where); !s.ok()) {
+    return Status::InvalidArgument("--listen: " + s.message());
+  }
+  if (where.port == 65535) {
+    return Status::InvalidArgument(
+        "--http-listen: --listen's port is 65535, so HTTP has no port "
+        "next to it: give --http-listen HOST:PORT or off");
+  }
+  const uint16_t port = where.port == 0 ? 0 : static_cast<uint16_t>(where.port + 1);
+  *resolved = protocol::FormatEndpoint(where.host, port);
+  return Status::Ok();
+}
+
+Status Node::StartHttp() {
+  http::ListenerOptions listener;
+  if (Status s = ResolveHttpListen(options_.http.listen, options_.server.listen, &listener.listen);
+      !s.ok()) {
+    return s;
+  }
+  if (listener.listen.empty()) return Status::Ok();
+  listener.max_connections = options_.http.max_connections;
+  listener.idle_timeout = options_.server.idle_timeout;
+  listener.request_timeout = options_.server.request_timeout;
+  listener.write_timeout = options_.server.write_timeout;
+  router_ = std::make_unique<http::Router>(authenticator_.get());
+  router_->Add(std::make_shared<http::HealthRoutes>(
+      http::HealthChecks{[this] { return ReadyForWrites(); }, metrics_}));
+  router_->Add(std::make_shared<http::ApiRoutes>(service_));
+  for (const auto& routes : extra_routes_) router_->Add(routes);
+  http_ = std::make_unique<http::Listener>(std::move(listener), *router_, server_->query_executor(),
+                                           server_->tls_context());
+  if (Status s = http_->Start(); !s.ok()) return s;
+  server_->OnStop([listener = http_.get()] { listener->Stop(); });
+  return Status::Ok();
+}
+
+// Recovery is done by the time HTTP serves; writes go on while the journal
+// takes records.
+Status Node::ReadyForWrites() const {
+  if (data_ == nullptr) return Status::Ok();
+  if (Status s = data_->journal_health(); !s.ok()) {
+    return Status(s.code(), "the journal has failed, writes are refused: " + s.message());
   }
   return Status::Ok();
 }
@@ -159,6 +229,11 @@ void Node::Record(const v1::RecordedBatch& record) {
 }
 
 boost::asio::ip::tcp::endpoint Node::endpoint() const { return server_->local_endpoint(); }
+
+std::optional<boost::asio::ip::tcp::endpoint> Node::http_endpoint() const {
+  if (!http_) return std::nullopt;
+  return http_->local_endpoint();
+}
 
 void Node::HandleSignals() {
   server_->StopOnSignals();

@@ -17,14 +17,19 @@
 
 #include <atomic>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "auth/authenticator.h"
 #include "core/status.h"
 #include "durable/checkpoint_metrics.h"
 #include "durable/data_directory.h"
+#include "http/listener.h"
+#include "http/router.h"
 #include "metrics/metrics.h"
 #include "recording/recording.h"
 #include "server/server.h"
@@ -36,8 +41,23 @@
 
 namespace gradientd::app {
 
+// The HTTP listener's options; its timeouts are the protocol's
+// (ServerOptions' idle, request and write timeouts).
+struct HttpOptions {
+  // --http-listen HOST:PORT; empty: --listen's host at its port + 1 (port 0
+  // when --listen's is 0); "off": no HTTP.
+  std::string listen;
+  std::size_t max_connections = 64;  // --http-max-connections
+};
+
+// The HTTP address `http.listen` means beside the protocol's `listen`: ""
+// for off, else HOST:PORT. The error names --http-listen.
+Status ResolveHttpListen(const std::string& http_listen, const std::string& listen,
+                         std::string* resolved);
+
 struct NodeOptions {
   server::ServerOptions server;
+  HttpOptions http;
   service::ServiceLimits limits;
   bool in_memory = false;
   durable::DataDirectoryOptions data;  // unless in_memory
@@ -52,13 +72,25 @@ class Node {
   Node(const Node&) = delete;
   Node& operator=(const Node&) = delete;
 
+  // Routes served over HTTP after the built-in ones (health, metrics, the
+  // JSON API), in the order added; and the text /metrics serves (by default
+  // RenderMetrics; null: 404).
+  // Call before Start.
+  void AddRoutes(std::shared_ptr<http::Routes> routes) {
+    extra_routes_.push_back(std::move(routes));
+  }
+  void SetMetrics(std::function<std::string()> render) { metrics_ = std::move(render); }
+
   // Loads the auth file, recovers the data directory, creates the
-  // recording, binds the server. The error is what gradientd prints after
+  // recording, binds the server and the HTTP listener. The error is what gradientd prints after
   // "gradientd: " before exiting 1. Call once.
   Status Start();
 
   // The address the server listens on. REQUIRES: Start succeeded.
   boost::asio::ip::tcp::endpoint endpoint() const;
+  // The HTTP listener's address; nullopt with --http-listen off.
+  // REQUIRES: Start succeeded.
+  std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
 
   // SIGINT or SIGTERM stop the server; SIGHUP reloads the auth file. Call
   // after Start, before Run.
@@ -86,6 +118,8 @@ class Node {
   Status LoadAuthFile();
   Status Recover();
   Status CreateRecording();
+  Status StartHttp();
+  Status ReadyForWrites() const;
   void Record(const v1::RecordedBatch& record);
   // The metrics read at scrape time: build info, process_*, series,
   // producers, connections.
@@ -112,6 +146,11 @@ class Node {
   std::unique_ptr<storage::RecordingWriter> recording_;
   std::atomic<bool> recording_error_logged_{false};
   std::unique_ptr<server::Server> server_;
+  // After the server, whose query executor they run on: destroyed first.
+  std::vector<std::shared_ptr<http::Routes>> extra_routes_;
+  std::function<std::string()> metrics_;
+  std::unique_ptr<http::Router> router_;
+  std::unique_ptr<http::Listener> http_;
 };
 
 }  // namespace gradientd::app

@@ -65,6 +65,9 @@ class DataDirectory {
   // The journal the Service now logs to; responses wait on it. Valid until
   // Close.
   service::ChangeLog* change_log() { return change_log_.get(); }
+  // Ok while the journal takes records, else why it stopped (for /readyz).
+  // Thread-safe.
+  Status journal_health() const { return journal_->health(); }
 
   // Writes a snapshot now and deletes what it makes obsolete. Thread-safe.
   Status Checkpoint() EXCLUDES(checkpoint_mu_);

@@ -108,6 +108,7 @@ void Server::Impl::BeginStop() {
   }
   boost::system::error_code ignored;
   acceptor.close(ignored);
+  for (const auto& stop : on_stop) stop();
   signals.cancel(ignored);
   reload_signals.cancel(ignored);
   {
@@ -203,6 +204,12 @@ ConnectionCounts Server::Connections() const {
   counts.refusing = impl_->refusing.size();
   return counts;
 }
+
+asio::any_io_executor Server::query_executor() { return impl_->control; }
+
+asio::ssl::context* Server::tls_context() { return impl_->tls.get(); }
+
+void Server::OnStop(std::function<void()> stop) { impl_->on_stop.push_back(std::move(stop)); }
 
 void Server::Stop() {
   asio::post(impl_->control, [impl = impl_.get()] { impl->BeginStop(); });

@@ -7,9 +7,11 @@
 // up with StopOnSignals).
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <chrono>
 #include <cstddef>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -74,6 +76,16 @@ class Server {
   // The address actually bound (the chosen port when listening on port 0).
   // REQUIRES: Start() succeeded.
   boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+  // For a listener that serves beside the protocol (HTTP): the query
+  // context's executor (queries run there; Run runs it, and returns only
+  // once the listener's work there is done), and the TLS context the
+  // protocol uses (null for plaintext; REQUIRES: Start succeeded).
+  boost::asio::any_io_executor query_executor();
+  boost::asio::ssl::context* tls_context();
+  // `stop` runs on the query executor when Stop begins: it must close what
+  // the listener has there, promptly. Call before Run.
+  void OnStop(std::function<void()> stop);
 
   // Stops on SIGINT or SIGTERM. Call before Run.
   void StopOnSignals();

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -152,6 +153,7 @@ struct Server::Impl {
   boost::asio::signal_set signals;
   boost::asio::signal_set reload_signals;
   Timer grace_timer;
+  std::vector<std::function<void()>> on_stop;  // set before Run; run by BeginStop
 
   mutable util::Mutex mu;                             // also taken for a peer's move
   std::vector<std::size_t> producers GUARDED_BY(mu);  // per ingest context

@@ -254,6 +254,11 @@ std::string Journal::rotation_error() const {
   return rotation_error_;
 }
 
+Status Journal::health() const {
+  util::MutexLock lock(mu_);
+  return failed_;
+}
+
 uint64_t Journal::bytes_since_rotate() const {
   util::MutexLock lock(mu_);
   return bytes_since_rotate_;

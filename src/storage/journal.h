@@ -136,6 +136,10 @@ class Journal {
   // Bytes appended since the last Rotate (for checkpoint scheduling).
   uint64_t bytes_since_rotate() const EXCLUDES(mu_);
 
+  // Ok while the journal takes records; once it has failed, its error (every
+  // later Append gets it too). Cheap: one lock, no I/O.
+  Status health() const EXCLUDES(mu_);
+
  private:
   Journal(FileSystem& fs, std::string dir, uint64_t position, JournalOptions options);
   // What the committer takes from the queue in one round.

@@ -38,6 +38,9 @@ int main(int argc, char** argv) {
   }
   node.HandleSignals();
   std::cout << "gradientd listening on " << server::FormatEndpoint(node.endpoint()) << std::endl;
+  if (const auto http = node.http_endpoint()) {
+    std::cout << "gradientd http listening on " << server::FormatEndpoint(*http) << std::endl;
+  }
   node.Run();
   if (Status s = node.Finish(); !s.ok()) {
     std::cerr << "gradientd: " << s.message() << "\n";
