@@ -11,6 +11,7 @@ packages=(
   libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3
+  prometheus  # promtool: the metrics tests check the exposition and the alert rules
   e2fsprogs mount util-linux  # the full-disk test: mkfs.ext4, losetup, fallocate
   curl  # the HTTP smoke test (and README's examples)
   libjs-chart.js  # the dashboard's charts, compiled into gradientd (with its license)

@@ -1,27 +1,101 @@
 #include "app/node.h"
 
+#include <google/protobuf/stubs/common.h>
+
+#include <boost/version.hpp>
 #include <chrono>
 #include <filesystem>
 #include <ostream>
 #include <utility>
 
+#include "auth/session.h"
 #include "http/api_routes.h"
 #include "http/health_routes.h"
+#include "metrics/process.h"
 #include "protocol/endpoint.h"
+
+#ifndef GRADIENTD_VERSION
+#define GRADIENTD_VERSION "unknown"
+#endif
+#ifndef GRADIENTD_GIT_COMMIT
+#define GRADIENTD_GIT_COMMIT ""
+#endif
 
 namespace gradientd::app {
 
+namespace {
+
+// "3.21.12" from 3021012.
+std::string ProtobufVersion() {
+  const int v = GOOGLE_PROTOBUF_VERSION;
+  return std::to_string(v / 1000000) + "." + std::to_string(v / 1000 % 1000) + "." +
+         std::to_string(v % 1000);
+}
+
+// "1.81.0" from 108100.
+std::string BoostVersion() {
+  const int v = BOOST_VERSION;
+  return std::to_string(v / 100000) + "." + std::to_string(v / 100 % 1000) + "." +
+         std::to_string(v % 100);
+}
+
+}  // namespace
+
 Node::Node(NodeOptions options, std::ostream& log)
-    : options_(std::move(options)),
+    : auth_failures_(registry_.AddCounterFamily("gradientd_auth_failures_total",
+                                                "Requests refused by access control, by reason.",
+                                                auth::AuthFailureLabels())),
+      recovery_seconds_(registry_.AddGauge(
+          "gradientd_recovery_duration_seconds",
+          "How long recovering the data directory took at start (0 in memory).")),
+      options_(WithMetrics(std::move(options))),
       log_(log),
       service_(store_, options_.limits),
       dashboard_(service_, live_points_) {
+  service_.SetMetrics(&service_metrics_);
   // Set before recovery, which does not call it: the samples are of live
   // traffic only.
   service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
                                    int64_t event_time, int64_t received) {
     ObserveBatch(series, batch, event_time, received);
   });
+  AddStateMetrics();
+  metrics_ = [this] { return registry_.Render(); };
+}
+
+NodeOptions Node::WithMetrics(NodeOptions options) {
+  options.server.metrics = &server_metrics_;
+  server_metrics_.auth_failures = &auth_failures_;
+  server_metrics_.max_connections_refusals =
+      &service_metrics_.refusals.at(static_cast<std::size_t>(service::Limit::kMaxConnections));
+  options.data.journal.metrics = &journal_metrics_;
+  options.data.metrics = &checkpoint_metrics_;
+  return options;
+}
+
+void Node::AddStateMetrics() {
+  registry_
+      .AddGauge("gradientd_build_info", "gradientd's build: version, git commit, libraries.",
+                {{"version", GRADIENTD_VERSION},
+                 {"git_commit", GRADIENTD_GIT_COMMIT},
+                 {"protobuf_version", ProtobufVersion()},
+                 {"boost_version", BoostVersion()}})
+      .Set(1);
+  registry_.AddGaugeCallback("gradientd_series", "Series held.",
+                             [this] { return static_cast<double>(store_.size()); });
+  registry_.AddGaugeCallback("gradientd_producers",
+                             "Exactly-once producers the producer table holds.",
+                             [this] { return static_cast<double>(service_.producers()); });
+  registry_.AddCallback(
+      "gradientd_connections", "Client connections by state.", "gauge",
+      metrics::LabelProduct({{"state", {"handshaking", "established", "refusing"}}}),
+      [this](std::vector<double>* values) {
+        if (!server_) return;
+        const server::ConnectionCounts counts = server_->Connections();
+        *values = {static_cast<double>(counts.handshaking), static_cast<double>(counts.established),
+                   static_cast<double>(counts.refusing)};
+      });
+  metrics::AddProcessMetrics(registry_);
 }
 
 Node::~Node() = default;
@@ -138,6 +212,7 @@ Status Node::Recover() {
     return Status(s.code(), "cannot use data directory " + options_.data.path + ": " + s.message());
   }
   log_ << "gradientd: " << report.ToString(options_.data.path) << "\n";
+  recovery_seconds_.Set(report.seconds);
   return Status::Ok();
 }
 

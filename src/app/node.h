@@ -8,7 +8,11 @@
 // and writes the final checkpoint. What gradientd says on the way (the
 // recovery report, warnings) goes to `log`.
 //
-// Thread-safety: Stop may be called from any thread; the rest from one.
+// The Node owns the metrics::Registry every component counts in (so nodes in
+// one process count separately); RenderMetrics is the /metrics page.
+//
+// Thread-safety: Stop and RenderMetrics may be called from any thread; the
+// rest from one.
 #pragma once
 
 #include <atomic>
@@ -22,15 +26,20 @@
 
 #include "auth/authenticator.h"
 #include "core/status.h"
+#include "durable/checkpoint_metrics.h"
 #include "durable/data_directory.h"
 #include "http/dashboard_routes.h"
 #include "http/listener.h"
 #include "http/live_points.h"
 #include "http/router.h"
+#include "metrics/metrics.h"
 #include "recording/recording.h"
 #include "server/server.h"
+#include "server/server_metrics.h"
 #include "service/series_store.h"
 #include "service/service.h"
+#include "service/service_metrics.h"
+#include "storage/journal_metrics.h"
 
 namespace gradientd::app {
 
@@ -66,7 +75,8 @@ class Node {
   Node& operator=(const Node&) = delete;
 
   // Routes served over HTTP after the built-in ones (health, metrics, the
-  // JSON API), in the order added; and the text /metrics serves (none: 404).
+  // JSON API), in the order added; and the text /metrics serves (by default
+  // RenderMetrics; null: 404).
   // Call before Start.
   void AddRoutes(std::shared_ptr<http::Routes> routes) {
     extra_routes_.push_back(std::move(routes));
@@ -101,6 +111,11 @@ class Node {
 
   service::Service& service() { return service_; }
 
+  // Every metric, in the Prometheus text format 0.0.4. Any time after
+  // construction (a state not started yet reads as 0).
+  std::string RenderMetrics() const { return registry_.Render(); }
+  metrics::Registry& metrics() { return registry_; }
+
  private:
   Status LoadAuthFile();
   Status Recover();
@@ -112,6 +127,20 @@ class Node {
   void ObserveBatch(const std::string& series, const v1::PointBatch& batch, int64_t event_time,
                     int64_t received);
   void Record(const v1::RecordedBatch& record);
+  // The metrics read at scrape time: build info, process_*, series,
+  // producers, connections.
+  void AddStateMetrics();
+  // `options` with the metrics structs below wired in.
+  NodeOptions WithMetrics(NodeOptions options);
+
+  // Before everything that counts in them; destroyed after.
+  metrics::Registry registry_;
+  service::ServiceMetrics service_metrics_{registry_};
+  storage::JournalMetrics journal_metrics_{registry_};
+  durable::CheckpointMetrics checkpoint_metrics_{registry_};
+  server::ServerMetrics server_metrics_{registry_};
+  metrics::CounterFamily& auth_failures_;
+  metrics::Gauge& recovery_seconds_;
 
   const NodeOptions options_;
   std::ostream& log_;

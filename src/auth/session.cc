@@ -47,12 +47,19 @@ std::string_view OperationName(const v1::Request& request) {
   return "an empty request";
 }
 
+std::vector<metrics::Labels> AuthFailureLabels() {
+  return metrics::LabelProduct(
+      {{"reason",
+        {"no_token", "invalid_token", "not_authenticated", "token_revoked", "permission_denied"}}});
+}
+
 uint64_t Session::Handle(const v1::Request& request, v1::Response* response) {
   if (request.has_hello()) {
     Hello(request.hello(), response);
     return 0;
   }
   if (!digest_) {
+    CountFailure(AuthFailure::kNotAuthenticated);
     protocol::SetError(
         Status::Unauthenticated("not authenticated: this server needs a Hello with a valid token "
                                 "first (gradctl --token or $GRADIENTD_TOKEN)"),
@@ -64,6 +71,7 @@ uint64_t Session::Handle(const v1::Request& request, v1::Response* response) {
     digest_.reset();
     name_.clear();
     roles_ = RoleSet();
+    CountFailure(AuthFailure::kTokenRevoked);
     protocol::SetError(Status::Unauthenticated("the token '" + old_name +
                                                "' is no longer valid (the auth file was "
                                                "reloaded); send a Hello with a valid token"),
@@ -71,6 +79,7 @@ uint64_t Session::Handle(const v1::Request& request, v1::Response* response) {
     return 0;
   }
   if (const std::optional<v1::Role> role = RequiredRole(request); role && !roles_.Has(*role)) {
+    CountFailure(AuthFailure::kPermissionDenied);
     protocol::SetError(
         Status::PermissionDenied("'" + name_ + "' (roles: " + roles_.ToString() + ") may not " +
                                  std::string(OperationName(request)) + ": it needs the " +
@@ -86,6 +95,7 @@ void Session::Hello(const v1::Hello& hello, v1::Response* response) {
   std::optional<Authenticator::Grant> grant = authenticator_.Authenticate(digest);
   if (!grant) {
     // Keeps the identity it had, if any: a refused request changes nothing.
+    CountFailure(hello.token().empty() ? AuthFailure::kNoToken : AuthFailure::kInvalidToken);
     protocol::SetError(
         Status::Unauthenticated(hello.token().empty() ? "the Hello carries no token"
                                                       : "the token is not valid on this server"),

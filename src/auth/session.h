@@ -17,6 +17,7 @@
 #include "auth/authenticator.h"
 #include "auth/token_file.h"
 #include "gradientd/v1/gradientd.pb.h"
+#include "metrics/metrics.h"
 #include "protocol/connection.h"
 
 namespace gradientd::auth {
@@ -26,11 +27,24 @@ std::optional<v1::Role> RequiredRole(const v1::Request& request);
 // "ingest", "gradient", ... for messages.
 std::string_view OperationName(const v1::Request& request);
 
+// Why a request was refused (gradientd_auth_failures_total{reason}).
+enum class AuthFailure : std::size_t {
+  kNoToken,           // a Hello without a token
+  kInvalidToken,      // a Hello whose token the auth file does not hold
+  kNotAuthenticated,  // a request before a valid Hello
+  kTokenRevoked,      // the token went with a reload
+  kPermissionDenied,  // the token lacks the role
+  kCount
+};
+// The label sets of the family, in AuthFailure's order.
+std::vector<metrics::Labels> AuthFailureLabels();
+
 class Session : public protocol::RequestHandler {
  public:
-  // Both must outlive the Session.
-  Session(protocol::RequestHandler& next, const Authenticator& authenticator)
-      : next_(next), authenticator_(authenticator) {}
+  // All must outlive the Session; `failures` (by AuthFailure) may be null.
+  Session(protocol::RequestHandler& next, const Authenticator& authenticator,
+          metrics::CounterFamily* failures = nullptr)
+      : next_(next), authenticator_(authenticator), failures_(failures) {}
 
   uint64_t Handle(const v1::Request& request, v1::Response* response) override;
 
@@ -42,9 +56,13 @@ class Session : public protocol::RequestHandler {
   void Hello(const v1::Hello& hello, v1::Response* response);
   // Refreshes name and roles after a reload; false if the token is gone.
   bool Revalidate();
+  void CountFailure(AuthFailure reason) {
+    if (failures_ != nullptr) failures_->at(static_cast<std::size_t>(reason)).Add();
+  }
 
   protocol::RequestHandler& next_;
   const Authenticator& authenticator_;
+  metrics::CounterFamily* const failures_;
   std::optional<Digest> digest_;  // of the authenticated token
   std::string name_;
   RoleSet roles_;

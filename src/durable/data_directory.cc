@@ -291,6 +291,22 @@ Status DataDirectory::Checkpoint() {
 }
 
 Status DataDirectory::WriteCheckpoint() {
+  CheckpointMetrics* metrics = options_.metrics;
+  if (metrics == nullptr) return WriteCheckpointUntimed();
+  const auto start = std::chrono::steady_clock::now();
+  const Status s = WriteCheckpointUntimed();
+  metrics->seconds.Observe(
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (!s.ok()) {
+    metrics->failures.Add();
+  } else {
+    metrics->last_success.Set(
+        std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count());
+  }
+  return s;
+}
+
+Status DataDirectory::WriteCheckpointUntimed() {
   v1::Snapshot snapshot;
   service_.Checkpoint([&] { return journal_->Rotate(); }, &snapshot);
   // Everything in the snapshot must be durable in the journal first: a

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "durable/checkpoint_metrics.h"
 #include "durable/journal_change_log.h"
 #include "service/service.h"
 #include "storage/file_system.h"
@@ -31,7 +32,8 @@ struct DataDirectoryOptions {
   storage::JournalOptions journal;
   std::chrono::milliseconds checkpoint_interval{std::chrono::minutes(5)};
   uint64_t checkpoint_bytes = 64u << 20;
-  storage::FileSystem* fs = nullptr;  // nullptr: storage::PosixFileSystem()
+  storage::FileSystem* fs = nullptr;     // nullptr: storage::PosixFileSystem()
+  CheckpointMetrics* metrics = nullptr;  // must outlive the directory; null: none
 };
 
 struct RecoveryReport {
@@ -85,6 +87,8 @@ class DataDirectory {
   Status WriteSnapshotAndPrune(const v1::Snapshot& snapshot) REQUIRES(checkpoint_mu_);
   // Snapshots the state now.
   Status WriteCheckpoint() REQUIRES(checkpoint_mu_);
+  // WriteCheckpoint without the metrics.
+  Status WriteCheckpointUntimed() REQUIRES(checkpoint_mu_);
   void CheckpointLoop() EXCLUDES(checkpoint_mu_, stop_mu_);
   // Asks the checkpointer to stop and waits until it has.
   void StopCheckpointer() EXCLUDES(stop_mu_);

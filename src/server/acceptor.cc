@@ -38,6 +38,12 @@ asio::awaitable<void> Server::Impl::Accept() {
   }
 }
 
+void Server::Impl::CountConnectionRefusal() {
+  if (options.metrics != nullptr && options.metrics->max_connections_refusals != nullptr) {
+    options.metrics->max_connections_refusals->Add();
+  }
+}
+
 void Server::Impl::Admit(tcp::socket socket) {
   // Every accepted socket counts from here until it is closed: as a
   // connection, or as a refusal in progress.
@@ -48,9 +54,10 @@ void Server::Impl::Admit(tcp::socket socket) {
     if (stopping) return;
     if (peers.size() < options.max_connections) {
       peer = std::make_shared<Peer>(std::move(socket), tls.get(), handler, authenticator,
+                                    options.metrics ? options.metrics->auth_failures : nullptr,
                                     options.max_frame_bytes);
       peers.push_back(peer);
-    } else if (refusing.size() < Server::kRefusalAllowance) {
+    } else if (CountConnectionRefusal(); refusing.size() < Server::kRefusalAllowance) {
       refused = std::make_shared<tcp::socket>(std::move(socket));
       refusing.push_back(refused);
     }

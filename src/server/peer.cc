@@ -52,14 +52,16 @@ std::string Describe(std::exception_ptr e) {
 
 Server::Impl::Peer::Peer(tcp::socket s, asio::ssl::context* tls_context,
                          protocol::RequestHandler& handler, auth::Authenticator* authenticator,
-                         std::size_t max_frame_bytes)
+                         metrics::CounterFamily* auth_failures, std::size_t max_frame_bytes)
     : socket(std::move(s)),
       writer_wake(socket.get_executor()),
       reader_wake(socket.get_executor()),
       watchdog(socket.get_executor()),
       abandon_wake(socket.get_executor(), Timer::time_point::max()),
       tls(tls_context ? std::make_unique<TlsStream>(socket, *tls_context) : nullptr),
-      session(authenticator ? std::make_unique<auth::Session>(handler, *authenticator) : nullptr),
+      session(authenticator
+                  ? std::make_unique<auth::Session>(handler, *authenticator, auth_failures)
+                  : nullptr),
       connection(session ? *session : handler, max_frame_bytes) {}
 
 void Server::Impl::Peer::MakeTimers() {
@@ -94,11 +96,19 @@ asio::awaitable<void> Server::Impl::Serve(std::shared_ptr<Peer> peer) {
   boost::system::error_code ignored;
   // A client that does not complete the handshake is dropped; it counted
   // towards max_connections meanwhile.
-  if (peer->tls && !peer->ingest_context &&
-      !co_await AcceptTls(*peer->tls, options.request_timeout)) {
-    peer->socket.close(ignored);
-    Forget(peer);
-    co_return;
+  if (peer->tls && !peer->ingest_context) {
+    ServerMetrics* metrics = options.metrics;
+    if (metrics != nullptr) metrics->handshaking.Add(1);
+    const bool secured = co_await AcceptTls(*peer->tls, options.request_timeout);
+    if (metrics != nullptr) {
+      metrics->handshaking.Add(-1);
+      if (!secured) metrics->tls_handshake_failures.Add();
+    }
+    if (!secured) {
+      peer->socket.close(ignored);
+      Forget(peer);
+      co_return;
+    }
   }
   while (true) {
     if (peer->tls) {
@@ -171,7 +181,7 @@ asio::awaitable<void> Server::Impl::Read(std::shared_ptr<Peer> peer, Stream& str
       chunk.bytes.erase(0, peer->socket.write_some(asio::buffer(chunk.bytes), ignored));
     }
     if (!chunk.bytes.empty()) {
-      peer->queued_bytes += chunk.bytes.size();
+      AddQueued(*peer, static_cast<int64_t>(chunk.bytes.size()));
       peer->chunks.push_back(std::move(chunk));
       peer->writer_wake.cancel();
     }
@@ -216,7 +226,7 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
       peer->socket.close(ignored);
       break;
     }
-    peer->queued_bytes -= chunk.bytes.size();
+    AddQueued(*peer, -static_cast<int64_t>(chunk.bytes.size()));
     peer->chunks.pop_front();
     peer->reader_wake.cancel();
   }
@@ -242,7 +252,7 @@ asio::awaitable<bool> Server::Impl::AwaitDurable(Peer& peer, Chunk& chunk) {
     const std::size_t before = chunk.bytes.size();
     protocol::Connection::FailUndurable([this](uint64_t token) { return log->Outcome(token); },
                                         chunk.waiting, &chunk.bytes);
-    peer.queued_bytes = peer.queued_bytes - before + chunk.bytes.size();
+    AddQueued(peer, static_cast<int64_t>(chunk.bytes.size()) - static_cast<int64_t>(before));
   }
   co_return true;
 }
@@ -296,9 +306,18 @@ asio::io_context* Server::Impl::MoveToIngestContext(Peer& peer) {
   return &target;
 }
 
+void Server::Impl::AddQueued(Peer& peer, int64_t delta) {
+  peer.queued_bytes = static_cast<std::size_t>(static_cast<int64_t>(peer.queued_bytes) + delta);
+  if (options.metrics != nullptr) options.metrics->queued_bytes.Add(delta);
+}
+
 void Server::Impl::Forget(const std::shared_ptr<Peer>& peer) {
   util::MutexLock lock(mu);
-  peers.remove(peer);
+  // What it leaves unsent no longer counts as queued (once: a peer may be
+  // forgotten twice after an internal error).
+  if (peers.remove(peer) > 0 && options.metrics != nullptr) {
+    options.metrics->queued_bytes.Add(-static_cast<int64_t>(peer->queued_bytes));
+  }
   if (peer->ingest_context) --producers[*peer->ingest_context];
   if (stopping && peers.empty()) {
     // The last connection is gone: no need to wait out the grace period.

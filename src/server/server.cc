@@ -193,6 +193,18 @@ void Server::Run() {
   for (auto& t : pool) t.join();
 }
 
+ConnectionCounts Server::Connections() const {
+  ConnectionCounts counts;
+  if (impl_->options.metrics != nullptr) {
+    counts.handshaking =
+        static_cast<std::size_t>(std::max<int64_t>(0, impl_->options.metrics->handshaking.Value()));
+  }
+  util::MutexLock lock(impl_->mu);
+  counts.established = impl_->peers.size() - std::min(impl_->peers.size(), counts.handshaking);
+  counts.refusing = impl_->refusing.size();
+  return counts;
+}
+
 asio::any_io_executor Server::query_executor() { return impl_->control; }
 
 asio::ssl::context* Server::tls_context() { return impl_->tls.get(); }

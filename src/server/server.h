@@ -18,6 +18,7 @@
 #include "auth/authenticator.h"
 #include "core/status.h"
 #include "protocol/connection.h"
+#include "server/server_metrics.h"
 #include "server/tls.h"
 #include "service/change_log.h"
 
@@ -42,6 +43,14 @@ struct ServerOptions {
   std::chrono::milliseconds write_timeout = std::chrono::seconds(30);
   // TLS when tls.enabled(); the handshake is bounded by request_timeout.
   TlsOptions tls;
+  ServerMetrics* metrics = nullptr;  // must outlive the server; null: none
+};
+
+// The connections at one moment, by state.
+struct ConnectionCounts {
+  std::size_t handshaking = 0;  // TLS handshake under way
+  std::size_t established = 0;  // being served
+  std::size_t refusing = 0;     // over --max-connections, being told so
 };
 
 class Server {
@@ -98,6 +107,9 @@ class Server {
   // read, or waiting on a change log that does not answer) too, and
   // handshakes in progress are cut; so Run returns soon after.
   void Stop();
+
+  // Thread-safe; handshaking only with ServerOptions::metrics.
+  ConnectionCounts Connections() const;
 
  private:
   struct Impl;

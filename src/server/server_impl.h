@@ -52,7 +52,8 @@ struct Server::Impl {
   // coroutines runs.
   struct Peer {
     Peer(tcp::socket s, boost::asio::ssl::context* tls_context, protocol::RequestHandler& handler,
-         auth::Authenticator* authenticator, std::size_t max_frame_bytes);
+         auth::Authenticator* authenticator, metrics::CounterFamily* auth_failures,
+         std::size_t max_frame_bytes);
     // Re-creates the timers on the socket's (new) context.
     void MakeTimers();
 
@@ -82,6 +83,8 @@ struct Server::Impl {
   // Counts an accepted socket as a connection, or as a refusal in progress,
   // and starts it; beyond both limits, closes it.
   void Admit(tcp::socket socket) EXCLUDES(mu);
+  // A socket over max_connections (answered or closed at once).
+  void CountConnectionRefusal();
   // Answers RESOURCE_EXHAUSTED and closes; the socket is in `refusing`
   // meanwhile.
   boost::asio::awaitable<void> Refuse(std::shared_ptr<tcp::socket> socket);
@@ -112,6 +115,8 @@ struct Server::Impl {
   // been closed).
   boost::asio::io_context* MoveToIngestContext(Peer& peer) EXCLUDES(mu);
   void Forget(const std::shared_ptr<Peer>& peer) EXCLUDES(mu);
+  // Changes the peer's queued_bytes, and the metrics' total.
+  void AddQueued(Peer& peer, int64_t delta);
 
   // --- server.cc ---
   // Each live peer with the executor of the context it is on.

@@ -51,6 +51,15 @@ std::string UnixNanosText(int64_t ns) {
 }  // namespace
 
 uint64_t Service::Handle(const v1::Request& request, v1::Response* response) {
+  if (metrics_ == nullptr) return Dispatch(request, response);
+  const auto start = std::chrono::steady_clock::now();
+  const uint64_t token = Dispatch(request, response);
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  metrics_->CountRequest(OperationOf(request), *response, took.count());
+  return token;
+}
+
+uint64_t Service::Dispatch(const v1::Request& request, v1::Response* response) {
   switch (request.body_case()) {
     case v1::Request::kIngest:
       return Ingest(request.ingest(), response);
@@ -99,6 +108,7 @@ std::optional<std::string> Service::SeriesName(const std::string& name,
 }
 
 Status Service::TooManySeries(const std::string& name) const {
+  CountRefusal(Limit::kMaxSeries);
   return Status::ResourceExhausted("the server's limit of " + std::to_string(limits_.max_series) +
                                    " series is reached: series '" + name +
                                    "' was not created (existing series keep working)");
@@ -110,6 +120,7 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   const std::span<const double> x(batch.x().data(), static_cast<std::size_t>(batch.x_size()));
   const std::span<const double> y(batch.y().data(), static_cast<std::size_t>(batch.y_size()));
   if (x.size() > limits_.max_batch_points) {
+    CountRefusal(Limit::kBatchPoints);
     SetError(
         Status::InvalidArgument("batch has " + std::to_string(x.size()) + " points; the limit is " +
                                 std::to_string(limits_.max_batch_points) + " per batch"),
@@ -132,6 +143,7 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
   const int64_t event_time =
       batch.has_event_time_unix_nanos() ? batch.event_time_unix_nanos() : received;
   if (Status s = CheckFutureSkew(event_time, received); !s.ok()) {
+    CountRefusal(Limit::kFutureSkew);
     SetError(s, response);
     return 0;
   }
@@ -205,6 +217,7 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
         producer.last_token = *token;
         producer.last_seen = std::max(producer.last_seen.load(), now);
       });
+  if (found.code() == StatusCode::kResourceExhausted) CountRefusal(Limit::kProducerTable);
   return found.ok() ? status : found;
 }
 
@@ -326,6 +339,7 @@ Status Service::TakeWindowBytes(std::size_t before, std::size_t after) {
   std::size_t held = window_bytes_.load();
   do {
     if (held > limits_.max_window_bytes || more > limits_.max_window_bytes - held) {
+      CountRefusal(Limit::kWindowMemory);
       return Status::ResourceExhausted(
           "the server's --max-window-memory of " + std::to_string(limits_.max_window_bytes) +
           " bytes is reached (" + std::to_string(held) + " held by windows; this one needs " +

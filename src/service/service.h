@@ -27,6 +27,7 @@
 #include "service/names.h"
 #include "service/producer_table.h"
 #include "service/series_store.h"
+#include "service/service_metrics.h"
 #include "util/mutex.h"
 
 namespace gradientd::service {
@@ -89,6 +90,10 @@ class Service : public protocol::RequestHandler {
   // before serving, after recovery.
   void SetChangeLog(ChangeLog* log) { log_ = log; }
 
+  // Counts every request, batch and refusal in `metrics` (which must
+  // outlive the Service); null: none. Set before serving.
+  void SetMetrics(ServiceMetrics* metrics) { metrics_ = metrics; }
+
   uint64_t Handle(const v1::Request& request, v1::Response* response) override;
 
   // Called with every batch applied (not duplicates), its series' name, its
@@ -114,6 +119,11 @@ class Service : public protocol::RequestHandler {
   void Totals(uint64_t* series, uint64_t* points);
 
  private:
+  // Handle without the metrics.
+  uint64_t Dispatch(const v1::Request& request, v1::Response* response);
+  void CountRefusal(Limit limit) const {
+    if (metrics_ != nullptr) metrics_->CountRefusal(limit);
+  }
   uint64_t Ingest(const v1::PointBatch& batch, v1::Response* response);
   // INVALID_ARGUMENT, naming both times, when `event_time` is more than
   // max_future_skew after `now`.
@@ -151,6 +161,7 @@ class Service : public protocol::RequestHandler {
   SeriesStore& store_;
   const ServiceLimits limits_;
   ChangeLog* log_ = nullptr;
+  ServiceMetrics* metrics_ = nullptr;
   BatchObserver batch_observer_;
 
   // Changes hold it shared, Checkpoint exclusively: a snapshot is a state

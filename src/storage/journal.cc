@@ -275,12 +275,20 @@ std::string Journal::Encode(const std::vector<std::string>& batch, std::size_t b
 
 Status Journal::WriteOrCutBack(std::string_view data, bool sync) {
   if (data.empty() && !sync) return Status::Ok();
+  JournalMetrics* metrics = options_.metrics;
   Status s = data.empty() ? Status::Ok() : file_->Append(data);
-  if (s.ok() && sync) s = file_->Sync();
+  if (s.ok() && metrics != nullptr) metrics->bytes_written.Add(data.size());
+  if (s.ok() && sync) {
+    const auto start = std::chrono::steady_clock::now();
+    s = file_->Sync();
+    const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+    if (metrics != nullptr) metrics->fsync_seconds.Observe(took.count());
+  }
   if (s.ok()) {
     file_size_ += data.size();
     return s;
   }
+  if (metrics != nullptr) metrics->write_failures.Add();
   // Part of the write may be in the file: cut it back, so that what was not
   // acknowledged cannot be recovered after a restart.
   const std::string path = dir_ + "/" + JournalFileName(file_start_);
@@ -396,6 +404,9 @@ Journal::Round Journal::TakeRound() {
 Status Journal::WriteRound(const Round& round, std::chrono::steady_clock::time_point* last_sync,
                            uint64_t* written, uint64_t* synced) {
   using Clock = std::chrono::steady_clock;
+  if (options_.metrics != nullptr && !round.batch.empty()) {
+    options_.metrics->group_commit_records.Observe(static_cast<double>(round.batch.size()));
+  }
   Status s;
   if (round.rotate) {
     // What came before the rotation goes to the old file, synced unless

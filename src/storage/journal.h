@@ -34,6 +34,7 @@
 #include "core/status.h"
 #include "gradientd/v1/journal.pb.h"
 #include "storage/file_system.h"
+#include "storage/journal_metrics.h"
 #include "util/mutex.h"
 
 namespace gradientd::storage {
@@ -54,6 +55,7 @@ Status ParseFsyncMode(std::string_view text, FsyncMode* mode);
 struct JournalOptions {
   FsyncMode fsync = FsyncMode::kAlways;
   std::chrono::milliseconds fsync_interval{100};
+  JournalMetrics* metrics = nullptr;  // must outlive the journal; null: none
 };
 
 std::string JournalFileName(uint64_t position);
