@@ -5,10 +5,14 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <chrono>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <set>
@@ -19,6 +23,7 @@
 
 #include "cli/bench/raw_connection.h"
 #include "cli/bench/report_fields.h"
+#include "cli/bench/scraper.h"
 #include "cli/exit_codes.h"
 #include "client/client.h"
 #include "running_node.h"
@@ -240,7 +245,15 @@ const std::set<std::string> kServerRunKeys = {"server",
                                               "baseline_echo_p99_us",
                                               "query_p50_over_echo_p50",
                                               "server_cpu_seconds",
-                                              "server_peak_rss_bytes"};
+                                              "server_peak_rss_bytes",
+                                              "scrape_interval_seconds",
+                                              "scrape_address",
+                                              "scrapes",
+                                              "scrapes_failed",
+                                              "scrape_p50_us",
+                                              "scrape_p99_us",
+                                              "scrape_bytes_per_scrape",
+                                              "scrape_first_error"};
 
 TEST_F(BenchTest, EveryAcknowledgedPointReachesTheSeries) {
   std::ostringstream out, err;
@@ -313,13 +326,101 @@ TEST_F(BenchTest, SeriesWithPointsGetsNoSetupBatch) {
   EXPECT_EQ(static_cast<double>(SeriesPoints("bench-test")), static_cast<double>(before) + acked);
 }
 
-TEST(BenchFailureTest, NoServerIsExitOneWithCannotConnect) {
-  // A port that was free a moment ago and is closed now.
+// A port that was free a moment ago and is closed now.
+uint16_t ClosedPort() {
   boost::asio::io_context io;
   boost::asio::ip::tcp::acceptor acceptor(
       io, boost::asio::ip::tcp::endpoint(boost::asio::ip::address_v4::loopback(), 0));
   const auto port = acceptor.local_endpoint().port();
   acceptor.close();
+  return port;
+}
+
+// --- --scrape-interval. -----------------------------------------------------
+
+TEST_F(BenchTest, ScrapesTheMetricsWhileItMeasures) {
+  BenchConfig config = TinyRun();
+  config.scrape_interval = std::chrono::milliseconds(100);
+  config.scrape_address = node_.http_address();
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBench(config, out, err), kExitOk) << err.str();
+  EXPECT_EQ(err.str(), "");
+  const Struct json = ParseJson(out.str());
+  EXPECT_EQ(Keys(json), kServerRunKeys);
+  const auto& f = json.fields();
+  EXPECT_EQ(f.at("scrape_interval_seconds").number_value(), 0.1);
+  EXPECT_EQ(f.at("scrape_address").string_value(), node_.http_address());
+  // The first scrape is at once and the phases last 0.4 s at least.
+  EXPECT_GE(f.at("scrapes").number_value(), 1);
+  EXPECT_EQ(f.at("scrapes_failed").number_value(), 0);
+  EXPECT_EQ(f.at("scrape_first_error").kind_case(), Value::kNullValue);
+  EXPECT_GT(f.at("scrape_p50_us").number_value(), 0);
+  EXPECT_LE(f.at("scrape_p50_us").number_value(), f.at("scrape_p99_us").number_value());
+  // A scrape's body is the node's rendering of its metrics; the counters'
+  // digits change a little between them.
+  const double rendered = static_cast<double>(node_.node().RenderMetrics().size());
+  EXPECT_GT(f.at("scrape_bytes_per_scrape").number_value(), rendered / 2);
+  EXPECT_LT(f.at("scrape_bytes_per_scrape").number_value(), rendered * 2);
+}
+
+TEST_F(BenchTest, ReadableReportShowsTheScrapes) {
+  BenchConfig config = TinyRun();
+  config.json = false;
+  config.scrape_interval = std::chrono::milliseconds(100);
+  config.scrape_address = node_.http_address();
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBench(config, out, err), kExitOk) << err.str();
+  const std::string text = out.str();
+  EXPECT_NE(text.find("metrics scrapes: "), std::string::npos) << text;
+  EXPECT_NE(text.find(node_.http_address() + "/metrics every 100 ms, 0 failed"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("  scrape duration: p50 "), std::string::npos) << text;
+  EXPECT_EQ(text.find("first failure"), std::string::npos) << text;
+}
+
+TEST_F(BenchTest, FailedScrapesAreCountedAndSaid) {
+  BenchConfig config = TinyRun();
+  config.scrape_interval = std::chrono::milliseconds(100);
+  const std::string nowhere = "127.0.0.1:" + std::to_string(ClosedPort());
+  config.scrape_address = nowhere;
+  std::ostringstream out, err;
+  ASSERT_EQ(RunBench(config, out, err), kExitOk) << err.str();
+  const auto& f = ParseJson(out.str()).fields();
+  EXPECT_GE(f.at("scrapes").number_value(), 1);
+  EXPECT_EQ(f.at("scrapes_failed").number_value(), f.at("scrapes").number_value());
+  EXPECT_EQ(f.at("scrape_p50_us").kind_case(), Value::kNullValue);
+  EXPECT_EQ(f.at("scrape_bytes_per_scrape").kind_case(), Value::kNullValue);
+  EXPECT_EQ(f.at("scrape_first_error").string_value(),
+            "scrape: cannot connect to " + nowhere + ": Connection refused");
+  EXPECT_NE(err.str().find("scrapes of " + nowhere + " failed; the first: scrape: cannot connect"),
+            std::string::npos)
+      << err.str();
+}
+
+TEST(ScrapeOnceTest, AnAuthenticatedServerNeedsTheToken) {
+  const std::filesystem::path auth = std::filesystem::temp_directory_path() /
+                                     ("gradientd_bench_scrape_auth_" + std::to_string(getpid()));
+  std::ofstream(auth) << "reader query 0123456789abcdef-reader\n";
+  std::filesystem::permissions(
+      auth, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  app::NodeOptions options = gradientd::testing::LoopbackNodeOptions();
+  options.auth_file = auth.string();
+  gradientd::testing::RunningNode node(options);
+  ASSERT_TRUE(node.Start().ok()) << node.log();
+  bench::ScrapePlan plan;
+  ASSERT_TRUE(protocol::ParseEndpoint(node.http_address(), &plan.endpoint).ok());
+  uint64_t bytes = 0;
+  const Status refused = bench::ScrapeOnce(plan, bench::kScrapeTimeout, &bytes);
+  EXPECT_EQ(refused.message(), "scrape: HTTP 401 Unauthorized");
+  EXPECT_EQ(bytes, 0u);
+  plan.token = "0123456789abcdef-reader";
+  ASSERT_TRUE(bench::ScrapeOnce(plan, bench::kScrapeTimeout, &bytes).ok());
+  EXPECT_GT(bytes, 0u);
+  std::filesystem::remove(auth);
+}
+
+TEST(BenchFailureTest, NoServerIsExitOneWithCannotConnect) {
+  const auto port = ClosedPort();
   BenchConfig config;
   config.server = "127.0.0.1:" + std::to_string(port);
   config.seconds = 0.1;

@@ -38,7 +38,8 @@ command -v python3 >/dev/null 2>&1 || fail "python3 is needed to check the JSON"
 # --- Help. ------------------------------------------------------------------
 run 0 "gradctl bench --help" "$GRADCTL" bench --help
 for word in --spawn-server --server-binary --producers --batch --window --seconds --query-rate \
-  --idle-seconds --baseline --no-baseline --series-count --points; do
+  --idle-seconds --baseline --no-baseline --series-count --points --scrape-interval \
+  --scrape-address; do
   grep -q -- "$word" "$tmp/out" || fail "gradctl bench --help does not document $word"
 done
 grep -q "bench" <("$GRADCTL" --help) || fail "gradctl --help does not list bench"
@@ -68,6 +69,25 @@ check_json "bench --spawn-server --json: keys" "${exprs[@]}" \
   "j['ingest_window_seconds'] == 0.5 and j['ingest_windows'] >= 1" \
   "0 < j['ingest_window_min_points_per_second'] <= j['ingest_window_p50_points_per_second'] <= j['ingest_window_max_points_per_second']"
 pass "bench --spawn-server --json: every key, numbers"
+
+# --- Spawned server scraped every 100 ms: its HTTP line gives the address. ---
+run 0 "bench --spawn-server --scrape-interval 100ms" "$GRADCTL" bench --spawn-server --json \
+  --no-baseline --seconds 0.5 --idle-seconds 0.3 --query-rate 200 --batch 1024 \
+  --scrape-interval 100ms
+[[ ! -s $tmp/err ]] || fail "bench --scrape-interval: stderr: $(cat "$tmp/err")"
+check_json "bench --scrape-interval 100ms: the scrape fields" \
+  "j['scrape_interval_seconds'] == 0.1" \
+  "j['scrape_address'].startswith('127.0.0.1:') and j['scrape_address'] != j['server']" \
+  "j['scrapes'] >= 1 and j['scrapes_failed'] == 0" \
+  "num('scrape_p50_us') and num('scrape_p99_us') and j['scrape_p50_us'] <= j['scrape_p99_us']" \
+  "j['scrape_bytes_per_scrape'] > 100 and j['scrape_first_error'] is None" \
+  "num('points_per_second') and num('query_p99_us') and num('idle_query_p99_us')"
+run 0 "bench without scraping" "$GRADCTL" bench --spawn-server --json --no-baseline \
+  --seconds 0.2 --idle-seconds 0 --batch 512
+check_json "bench without scraping: interval 0, the rest null" \
+  "j['scrape_interval_seconds'] == 0" "j['scrapes'] is None and j['scrapes_failed'] is None" \
+  "j['scrape_address'] is None and j['scrape_p99_us'] is None"
+pass "bench --scrape-interval with --spawn-server"
 
 # --- Spawned server with an explicit binary, readable, no baselines. ---------
 run 0 "bench readable" "$GRADCTL" bench --spawn-server --server-binary "$GRADIENTD" \
@@ -119,6 +139,21 @@ pass "a second run adds exactly its acknowledged points (n = $n2)"
 run 2 "--series-count without --spawn-server" "$GRADCTL" bench --series-count 10
 run 2 "--batch 0" "$GRADCTL" bench --batch 0
 run 2 "--baseline --no-baseline" "$GRADCTL" bench --baseline --no-baseline
+run 2 "--scrape-interval without an address" "$GRADCTL" bench --scrape-interval 1s
+expect_err "--scrape-interval without an address" \
+  "--scrape-interval needs --scrape-address HOST:PORT .*or --spawn-server"
+for bad in abc -1s 1 5ms 2h; do
+  run 2 "--scrape-interval $bad" "$GRADCTL" bench --spawn-server --scrape-interval "$bad"
+  expect_err "--scrape-interval $bad" "--scrape-interval"
+done
+run 2 "--scrape-address without --scrape-interval" "$GRADCTL" bench --scrape-address 127.0.0.1:1
+expect_err "--scrape-address alone" "--scrape-address needs --scrape-interval"
+run 2 "--scrape-address with --spawn-server" "$GRADCTL" bench --spawn-server \
+  --scrape-interval 1s --scrape-address 127.0.0.1:1
+expect_err "--scrape-address with --spawn-server" "--scrape-address conflicts with --spawn-server"
+run 2 "--scrape-address not an address" "$GRADCTL" bench --scrape-interval 1s \
+  --scrape-address 127.0.0.1:notaport
+expect_err "--scrape-address 127.0.0.1:notaport" "--scrape-address 127.0.0.1:notaport: "
 run 1 "missing server binary" "$GRADCTL" bench --spawn-server --server-binary "$tmp/no-such-binary"
 grep -q "no-such-binary" "$tmp/err" || fail "missing server binary: not named in the error"
 stop_server

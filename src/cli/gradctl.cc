@@ -28,9 +28,12 @@ constexpr auto kStyle =
 int Bench(CommandContext& context, const po::variables_map& vm) {
   BenchConfig config;
   if (Status s = ParseBenchConfig(vm, &config); !s.ok()) return context.Usage(s.message());
-  // The benchmark's connections and baselines are plain TCP.
+  // The benchmark's connections and baselines are plain TCP, its scrapes plain HTTP.
   if (context.flags.tls) {
-    return context.Usage("--tls is not supported by bench (it measures plaintext only)");
+    return context.Usage(config.scrape_interval.count() > 0
+                             ? "--tls is not supported by bench (it measures plaintext only; "
+                               "--scrape-interval scrapes /metrics over plain HTTP)"
+                             : "--tls is not supported by bench (it measures plaintext only)");
   }
   if (int rc = context.MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
   return RunBench(config, context.out, context.err);
@@ -47,8 +50,9 @@ Command BenchCommand() {
           "idle and under ingest. --spawn-server starts a private gradientd and reports its CPU\n"
           "time and peak RSS; the baselines are a discard server in gradctl fed by the same\n"
           "producers and a TCP echo server in a child process, probed at the same ticks as the\n"
-          "queries. --json prints one JSON object. Writes to the series 'bench' unless --series\n"
-          "is given.",
+          "queries. --scrape-interval GETs the server's /metrics on schedule meanwhile and\n"
+          "reports the scrapes. --json prints one JSON object. Writes to the series 'bench'\n"
+          "unless --series is given.",
           &AddBenchOptions,
           &Bench};
 }

@@ -23,18 +23,24 @@
 //      with the query (and echo) connections running alongside.
 //   5. --series-count N: N more series of one point each, and the server's
 //      RSS before and after.
+// With --scrape-interval, a thread GETs the server's /metrics on schedule
+// through phases 3 and 4 (a spawned server's HTTP address is read from its
+// "gradientd http listening on" line), and the report counts the scrapes,
+// the failed ones, their duration and size.
 // Server CPU seconds (utime + stime, /proc/PID/stat) and memory (VmRSS,
 // VmHWM, /proc/PID/status) are reported only for a spawned server.
 //
 // In this folder: run.cc (the phases, in order), options.cc, producers.*
 // (phase 4) over batch_template.* and raw_connection.*, round_trips.* (the
-// query and echo probes), baselines.* (discard and echo servers),
+// query and echo probes), scraper.* (the /metrics scrapes), baselines.*
+// (discard and echo servers),
 // spawned_server.* and process_stats.* (phase 1, the server's figures),
 // series_setup.* (the query series, phase 5), report.* (what is reported)
 // and report_fields.* (its readable and JSON renderings).
 #pragma once
 
 #include <boost/program_options.hpp>
+#include <chrono>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -63,6 +69,9 @@ struct BenchConfig {
   double query_rate = 1000;
   uint64_t points = 0;        // stop ingest once this many are acknowledged; 0 = no limit
   uint64_t series_count = 0;  // phase 5
+  // --scrape-interval: GET /metrics this often during phases 3 and 4; 0: never.
+  std::chrono::nanoseconds scrape_interval{0};
+  std::string scrape_address;  // HOST:PORT of gradientd's HTTP, without --spawn-server
 };
 
 // The options of `gradctl bench`.

@@ -4,6 +4,8 @@
 #include <string>
 
 #include "cli/bench/bench.h"
+#include "protocol/endpoint.h"
+#include "util/duration.h"
 
 namespace gradientd::cli {
 namespace {
@@ -11,6 +13,8 @@ namespace {
 namespace po = boost::program_options;
 
 constexpr int64_t kMaxBatchPoints = 1'000'000;  // as `produce`: under the 16 MiB frame limit
+constexpr auto kMinScrapeInterval = std::chrono::milliseconds(10);
+constexpr auto kMaxScrapeInterval = std::chrono::hours(1);
 
 // The flags that choose the server and the baselines.
 Status ParseServerFlags(const po::variables_map& vm, BenchConfig* c) {
@@ -77,6 +81,38 @@ Status ParseSeriesCount(const po::variables_map& vm, BenchConfig* c) {
   return Status::Ok();
 }
 
+// --scrape-interval and where it scrapes: the spawned server, or
+// --scrape-address.
+Status ParseScrapeFlags(const po::variables_map& vm, BenchConfig* c) {
+  const std::string text = vm["scrape-interval"].as<std::string>();
+  if (Status s = util::ParseDuration(text, &c->scrape_interval); !s.ok()) {
+    return Status::InvalidArgument("--scrape-interval: " + s.message());
+  }
+  const bool scraping = c->scrape_interval.count() > 0;
+  if (scraping &&
+      (c->scrape_interval < kMinScrapeInterval || c->scrape_interval > kMaxScrapeInterval)) {
+    return Status::InvalidArgument("--scrape-interval must be 0 (off) or between 10ms and 1h");
+  }
+  if (vm.count("scrape-address")) {
+    c->scrape_address = vm["scrape-address"].as<std::string>();
+    if (!scraping) return Status::InvalidArgument("--scrape-address needs --scrape-interval");
+    if (c->spawn_server) {
+      return Status::InvalidArgument(
+          "--scrape-address conflicts with --spawn-server (the spawned server's HTTP address "
+          "is scraped)");
+    }
+    protocol::Endpoint endpoint;
+    if (Status s = protocol::ParseEndpoint(c->scrape_address, &endpoint); !s.ok()) {
+      return Status::InvalidArgument("--scrape-address " + c->scrape_address + ": " + s.message());
+    }
+  } else if (scraping && !c->spawn_server) {
+    return Status::InvalidArgument(
+        "--scrape-interval needs --scrape-address HOST:PORT (gradientd's HTTP listener) or "
+        "--spawn-server");
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
 void AddBenchOptions(po::options_description* d) {
@@ -107,14 +143,21 @@ void AddBenchOptions(po::options_description* d) {
       ("no-baseline", po::bool_switch(), "skip the baselines")
       ("series-count", po::value<int64_t>()->default_value(0)->value_name("N"),
        "after ingest, create N more series of one point each and report the server's RSS per "
-       "series (needs --spawn-server)");
+       "series (needs --spawn-server)")
+      ("scrape-interval", po::value<std::string>()->default_value("0")->value_name("DURATION"),
+       "GET gradientd's /metrics this often (10ms to 1h; 0: never) while the idle queries and "
+       "ingest run, as a Prometheus would, and report the scrapes: done, failed, duration, size")
+      ("scrape-address", po::value<std::string>()->value_name("HOST:PORT"),
+       "gradientd's HTTP listener to scrape (needed with --scrape-interval unless "
+       "--spawn-server, whose HTTP line names it)");
   // clang-format on
 }
 
 Status ParseBenchConfig(const po::variables_map& vm, BenchConfig* c) {
   if (Status s = ParseServerFlags(vm, c); !s.ok()) return s;
   if (Status s = ParseLoadFlags(vm, c); !s.ok()) return s;
-  return ParseSeriesCount(vm, c);
+  if (Status s = ParseSeriesCount(vm, c); !s.ok()) return s;
+  return ParseScrapeFlags(vm, c);
 }
 
 }  // namespace gradientd::cli

@@ -267,6 +267,40 @@ void AddSeries(const Report& r, std::vector<Row>* rows) {
                      Shown("series_bytes_per_series", per, Fixed(0, "", " bytes a series"))}});
 }
 
+// --scrape-interval: "N every 1 s, F failed", then the successful ones'
+// duration and size, and the first failure.
+void AddScrapes(const BenchConfig& c, const Report& r, std::vector<Row>* rows) {
+  const double interval = std::chrono::duration<double>(c.scrape_interval).count();
+  rows->push_back(
+      Row{.kind = Row::Kind::kJsonOnly, .fields = {JsonOnly("scrape_interval_seconds", interval)}});
+  if (!r.scrape_ran) {
+    rows->push_back(Nulls({"scrape_address", "scrapes", "scrapes_failed", "scrape_p50_us",
+                           "scrape_p99_us", "scrape_bytes_per_scrape", "scrape_first_error"}));
+    return;
+  }
+  const ScrapeResult& s = r.scrape;
+  rows->push_back(
+      Row{.label = "metrics scrapes",
+          .fields = {Shown("scrapes", s.scrapes, Group("", " of ")),
+                     Shown("scrape_address", r.scrape_address, Text("", "/metrics every ")),
+                     Literal(FormatDuration(c.scrape_interval) + ", "),
+                     Shown("scrapes_failed", s.failed, Group("", " failed"))}});
+  const uint64_t ok = s.durations.count();
+  const auto value = [ok](double v) { return ok > 0 ? FieldValue(v) : FieldValue(JsonNull{}); };
+  rows->push_back(Row{
+      .kind = ok > 0 ? Row::Kind::kLine : Row::Kind::kJsonOnly,
+      .label = "  scrape duration",
+      .fields = {Shown("scrape_p50_us", value(s.durations.Us(0.5)), Fixed(1, "p50 ", " µs   ")),
+                 Shown("scrape_p99_us", value(s.durations.Us(0.99)), Fixed(1, "p99 ", " µs   ")),
+                 Shown("scrape_bytes_per_scrape",
+                       value(ok > 0 ? static_cast<double>(s.bytes) / static_cast<double>(ok) : 0),
+                       Fixed(0, "", " bytes a scrape"))}});
+  rows->push_back(Row{.kind = s.failed > 0 ? Row::Kind::kLine : Row::Kind::kJsonOnly,
+                      .label = "  first failure",
+                      .fields = {s.failed > 0 ? Shown("scrape_first_error", s.first_error, Text())
+                                              : JsonOnly("scrape_first_error", JsonNull{})}});
+}
+
 }  // namespace
 
 std::vector<Row> ReportRows(const BenchConfig& config, const Report& report) {
@@ -278,6 +312,7 @@ std::vector<Row> ReportRows(const BenchConfig& config, const Report& report) {
   AddServerStats(report, &rows);
   AddClientCpu(report, &rows);
   AddSeries(report, &rows);
+  AddScrapes(config, report, &rows);
   return rows;
 }
 

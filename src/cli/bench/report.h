@@ -12,6 +12,7 @@
 #include "cli/bench/producers.h"
 #include "cli/bench/report_fields.h"
 #include "cli/bench/round_trips.h"
+#include "cli/bench/scraper.h"
 
 namespace gradientd::cli::bench {
 
@@ -52,6 +53,10 @@ struct Report {
   uint64_t series_count = 0;
   double series_seconds = 0;
   uint64_t series_rss_before = 0, series_rss_after = 0;
+
+  std::string scrape_address;  // gradientd's HTTP listener, with --scrape-interval
+  bool scrape_ran = false;
+  ScrapeResult scrape;
 };
 
 // The report's fields, in the readable report's order.

@@ -14,6 +14,7 @@
 #include "cli/bench/raw_connection.h"
 #include "cli/bench/report.h"
 #include "cli/bench/round_trips.h"
+#include "cli/bench/scraper.h"
 #include "cli/bench/series_setup.h"
 #include "cli/bench/spawned_server.h"
 #include "cli/exit_codes.h"
@@ -52,11 +53,13 @@ class BenchRun {
   Status StartServer() {
     if (c_.spawn_server) {
       if (Status s = FindServerBinary(c_, &r_.server_binary); !s.ok()) return s;
-      if (Status s = spawned_.Start(r_.server_binary, &r_.server); !s.ok()) return s;
+      std::string* http = Scraping() ? &r_.scrape_address : nullptr;
+      if (Status s = spawned_.Start(r_.server_binary, &r_.server, http); !s.ok()) return s;
       r_.server_pid = spawned_.pid();
       r_.have_stats = true;
     } else {
       r_.server = c_.server;
+      r_.scrape_address = c_.scrape_address;
     }
     if (Status s = protocol::ParseEndpoint(r_.server, &endpoint_); !s.ok()) {
       return Status(s.code(), "--server " + r_.server + ": " + s.message());
@@ -71,16 +74,43 @@ class BenchRun {
       if (Status s = StartEcho(); !s.ok()) return s;
     }
     if (Status s = ConnectQueries(); !s.ok()) return s;
+    if (Status s = StartScraper(); !s.ok()) return s;
     if (Status s = IdleQueries(); !s.ok()) return s;
     if (Status s = SampleStats(&r_.before_ingest); !s.ok()) return s;
     if (c_.seconds > 0) {
       if (Status s = Ingest(); !s.ok()) return s;
     }
+    StopScraper();
     if (Status s = AfterIngest(); !s.ok()) return s;
     if (c_.series_count > 0) {
       if (Status s = SeriesCount(); !s.ok()) return s;
     }
     return StopServer();
+  }
+
+  bool Scraping() const { return c_.scrape_interval.count() > 0; }
+
+  // --scrape-interval: scrapes from here to the end of ingest.
+  Status StartScraper() {
+    if (!Scraping()) return Status::Ok();
+    ScrapePlan plan{.token = c_.connect.token, .interval = c_.scrape_interval};
+    if (Status s = protocol::ParseEndpoint(r_.scrape_address, &plan.endpoint); !s.ok()) {
+      return Status(s.code(), "the HTTP address " + r_.scrape_address + ": " + s.message());
+    }
+    scraper_.emplace(std::move(plan));
+    scraper_->Start();
+    return Status::Ok();
+  }
+
+  // Failed scrapes are in the report, and said on stderr too.
+  void StopScraper() {
+    if (!scraper_) return;
+    r_.scrape = scraper_->Stop();
+    r_.scrape_ran = true;
+    if (r_.scrape.failed > 0) {
+      err_ << "gradctl bench: " << r_.scrape.failed << " of " << r_.scrape.scrapes << " scrapes of "
+           << r_.scrape_address << " failed; the first: " << r_.scrape.first_error << '\n';
+    }
   }
 
   // Phase 2: the same producers into a server that drops the bytes.
@@ -276,6 +306,7 @@ class BenchRun {
   RawConnection echo_;
   RawConnection queries_;
   bool query_series_ = false;
+  std::optional<Scraper> scraper_;
   // Monitor's state.
   Clock::time_point window_start_;
   uint64_t window_points_ = 0;

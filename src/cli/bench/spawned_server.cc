@@ -46,9 +46,12 @@ SpawnedServer::~SpawnedServer() {
   if (stderr_fd_ >= 0) close(stderr_fd_);
 }
 
-Status SpawnedServer::Start(const std::string& binary, std::string* address) {
+Status SpawnedServer::Start(const std::string& binary, std::string* address,
+                            std::string* http_address) {
   if (Status s = Fork(binary); !s.ok()) return s;
-  return ReadAddress(address);
+  if (Status s = ReadLine("gradientd listening on ", address); !s.ok()) return s;
+  return http_address != nullptr ? ReadLine("gradientd http listening on ", http_address)
+                                 : Status::Ok();
 }
 
 // Forks and executes the server, its stdout into a pipe and its stderr into
@@ -88,24 +91,21 @@ Status SpawnedServer::Fork(const std::string& binary) {
   return Status::Ok();
 }
 
-// Reads the server's stdout until its "gradientd listening on" line.
-Status SpawnedServer::ReadAddress(std::string* address) {
-  static constexpr std::string_view kPrefix = "gradientd listening on ";
-  std::string text;
+Status SpawnedServer::ReadLine(std::string_view prefix, std::string* value) {
   const Clock::time_point give_up = Clock::now() + std::chrono::milliseconds(kSpawnTimeoutMs);
   while (true) {
-    if (const std::size_t eol = text.find('\n'); eol != std::string::npos) {
-      std::string line = text.substr(0, eol);
-      text.erase(0, eol + 1);
-      if (line.starts_with(kPrefix)) {
-        *address = line.substr(kPrefix.size());
+    if (const std::size_t eol = stdout_text_.find('\n'); eol != std::string::npos) {
+      std::string line = stdout_text_.substr(0, eol);
+      stdout_text_.erase(0, eol + 1);
+      if (line.starts_with(prefix)) {
+        *value = line.substr(prefix.size());
         return Status::Ok();
       }
       continue;
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(give_up - Clock::now());
     if (left.count() <= 0) {
-      return Failed("did not report 'gradientd listening on HOST:PORT' within " +
+      return Failed("did not report '" + std::string(prefix) + "HOST:PORT' within " +
                     std::to_string(kSpawnTimeoutMs / 1000) + " s");
     }
     pollfd p{stdout_fd_, POLLIN, 0};
@@ -115,8 +115,8 @@ Status SpawnedServer::ReadAddress(std::string* address) {
     char buf[4096];
     const ssize_t n = read(stdout_fd_, buf, sizeof buf);
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Failed("exited before listening");
-    text.append(buf, static_cast<std::size_t>(n));
+    if (n <= 0) return Failed("exited before printing '" + std::string(prefix) + "HOST:PORT'");
+    stdout_text_.append(buf, static_cast<std::size_t>(n));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <string_view>
 
 #include "cli/bench/bench.h"
 #include "core/status.h"
@@ -19,8 +20,11 @@ class SpawnedServer {
   ~SpawnedServer();
 
   // Starts `binary --listen 127.0.0.1:0 --in-memory` and waits for its
-  // "gradientd listening on HOST:PORT" line, HOST:PORT into *address.
-  Status Start(const std::string& binary, std::string* address);
+  // "gradientd listening on HOST:PORT" line, HOST:PORT into *address; with
+  // http_address, for the next line too, "gradientd http listening on
+  // HOST:PORT" (its HTTP listener, on an ephemeral port), into it.
+  Status Start(const std::string& binary, std::string* address,
+               std::string* http_address = nullptr);
 
   pid_t pid() const { return pid_; }
 
@@ -37,11 +41,14 @@ class SpawnedServer {
 
  private:
   Status Fork(const std::string& binary);
-  Status ReadAddress(std::string* address);
+  // Reads stdout up to a line starting with `prefix`, the rest of it into
+  // *value; the lines before it are skipped.
+  Status ReadLine(std::string_view prefix, std::string* value);
   Status Failed(const std::string& what);
 
   pid_t pid_ = -1;
-  int stdout_fd_ = -1;  // kept open: the server may write to its stdout
+  int stdout_fd_ = -1;       // kept open: the server may write to its stdout
+  std::string stdout_text_;  // read from stdout_fd_, not yet a whole line
   int stderr_fd_ = -1;
 };
 
