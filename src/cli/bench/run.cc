@@ -93,7 +93,9 @@ class BenchRun {
   // --scrape-interval: scrapes from here to the end of ingest.
   Status StartScraper() {
     if (!Scraping()) return Status::Ok();
-    ScrapePlan plan{.token = c_.connect.token, .interval = c_.scrape_interval};
+    ScrapePlan plan;
+    plan.token = c_.connect.token;
+    plan.interval = c_.scrape_interval;
     if (Status s = protocol::ParseEndpoint(r_.scrape_address, &plan.endpoint); !s.ok()) {
       return Status(s.code(), "the HTTP address " + r_.scrape_address + ": " + s.message());
     }
