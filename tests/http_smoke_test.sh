@@ -23,10 +23,10 @@ for _ in $(seq 1 300); do  # at most ~30 s
   sleep 0.1
 done
 [[ -n $http ]] || fail "no 'gradientd http listening on HOST:PORT' line"
-[[ $(head -n 1 "$tmp/server.out") == "gradientd listening on $server" ]] ||
-  fail "the protocol's line is not first"
+[[ $(head -n 1 "$tmp/server.out") == "gradientd http listening on $http" ]] ||
+  fail "the HTTP line is not first (HTTP answers /healthz during recovery)"
 [[ $http != "$server" && ${http##*:} -gt 0 ]] || fail "bad HTTP address '$http' (protocol: $server)"
-pass "gradientd http listening on $http, after the protocol's line"
+pass "gradientd http listening on $http, before the protocol's line"
 
 run 0 "curl /healthz" curl -sS --max-time 60 "http://$http/healthz"
 expect_out "/healthz says ok" '^ok$'

@@ -122,7 +122,8 @@ TEST(MetricsNodeTest, CountersSayExactlyWhatWasDone) {
   EXPECT_EQ(SampleValue(text, "gradientd_refusals_total{limit=\"window_memory\"}"), 0);
   EXPECT_EQ(SampleValue(text, "gradientd_series"), 3);
   EXPECT_EQ(SampleValue(text, "gradientd_producers"), 1);
-  EXPECT_EQ(SampleValue(text, "gradientd_connections{state=\"established\"}"), 1);
+  EXPECT_EQ(SampleValue(text, "gradientd_connections{listener=\"protocol\",state=\"established\"}"),
+            1);
   EXPECT_EQ(SampleValue(text, "gradientd_request_duration_seconds_count{operation=\"ingest\"}"),
             12);
   EXPECT_EQ(SampleValue(text,
@@ -216,7 +217,9 @@ TEST(MetricsNodeTest, FailedTlsHandshakesAreCounted) {
   }
   const std::string text = node.node().RenderMetrics();
   EXPECT_EQ(SampleValue(text, "gradientd_tls_handshake_failures_total"), 2) << text;
-  EXPECT_EQ(SampleValue(text, "gradientd_connections{state=\"handshaking\"}"), 0) << text;
+  EXPECT_EQ(SampleValue(text, "gradientd_connections{listener=\"protocol\",state=\"handshaking\"}"),
+            0)
+      << text;
   std::filesystem::remove_all(dir);
 }
 

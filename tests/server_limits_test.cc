@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include "app/open_file_limit.h"
+#include "http/listener.h"
 #include "server_test_support.h"
 
 namespace gradientd {
@@ -202,14 +203,26 @@ TEST(ServerAcceptTest, OutOfDescriptorsAcceptBacksOffKeepsServingAndRecovers) {
 }
 
 TEST(FileLimitTest, MaxConnectionsBeyondTheOpenFileLimitIsRefusedNamingBothNumbers) {
-  const Status s = app::CheckOpenFileLimit(1024, 1024);
+  const Status s = app::CheckOpenFileLimit(1024, 0, 1024);
   EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("--max-connections 1024"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("1024 open files"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("ulimit -n"), std::string::npos) << s.message();
-  EXPECT_TRUE(app::CheckOpenFileLimit(
-                  1024, 1024 + app::kReservedDescriptors + server::Server::kRefusalAllowance)
-                  .ok());
+  const uint64_t protocol_only =
+      1024 + app::kReservedDescriptors + server::Server::kRefusalAllowance;
+  EXPECT_TRUE(app::CheckOpenFileLimit(1024, 0, protocol_only).ok());
+}
+
+TEST(FileLimitTest, HttpConnectionsAndTheirRefusalsCountInTheBudget) {
+  const uint64_t protocol_only =
+      1024 + app::kReservedDescriptors + server::Server::kRefusalAllowance;
+  const uint64_t with_http = protocol_only + 64 + http::Listener::kRefusalAllowance;
+  const Status s = app::CheckOpenFileLimit(1024, 64, with_http - 1);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--http-max-connections 64"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("lower --max-connections to at most 1023"), std::string::npos)
+      << s.message();
+  EXPECT_TRUE(app::CheckOpenFileLimit(1024, 64, with_http).ok());
 }
 
 TEST(FileLimitTest, TheSoftOpenFileLimitIsRaisedToTheHardLimit) {

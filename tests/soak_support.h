@@ -273,24 +273,36 @@ class ServerProcess {
       pid_ = -1;
       return "cannot start " + binary + ": " + std::strerror(rc);
     }
-    // The first stdout line: "gradientd listening on HOST:PORT" (then, in
-    // the same read or later, the HTTP listener's line; Terminate checks it).
-    std::string line;
+    // The stdout lines: "gradientd http listening on HOST:PORT" (unless
+    // --http-listen off), then "gradientd listening on HOST:PORT".
+    const std::string http_line = "gradientd http listening on ";
+    const std::string prefix = "gradientd listening on ";
+    std::string text;
     const auto deadline = Clock::now() + 60s;  // sanitizer builds start slowly
-    while (line.find('\n') == std::string::npos) {
+    std::size_t start = 0;
+    while (true) {
+      const std::size_t newline = text.find('\n', start);
+      if (newline != std::string::npos) {
+        const std::string line = text.substr(start, newline - start);
+        if (line.rfind(prefix, 0) == 0) {
+          stdout_after_ = text.substr(newline + 1);
+          address_ = line.substr(prefix.size());
+          break;
+        }
+        if (start != 0 || line.rfind(http_line, 0) != 0) {
+          return "unexpected stdout from gradientd: '" + text + "'";
+        }
+        start = newline + 1;
+        continue;
+      }
       if (Clock::now() >= deadline) return "gradientd did not print its listening line in 60 s";
       pollfd p{stdout_fd_, POLLIN, 0};
       if (::poll(&p, 1, 100) <= 0) continue;
       char buffer[256];
       const ssize_t n = ::read(stdout_fd_, buffer, sizeof buffer);
       if (n <= 0) return "gradientd exited before listening (see its stderr above)";
-      line.append(buffer, static_cast<std::size_t>(n));
+      text.append(buffer, static_cast<std::size_t>(n));
     }
-    const std::string prefix = "gradientd listening on ";
-    const std::size_t newline = line.find('\n');
-    if (line.rfind(prefix, 0) != 0) return "unexpected stdout from gradientd: '" + line + "'";
-    stdout_after_ = line.substr(newline + 1);
-    address_ = line.substr(prefix.size(), newline - prefix.size());
     const std::size_t colon = address_.rfind(':');
     port_ = static_cast<uint16_t>(std::stoi(address_.substr(colon + 1)));
     return "";
@@ -317,11 +329,7 @@ class ServerProcess {
     char rest[256];
     const ssize_t n = ::read(stdout_fd_, rest, sizeof rest);
     if (n > 0) stdout_after_.append(rest, static_cast<std::size_t>(n));
-    const std::string http_line = "gradientd http listening on ";
-    std::string extra = stdout_after_;
-    if (extra.rfind(http_line, 0) == 0 && extra.find('\n') != std::string::npos) {
-      extra.erase(0, extra.find('\n') + 1);
-    }
+    const std::string& extra = stdout_after_;
     if (!extra.empty()) {
       return "gradientd printed more than its listening lines to stdout: '" + extra + "'";
     }

@@ -17,13 +17,10 @@ trap 'stop_server; rm -rf "$work"' EXIT
 start_server() {
   "$gradientd" --listen 127.0.0.1:0 --data-dir "$work/data" >"$work/out" 2>"$work/err" &
   server_pid=$!
+  # The HTTP line comes first, then the protocol's once recovery is done.
   for _ in $(seq 100); do
-    grep -q "listening on" "$work/out" && break
+    grep -q "^gradientd listening on" "$work/out" && break
     kill -0 "$server_pid" 2>/dev/null || { cat "$work/err"; exit 1; }
-    sleep 0.1
-  done
-  for _ in $(seq 100); do
-    grep -q "http listening on" "$work/out" && break
     sleep 0.1
   done
   address=$(sed -n 's/^gradientd listening on //p' "$work/out")

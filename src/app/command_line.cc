@@ -191,9 +191,10 @@ const Row kRows[] = {
 constexpr const char* kCaption =
     "Usage: gradientd [OPTIONS]\n\n"
     "Streams of (x, y) points in, the gradient of the mean-squared-error loss of a\n"
-    "line over every point seen so far out, in O(1). Prints one line\n"
-    "'gradientd listening on HOST:PORT' to stdout once it accepts connections\n"
-    "(then 'gradientd http listening on HOST:PORT' unless --http-listen off);\n"
+    "line over every point seen so far out, in O(1). Prints\n"
+    "'gradientd http listening on HOST:PORT' to stdout (unless --http-listen off)\n"
+    "once HTTP answers (/healthz at once; /readyz once recovered), then\n"
+    "'gradientd listening on HOST:PORT' once it accepts connections;\n"
     "SIGINT or SIGTERM shut it down gracefully. State is durable in the data\n"
     "directory (journal + snapshots) unless --in-memory. Without --auth-file anyone\n"
     "who can connect may do everything, so the default --listen is loopback only.\n\n"

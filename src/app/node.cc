@@ -11,6 +11,7 @@
 #include "auth/session.h"
 #include "http/api_routes.h"
 #include "http/health_routes.h"
+#include "http/startup_gate.h"
 #include "metrics/process.h"
 #include "protocol/endpoint.h"
 
@@ -55,10 +56,9 @@ Node::Node(NodeOptions options, std::ostream& log)
   service_.SetMetrics(&service_metrics_);
   // Set before recovery, which does not call it: the samples are of live
   // traffic only.
-  service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
-                                   int64_t event_time, int64_t received) {
-    ObserveBatch(series, batch, event_time, received);
-  });
+  service_.SetBatchObserver(
+      [this](const std::string& series, const v1::PointBatch& batch, int64_t event_time,
+             int64_t received) { ObserveBatch(series, batch, event_time, received); });
   AddStateMetrics();
   metrics_ = [this] { return registry_.Render(); };
 }
@@ -86,28 +86,50 @@ void Node::AddStateMetrics() {
   registry_.AddGaugeCallback("gradientd_producers",
                              "Exactly-once producers the producer table holds.",
                              [this] { return static_cast<double>(service_.producers()); });
-  registry_.AddCallback(
-      "gradientd_connections", "Client connections by state.", "gauge",
-      metrics::LabelProduct({{"state", {"handshaking", "established", "refusing"}}}),
-      [this](std::vector<double>* values) {
-        if (!server_) return;
-        const server::ConnectionCounts counts = server_->Connections();
-        *values = {static_cast<double>(counts.handshaking), static_cast<double>(counts.established),
-                   static_cast<double>(counts.refusing)};
-      });
+  registry_.AddCallback("gradientd_connections", "Client connections by listener and state.",
+                        "gauge",
+                        {{{"listener", "protocol"}, {"state", "handshaking"}},
+                         {{"listener", "protocol"}, {"state", "established"}},
+                         {{"listener", "protocol"}, {"state", "refusing"}},
+                         {{"listener", "http"}, {"state", "established"}},
+                         {{"listener", "http"}, {"state", "refusing"}}},
+                        [this](std::vector<double>* values) {
+                          values->assign(5, 0.0);
+                          if (server_) {
+                            const server::ConnectionCounts counts = server_->Connections();
+                            (*values)[0] = static_cast<double>(counts.handshaking);
+                            (*values)[1] = static_cast<double>(counts.established);
+                            (*values)[2] = static_cast<double>(counts.refusing);
+                          }
+                          if (http_) {
+                            (*values)[3] = static_cast<double>(http_->served());
+                            (*values)[4] = static_cast<double>(http_->refusing());
+                          }
+                        });
   metrics::AddProcessMetrics(registry_);
 }
 
 Node::~Node() = default;
 
-Status Node::Start() {
+Status Node::Open() {
+  if (server_) return Status::Ok();
   if (Status s = LoadAuthFile(); !s.ok()) return s;
-  if (Status s = Recover(); !s.ok()) return s;
+  server_ =
+      std::make_unique<server::Server>(options_.server, service_, nullptr, authenticator_.get());
+  if (Status s = server_->Bind(); !s.ok()) return s;
+  return StartHttp();
+}
+
+Status Node::Start() {
+  if (Status s = Open(); !s.ok()) return s;
+  Status recovered;
+  server_->ServeQueriesDuring([&] { recovered = Recover(); });
+  if (!recovered.ok()) return recovered;
   if (Status s = CreateRecording(); !s.ok()) return s;
-  server_ = std::make_unique<server::Server>(
-      options_.server, service_, data_ ? data_->change_log() : nullptr, authenticator_.get());
+  if (data_) server_->SetChangeLog(data_->change_log());
   if (Status s = server_->Start(); !s.ok()) return s;
-  if (Status s = StartHttp(); !s.ok()) return s;
+  // Whatever HTTP sees from here on sees the recovered state.
+  recovering_.store(false, std::memory_order_release);
   if (!authenticator_ && !endpoint().address().is_loopback()) {
     log_ << "gradientd: warning: listening on " << server::FormatEndpoint(endpoint())
          << " without --auth-file: anyone who can reach it may read and change every series\n";
@@ -160,7 +182,8 @@ Status Node::StartHttp() {
   listener.write_timeout = options_.server.write_timeout;
   router_ = std::make_unique<http::Router>(authenticator_.get());
   router_->Add(std::make_shared<http::HealthRoutes>(
-      http::HealthChecks{[this] { return ReadyForWrites(); }, metrics_}));
+      http::HealthChecks{[this] { return Ready(); }, metrics_}));
+  router_->Add(std::make_shared<http::StartupGate>([this] { return Started(); }));
   // The dashboard before the JSON API, which answers every other /api/
   // path (404); the Node owns it, so the pointer owns nothing.
   router_->Add(std::shared_ptr<http::Routes>(std::shared_ptr<void>(), &dashboard_));
@@ -173,9 +196,16 @@ Status Node::StartHttp() {
   return Status::Ok();
 }
 
-// Recovery is done by the time HTTP serves; writes go on while the journal
-// takes records.
-Status Node::ReadyForWrites() const {
+Status Node::Started() const {
+  if (!recovering_.load(std::memory_order_acquire)) return Status::Ok();
+  return Status::Unavailable("recovering the data directory (" +
+                             std::to_string(checkpoint_metrics_.records_replayed.Value()) +
+                             " journal records replayed, " + std::to_string(store_.size()) +
+                             " series so far)");
+}
+
+Status Node::Ready() const {
+  if (Status s = Started(); !s.ok()) return s;
   if (data_ == nullptr) return Status::Ok();
   if (Status s = data_->journal_health(); !s.ok()) {
     return Status(s.code(), "the journal has failed, writes are refused: " + s.message());
@@ -224,8 +254,8 @@ Status Node::CreateRecording() {
   return Status::Ok();
 }
 
-void Node::ObserveBatch(const std::string& series, const v1::PointBatch& batch,
-                        int64_t event_time, int64_t received) {
+void Node::ObserveBatch(const std::string& series, const v1::PointBatch& batch, int64_t event_time,
+                        int64_t received) {
   live_points_.Observe(series, batch);
   if (recording_) Record(storage::RecordAcceptedBatch(series, batch, received, event_time));
 }

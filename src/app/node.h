@@ -3,7 +3,8 @@
 // the recording, and the server in front of them. gradientd's main and the
 // in-process tests build the same Node.
 //
-// Start opens them in order (auth file, recovery, recording, server); Run
+// Open loads the auth file, binds the server and starts HTTP (health
+// answers); Start recovers, creates the recording and starts the server; Run
 // serves until Stop or a signal; Finish, after Run, closes the recording
 // and writes the final checkpoint. What gradientd says on the way (the
 // recovery report, warnings) goes to `log`.
@@ -77,21 +78,28 @@ class Node {
   // Routes served over HTTP after the built-in ones (health, metrics, the
   // JSON API), in the order added; and the text /metrics serves (by default
   // RenderMetrics; null: 404).
-  // Call before Start.
+  // Call before Open.
   void AddRoutes(std::shared_ptr<http::Routes> routes) {
     extra_routes_.push_back(std::move(routes));
   }
   void SetMetrics(std::function<std::string()> render) { metrics_ = std::move(render); }
 
-  // Loads the auth file, recovers the data directory, creates the
-  // recording, binds the server and the HTTP listener. The error is what gradientd prints after
-  // "gradientd: " before exiting 1. Call once.
+  // Loads the auth file, binds the protocol's port (connections to it are
+  // refused until Start) and starts the HTTP listener. /healthz answers
+  // from here on; /readyz, the API and the dashboard answer 503
+  // "recovering" until Start has recovered. The error is what gradientd
+  // prints after "gradientd: " before exiting 1. Call once, or not at all.
+  Status Open();
+
+  // Opens if Open was not called, recovers the data directory (HTTP
+  // answering meanwhile), creates the recording and starts accepting
+  // protocol connections. Errors as Open's. Call once.
   Status Start();
 
-  // The address the server listens on. REQUIRES: Start succeeded.
+  // The address the server listens on. REQUIRES: Open succeeded.
   boost::asio::ip::tcp::endpoint endpoint() const;
   // The HTTP listener's address; nullopt with --http-listen off.
-  // REQUIRES: Start succeeded.
+  // REQUIRES: Open succeeded.
   std::optional<boost::asio::ip::tcp::endpoint> http_endpoint() const;
 
   // SIGINT or SIGTERM stop the server; SIGHUP reloads the auth file. Call
@@ -121,7 +129,10 @@ class Node {
   Status Recover();
   Status CreateRecording();
   Status StartHttp();
-  Status ReadyForWrites() const;
+  // Ok once Start has recovered; else UNAVAILABLE, saying so. Thread-safe.
+  Status Started() const;
+  // /readyz: started, and the journal takes records. Thread-safe.
+  Status Ready() const;
   // The service's one batch observer: the recording, if any, and the
   // dashboard's samples.
   void ObserveBatch(const std::string& series, const v1::PointBatch& batch, int64_t event_time,
@@ -152,6 +163,9 @@ class Node {
   // HTTP listener; fed by every applied batch.
   http::DashboardRoutes dashboard_;
   std::unique_ptr<auth::Authenticator> authenticator_;
+  // True until Start has recovered. data_ is set by recovery, on another
+  // thread than HTTP's: read it only once this reads false.
+  std::atomic<bool> recovering_{true};
   std::unique_ptr<durable::DataDirectory> data_;
   std::unique_ptr<storage::RecordingWriter> recording_;
   std::atomic<bool> recording_error_logged_{false};

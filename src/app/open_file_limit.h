@@ -18,9 +18,11 @@ inline constexpr std::size_t kReservedDescriptors = 64;
 // sets *limit to the soft limit then in effect.
 Status RaiseOpenFileLimit(uint64_t* limit);
 
-// Whether --max-connections, with the refusals in progress
-// (server::Server::kRefusalAllowance) and kReservedDescriptors, fits in an
-// open-file limit of `limit`. The error names both numbers and what to do.
-Status CheckOpenFileLimit(std::size_t max_connections, uint64_t limit);
+// Whether --max-connections and --http-max-connections (0 with HTTP off),
+// each with its refusals in progress (server::Server::kRefusalAllowance,
+// http::Listener::kRefusalAllowance), and kReservedDescriptors fit in an
+// open-file limit of `limit`. The error names the numbers and what to do.
+Status CheckOpenFileLimit(std::size_t max_connections, std::size_t http_max_connections,
+                          uint64_t limit);
 
 }  // namespace gradientd::app

@@ -1,5 +1,5 @@
-// CheckpointMetrics: the data directory's snapshots, registered in a Node's
-// metrics::Registry.
+// CheckpointMetrics: the data directory's snapshots and recovery's progress,
+// registered in a Node's metrics::Registry.
 #pragma once
 
 #include "metrics/metrics.h"
@@ -17,11 +17,15 @@ struct CheckpointMetrics {
                                      "everything).")),
         last_success(registry.AddGauge(
             "gradientd_snapshot_last_success_timestamp_seconds",
-            "Unix time of the last checkpoint that succeeded (0: none yet since start).")) {}
+            "Unix time of the last checkpoint that succeeded (0: none yet since start).")),
+        records_replayed(registry.AddCounter(
+            "gradientd_recovery_journal_records_replayed_total",
+            "Journal records recovery has replayed since start (grows while it runs).")) {}
 
   metrics::Histogram& seconds;
   metrics::Counter& failures;
   metrics::Gauge& last_success;
+  metrics::Counter& records_replayed;
 };
 
 }  // namespace gradientd::durable

@@ -218,6 +218,7 @@ Status DataDirectory::ReplayJournal(RecoveryPlan* plan, RecoveryReport* report) 
     for (uint64_t i = plan->position - plan->file_position; i < contents.records.size(); ++i) {
       service_.Apply(contents.records[i]);
       ++report->records_replayed;
+      if (options_.metrics != nullptr) options_.metrics->records_replayed.Add();
     }
     plan->position = end;
     if (last) {

@@ -16,6 +16,7 @@
 // every connection at once.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -63,6 +64,11 @@ class Listener {
   // On the executor: stops accepting and closes every connection.
   void Stop();
 
+  // Connections open now: served (TLS handshakes included) and over
+  // max_connections, being answered 503. Thread-safe.
+  std::size_t served() const { return served_.load(std::memory_order_relaxed); }
+  std::size_t refusing() const { return refusing_.load(std::memory_order_relaxed); }
+
  private:
   struct Connection;
   enum class Outcome { kRequest, kMalformed, kEnd };
@@ -81,10 +87,11 @@ class Listener {
   boost::asio::any_io_executor executor_;
   boost::asio::ssl::context* const tls_;
   boost::asio::ip::tcp::acceptor acceptor_;
-  // Touched only on the executor's thread.
+  // Touched only on the executor's thread (the counts also read by
+  // served() and refusing()).
   std::list<std::shared_ptr<Connection>> connections_;
-  std::size_t served_ = 0;    // of connections_, those within max_connections
-  std::size_t refusing_ = 0;  // the others, being answered 503
+  std::atomic<std::size_t> served_ = 0;    // of connections_, those within max_connections
+  std::atomic<std::size_t> refusing_ = 0;  // the others, being answered 503
   bool stopping_ = false;
 };
 

@@ -106,7 +106,8 @@ asio::awaitable<void> Server::Impl::Refuse(std::shared_ptr<tcp::socket> refused)
   socket.close(ignored);
 }
 
-Status Server::Start() {
+Status Server::Bind() {
+  if (impl_->acceptor.is_open()) return Status::Ok();
   protocol::Endpoint where;
   if (Status s = protocol::ParseEndpoint(impl_->options.listen, &where); !s.ok()) {
     return Status::InvalidArgument("--listen: " + s.message());
@@ -128,7 +129,18 @@ Status Server::Start() {
   acceptor.open(endpoint.protocol(), ec);
   if (!ec) acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
   if (!ec) acceptor.bind(endpoint, ec);
-  if (!ec) acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    return Status::Unavailable("cannot listen on " + impl_->options.listen + ": " + ec.message());
+  }
+  return Status::Ok();
+}
+
+Status Server::Start() {
+  if (Status s = Bind(); !s.ok()) return s;
+  boost::system::error_code ec;
+  impl_->acceptor.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     return Status::Unavailable("cannot listen on " + impl_->options.listen + ": " + ec.message());
   }

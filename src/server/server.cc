@@ -205,6 +205,19 @@ ConnectionCounts Server::Connections() const {
   return counts;
 }
 
+void Server::SetChangeLog(service::ChangeLog* log) { impl_->log = log; }
+
+void Server::ServeQueriesDuring(const std::function<void()>& work) {
+  std::thread queries([context = &impl_->query_context] {
+    pthread_setname_np(pthread_self(), "gd-query-start");
+    context->run();
+  });
+  work();
+  impl_->query_context.stop();  // its handlers stay queued for Run
+  queries.join();
+  impl_->query_context.restart();
+}
+
 asio::any_io_executor Server::query_executor() { return impl_->control; }
 
 asio::ssl::context* Server::tls_context() { return impl_->tls.get(); }

@@ -69,12 +69,27 @@ class Server {
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
 
-  // Binds and listens; connections queue from here on. The error names the
-  // address.
+  // Loads the TLS certificate and binds the address without listening:
+  // the port is taken (a busy one is an error now) but connections to it
+  // are refused until Start. The error names the address. Start binds if
+  // Bind was not called.
+  Status Bind();
+  // Binds if needed and listens; connections queue from here on. The
+  // error names the address.
   Status Start();
 
+  // With a change log (which must outlive the Server), responses wait on
+  // it as the constructor's does. Call before Start.
+  void SetChangeLog(service::ChangeLog* log);
+
+  // Runs the query context on a thread of its own while `work` runs on the
+  // caller's, so what serves there (the HTTP listener) answers during a
+  // long startup step such as recovery; returns when `work` has and the
+  // thread has stopped. Call before Run; not once Stop was called.
+  void ServeQueriesDuring(const std::function<void()>& work);
+
   // The address actually bound (the chosen port when listening on port 0).
-  // REQUIRES: Start() succeeded.
+  // REQUIRES: Bind() or Start() succeeded.
   boost::asio::ip::tcp::endpoint local_endpoint() const;
 
   // For a listener that serves beside the protocol (HTTP): the query

@@ -132,7 +132,7 @@ struct Server::Impl {
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
-  service::ChangeLog* const log;
+  service::ChangeLog* log;  // set before Start
   auth::Authenticator* const authenticator;        // null: open server
   std::unique_ptr<boost::asio::ssl::context> tls;  // null: plaintext
   // One io_context per thread, so that a connection's reader and writer,

@@ -25,22 +25,30 @@ int main(int argc, char** argv) {
   uint64_t open_files = 0;
   Status files = app::RaiseOpenFileLimit(&open_files);
   if (files.ok()) {
-    files = app::CheckOpenFileLimit(command_line.node.server.max_connections, open_files);
+    const app::HttpOptions& http = command_line.node.http;
+    files = app::CheckOpenFileLimit(command_line.node.server.max_connections,
+                                    http.listen == "off" ? 0 : http.max_connections, open_files);
   }
   if (!files.ok()) {
     std::cerr << "gradientd: " << files.message() << "\n";
     return 2;
   }
   app::Node node(command_line.node, std::cerr);
-  if (Status s = node.Start(); !s.ok()) {
-    std::cerr << "gradientd: " << s.message() << "\n";
+  // HTTP answers (/healthz, and /readyz "recovering") while Start recovers,
+  // so its line comes first.
+  Status started = node.Open();
+  if (started.ok()) {
+    if (const auto http = node.http_endpoint()) {
+      std::cout << "gradientd http listening on " << server::FormatEndpoint(*http) << std::endl;
+    }
+    started = node.Start();
+  }
+  if (!started.ok()) {
+    std::cerr << "gradientd: " << started.message() << "\n";
     return 1;
   }
   node.HandleSignals();
   std::cout << "gradientd listening on " << server::FormatEndpoint(node.endpoint()) << std::endl;
-  if (const auto http = node.http_endpoint()) {
-    std::cout << "gradientd http listening on " << server::FormatEndpoint(*http) << std::endl;
-  }
   node.Run();
   if (Status s = node.Finish(); !s.ok()) {
     std::cerr << "gradientd: " << s.message() << "\n";

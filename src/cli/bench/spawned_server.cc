@@ -49,9 +49,12 @@ SpawnedServer::~SpawnedServer() {
 Status SpawnedServer::Start(const std::string& binary, std::string* address,
                             std::string* http_address) {
   if (Status s = Fork(binary); !s.ok()) return s;
-  if (Status s = ReadLine("gradientd listening on ", address); !s.ok()) return s;
-  return http_address != nullptr ? ReadLine("gradientd http listening on ", http_address)
-                                 : Status::Ok();
+  // The HTTP line comes first (HTTP answers during recovery); ReadLine
+  // skips it when it is not asked for.
+  if (http_address != nullptr) {
+    if (Status s = ReadLine("gradientd http listening on ", http_address); !s.ok()) return s;
+  }
+  return ReadLine("gradientd listening on ", address);
 }
 
 // Forks and executes the server, its stdout into a pipe and its stderr into
