@@ -87,26 +87,31 @@ void Node::AddStateMetrics() {
                              "Exactly-once producers the producer table holds.",
                              [this] { return static_cast<double>(service_.producers()); });
   registry_.AddCallback("gradientd_connections", "Client connections by listener and state.",
-                        "gauge",
-                        {{{"listener", "protocol"}, {"state", "handshaking"}},
-                         {{"listener", "protocol"}, {"state", "established"}},
-                         {{"listener", "protocol"}, {"state", "refusing"}},
-                         {{"listener", "http"}, {"state", "established"}},
-                         {{"listener", "http"}, {"state", "refusing"}}},
-                        [this](std::vector<double>* values) {
-                          values->assign(5, 0.0);
-                          if (server_) {
-                            const server::ConnectionCounts counts = server_->Connections();
-                            (*values)[0] = static_cast<double>(counts.handshaking);
-                            (*values)[1] = static_cast<double>(counts.established);
-                            (*values)[2] = static_cast<double>(counts.refusing);
-                          }
-                          if (http_) {
-                            (*values)[3] = static_cast<double>(http_->served());
-                            (*values)[4] = static_cast<double>(http_->refusing());
-                          }
-                        });
+                        "gauge", ConnectionLabels(),
+                        [this](std::vector<double>* values) { ReadConnections(values); });
   metrics::AddProcessMetrics(registry_);
+}
+
+std::vector<metrics::Labels> Node::ConnectionLabels() {
+  return {{{"listener", "protocol"}, {"state", "handshaking"}},
+          {{"listener", "protocol"}, {"state", "established"}},
+          {{"listener", "protocol"}, {"state", "refusing"}},
+          {{"listener", "http"}, {"state", "established"}},
+          {{"listener", "http"}, {"state", "refusing"}}};
+}
+
+void Node::ReadConnections(std::vector<double>* values) const {
+  values->assign(5, 0.0);
+  if (server_) {
+    const server::ConnectionCounts counts = server_->Connections();
+    (*values)[0] = static_cast<double>(counts.handshaking);
+    (*values)[1] = static_cast<double>(counts.established);
+    (*values)[2] = static_cast<double>(counts.refusing);
+  }
+  if (http_) {
+    (*values)[3] = static_cast<double>(http_->served());
+    (*values)[4] = static_cast<double>(http_->refusing());
+  }
 }
 
 Node::~Node() = default;

@@ -141,6 +141,9 @@ class Node {
   // The metrics read at scrape time: build info, process_*, series,
   // producers, connections.
   void AddStateMetrics();
+  // gradientd_connections' label sets, and their values now, in that order.
+  static std::vector<metrics::Labels> ConnectionLabels();
+  void ReadConnections(std::vector<double>* values) const;
   // `options` with the metrics structs below wired in.
   NodeOptions WithMetrics(NodeOptions options);
 
