@@ -13,6 +13,7 @@
 #include "app/command_line.h"
 #include "app/node.h"
 #include "client/client.h"
+#include "http_test_client.h"
 #include "recording/recording.h"
 #include "running_node.h"
 
@@ -300,6 +301,27 @@ TEST_F(NodeTest, RecoversWhatItJournaledAndRecordsEveryAcceptedBatch) {
   testing::RunningNode restarted(options);
   ASSERT_TRUE(restarted.Start().ok());
   EXPECT_EQ(IngestAndCount(restarted.address(), 1), 5u);
+}
+
+TEST_F(NodeTest, AResetEmptiesTheDashboardsSample) {
+  testing::RunningNode node(testing::LoopbackNodeOptions());
+  ASSERT_TRUE(node.Start().ok());
+  EXPECT_EQ(IngestAndCount(node.address(), 3), 3u);
+  testing::HttpTestClient http(node.http_address());
+  auto sample = http.Call("/api/v1/series/s/sample");
+  ASSERT_TRUE(sample);
+  EXPECT_NE(sample->body().find(R"("seen":3)"), std::string::npos) << sample->body();
+  std::unique_ptr<client::Client> c;
+  ASSERT_TRUE(client::Client::Connect(node.address(), &c).ok());
+  v1::Request reset;
+  reset.mutable_reset()->set_series("s");
+  v1::Response reply;
+  ASSERT_TRUE(c->Call(reset, &reply).ok());
+  ASSERT_TRUE(reply.has_fit()) << reply.DebugString();
+  sample = http.Call("/api/v1/series/s/sample");
+  ASSERT_TRUE(sample);
+  EXPECT_NE(sample->body().find(R"("seen":0)"), std::string::npos) << sample->body();
+  EXPECT_NE(sample->body().find(R"("points":[])"), std::string::npos) << sample->body();
 }
 
 TEST_F(NodeTest, StartErrorsNameWhatFailed) {

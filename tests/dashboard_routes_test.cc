@@ -34,6 +34,8 @@ class DashboardRoutesTest : public ::testing::Test {
   DashboardRoutesTest() : service_(store_), routes_(service_, points_, [this] { return now_; }) {
     service_.SetBatchObserver([this](const std::string& series, const v1::PointBatch& batch,
                                      int64_t, int64_t) { points_.Observe(series, batch); });
+    // As app::Node wires it.
+    service_.SetResetObserver([this](const std::string& series) { points_.Forget(series); });
   }
 
   void Ingest(const std::string& series, const std::vector<double>& x,
@@ -81,9 +83,9 @@ class DashboardRoutesTest : public ::testing::Test {
 };
 
 TEST_F(DashboardRoutesTest, PagesAndAssetsArePublicTheDataIsNot) {
-  for (const char* path : {"/", "/series/revenue", "/series/a%20b", "/assets/dashboard.js",
-                           "/assets/dashboard.css", "/assets/chart.js",
-                           "/assets/chart.js.LICENSE"}) {
+  for (const char* path :
+       {"/", "/series/revenue", "/series/a%20b", "/assets/dashboard.js", "/assets/dashboard.css",
+        "/assets/chart.js", "/assets/chart.js.LICENSE"}) {
     EXPECT_TRUE(routes_.IsPublic(path)) << path;
   }
   for (const char* path : {"/api/v1/series/revenue/sample", "/api/v1/series/revenue/history",
@@ -120,8 +122,7 @@ TEST_F(DashboardRoutesTest, SeriesPagesShareOneShellThatLoadsOnlyItsOwnFiles) {
 TEST_F(DashboardRoutesTest, SampleHasTheServicesFitAndEveryPointOfASmallSeries) {
   Ingest("revenue", kMonths, kRevenue);
   const v1::FitReply fit = Fit("revenue");
-  const boost::json::object body =
-      GetJson("/api/v1/series/revenue/sample", beast_http::status::ok);
+  const boost::json::object body = GetJson("/api/v1/series/revenue/sample", beast_http::status::ok);
   EXPECT_EQ(body.at("series").as_string(), "revenue");
   EXPECT_EQ(body.at("n").as_int64(), 12);
   // The lesson's least-squares line, from its closed form.
@@ -149,6 +150,29 @@ TEST_F(DashboardRoutesTest, SampleHasTheServicesFitAndEveryPointOfASmallSeries) 
     EXPECT_EQ(points[i].as_array()[0].to_number<double>(), kMonths[i]);
     EXPECT_EQ(points[i].as_array()[1].to_number<double>(), kRevenue[i]);
   }
+}
+
+TEST_F(DashboardRoutesTest, AResetSeriesDrawsNoneOfItsOldPoints) {
+  Ingest("revenue", kMonths, kRevenue);
+  now_ += kSecond;
+  ASSERT_TRUE(Get("/api/v1/series/revenue/history"));
+  ASSERT_EQ(points_.History("revenue").size(), 1u);
+  v1::Request reset;
+  reset.mutable_reset()->set_series("revenue");
+  v1::Response response;
+  service_.Handle(reset, &response);
+  ASSERT_TRUE(response.has_fit()) << response.DebugString();
+  EXPECT_TRUE(points_.History("revenue").empty());
+  boost::json::object body = GetJson("/api/v1/series/revenue/sample", beast_http::status::ok);
+  EXPECT_EQ(body.at("n").as_int64(), 0);
+  EXPECT_EQ(body.at("seen").as_int64(), 0);
+  EXPECT_TRUE(body.at("points").as_array().empty()) << body;
+  Ingest("revenue", {100, 200}, {1, 2});
+  body = GetJson("/api/v1/series/revenue/sample", beast_http::status::ok);
+  const boost::json::array& points = body.at("points").as_array();
+  ASSERT_EQ(points.size(), 2u) << body;
+  EXPECT_EQ(points[0].as_array()[0].to_number<double>(), 100);
+  EXPECT_EQ(points[1].as_array()[0].to_number<double>(), 200);
 }
 
 TEST_F(DashboardRoutesTest, ALargeSeriesIsSampledWithinTheBound) {
@@ -184,8 +208,7 @@ TEST_F(DashboardRoutesTest, HistoryTakesTheLossAndGradientNormAtMostOnceASecond)
   EXPECT_NEAR(first.at("loss").to_number<double>(), loss, 1e-9 * loss);
   EXPECT_NEAR(first.at("gradient_norm").to_number<double>(), std::hypot(dm, db),
               1e-7 * std::hypot(dm, db) + 1e-9);
-  EXPECT_EQ(history[1].as_object().at("t").to_number<double>() -
-                first.at("t").to_number<double>(),
+  EXPECT_EQ(history[1].as_object().at("t").to_number<double>() - first.at("t").to_number<double>(),
             1.0);
 }
 
@@ -200,8 +223,7 @@ TEST_F(DashboardRoutesTest, PercentEncodedNamesReachTheirSeries) {
 TEST_F(DashboardRoutesTest, BadRequestsGetClearErrorsAndChangeNothing) {
   Ingest("revenue", kMonths, kRevenue);
   const std::size_t tracked = points_.tracked();
-  boost::json::object body =
-      GetJson("/api/v1/series/nosuch/sample", beast_http::status::not_found);
+  boost::json::object body = GetJson("/api/v1/series/nosuch/sample", beast_http::status::not_found);
   EXPECT_EQ(body.at("error").as_object().at("code").as_string(), "NOT_FOUND");
   body = GetJson("/api/v1/series/nosuch/history", beast_http::status::not_found);
   body = GetJson("/api/v1/series/revenue/sample?view=sideways", beast_http::status::bad_request);
@@ -214,17 +236,16 @@ TEST_F(DashboardRoutesTest, BadRequestsGetClearErrorsAndChangeNothing) {
   EXPECT_EQ(points_.tracked(), tracked);
   EXPECT_TRUE(points_.History("revenue").empty());
 
-  const std::optional<Response> post =
-      Get("/api/v1/series/revenue/sample", beast_http::verb::post);
+  const std::optional<Response> post = Get("/api/v1/series/revenue/sample", beast_http::verb::post);
   ASSERT_TRUE(post);
   EXPECT_EQ(post->result(), beast_http::status::method_not_allowed);
   EXPECT_EQ((*post)[beast_http::field::allow], "GET, HEAD");
 }
 
 TEST_F(DashboardRoutesTest, OtherPathsAreLeftToTheOtherRoutes) {
-  for (const char* target : {"/api/v1/series", "/api/v1/series/revenue",
-                             "/api/v1/series/revenue/gradient", "/api/v1/series//sample",
-                             "/api/v1/series/bad%zzname/sample", "/healthz", "/metrics"}) {
+  for (const char* target :
+       {"/api/v1/series", "/api/v1/series/revenue", "/api/v1/series/revenue/gradient",
+        "/api/v1/series//sample", "/api/v1/series/bad%zzname/sample", "/healthz", "/metrics"}) {
     EXPECT_FALSE(Get(target)) << target;
   }
 }

@@ -51,8 +51,8 @@ TEST(ReservoirTest, SampleIsBoundedDistinctAndUniformOverTheStream) {
     std::mt19937_64 sizes(seed + 1000);
     Reservoir reservoir(kCapacity);
     for (uint64_t first = 0; first < kStream;) {
-      const uint64_t count =
-          std::min<uint64_t>(kStream - first, std::uniform_int_distribution<uint64_t>(1, 5000)(sizes));
+      const uint64_t count = std::min<uint64_t>(
+          kStream - first, std::uniform_int_distribution<uint64_t>(1, 5000)(sizes));
       reservoir.Add(Batch(first, count), random);
       first += count;
     }
@@ -87,6 +87,23 @@ LivePointsLimits SmallLimits() {
   limits.sample_points = 4;
   limits.history_entries = 3;
   return limits;
+}
+
+TEST(LivePointsTest, ForgetEmptiesTheSampleAndHistoryAndKeepsTheSeriesTracked) {
+  LivePoints points(SmallLimits(), 1);
+  points.Observe("a", Batch(0, 10));
+  points.RecordHistory("a", {1'000'000'000, 2.0, 3.0});
+  points.Forget("a");
+  points.Forget("untracked");  // nothing to do
+  ASSERT_TRUE(points.Sample("a"));
+  EXPECT_EQ(points.Sample("a")->seen, 0u);
+  EXPECT_TRUE(points.Sample("a")->points.empty());
+  EXPECT_TRUE(points.History("a").empty());
+  EXPECT_EQ(points.tracked(), 1u);
+  points.Observe("a", Batch(100, 3));
+  ASSERT_EQ(points.Sample("a")->points.size(), 3u);
+  EXPECT_EQ(points.Sample("a")->seen, 3u);
+  EXPECT_FALSE(points.Sample("untracked"));
 }
 
 TEST(LivePointsTest, ObserveTracksNewSeriesOnlyWhileASlotIsFree) {

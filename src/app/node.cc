@@ -59,6 +59,8 @@ Node::Node(NodeOptions options, std::ostream& log)
   service_.SetBatchObserver(
       [this](const std::string& series, const v1::PointBatch& batch, int64_t event_time,
              int64_t received) { ObserveBatch(series, batch, event_time, received); });
+  // A reset series' old points and history are not drawn again.
+  service_.SetResetObserver([this](const std::string& series) { live_points_.Forget(series); });
   AddStateMetrics();
   metrics_ = [this] { return registry_.Render(); };
 }

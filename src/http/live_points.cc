@@ -109,6 +109,14 @@ std::vector<HistoryEntry> LivePoints::History(const std::string& series) const {
   return {it->second.history.begin(), it->second.history.end()};
 }
 
+void LivePoints::Forget(const std::string& series) {
+  util::MutexLock lock(mu_);
+  const auto it = series_.find(series);
+  if (it == series_.end()) return;
+  it->second.reservoir = Reservoir(limits_.sample_points);
+  it->second.history.clear();
+}
+
 std::size_t LivePoints::tracked() const {
   util::MutexLock lock(mu_);
   return series_.size();

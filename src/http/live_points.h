@@ -93,6 +93,10 @@ class LivePoints {
   void RecordHistory(const std::string& series, const HistoryEntry& entry);
   std::vector<HistoryEntry> History(const std::string& series) const;
 
+  // The service's reset observer: empties a tracked series' sample and
+  // history (it stays tracked, so later batches are sampled afresh).
+  void Forget(const std::string& series);
+
   std::size_t tracked() const;
   const LivePointsLimits& limits() const { return limits_; }
 

@@ -417,6 +417,7 @@ uint64_t Service::Reset(const v1::ResetSeries& request, v1::Response* response) 
     status = Log(record, &token);
     if (!status.ok()) return;
     series.Reset();
+    if (reset_observer_) reset_observer_(*name);
     FillFitReply(*name, series, core::View::kAll, response->mutable_fit());
   });
   if (!found) status = NoSuchSeries(*name);

@@ -104,6 +104,11 @@ class Service : public protocol::RequestHandler {
       std::function<void(const std::string& series, const v1::PointBatch&,
                          int64_t event_time_unix_nanos, int64_t received_unix_nanos)>;
   void SetBatchObserver(BatchObserver observer) { batch_observer_ = std::move(observer); }
+  // Called with the name of every series a reset emptied, under its lock,
+  // after the reset is applied (not for a refused one, nor by recovery).
+  // Set before serving.
+  using ResetObserver = std::function<void(const std::string& series)>;
+  void SetResetObserver(ResetObserver observer) { reset_observer_ = std::move(observer); }
 
   // Recovery: the state of a snapshot, then the log's records after it, in
   // order. Not concurrent with Handle.
@@ -163,6 +168,7 @@ class Service : public protocol::RequestHandler {
   ChangeLog* log_ = nullptr;
   ServiceMetrics* metrics_ = nullptr;
   BatchObserver batch_observer_;
+  ResetObserver reset_observer_;
 
   // Changes hold it shared, Checkpoint exclusively: a snapshot is a state
   // between two changes.
