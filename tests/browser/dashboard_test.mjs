@@ -118,6 +118,36 @@ async function openServer(browser) {
   check(/revenue\s+12\s/.test(row), 'the list shows revenue with its 12 points: ' + row);
   await page.screenshot({ path: join(artifacts, 'list.png') });
 
+  // Pages of the list: p0, p1 | p2, revenue with two a page; the filter.
+  for (const name of ['p0', 'p1', 'p2']) {
+    gradctlRun(server.protocol, ['produce', join(demoDir, 'revenue.csv'), '--series', name,
+      '--x-column', 'month', '--y-column', 'revenue']);
+  }
+  await page.goto(server.http + '/?page_size=2');
+  await page.waitForSelector('tr[data-series="p1"]', { timeout: WAIT_MS });
+  let shown = await page.$$eval('#series-rows tr', (trs) => trs.map((tr) => tr.dataset.series));
+  check(JSON.stringify(shown) === '["p0","p1"]', 'the first page holds p0, p1: ' + shown);
+  check(await page.$eval('#previous', (b) => b.disabled), 'no previous page on the first');
+  await page.waitForFunction(() => !document.getElementById('next').disabled, { timeout: WAIT_MS });
+  await page.click('#next');
+  await page.waitForSelector('tr[data-series="revenue"]', { timeout: WAIT_MS });
+  shown = await page.$$eval('#series-rows tr', (trs) => trs.map((tr) => tr.dataset.series));
+  check(JSON.stringify(shown) === '["p2","revenue"]', 'the second page holds p2, revenue: ' + shown);
+  check(await page.$eval('#page-info', (e) => e.textContent) === 'series 3–4', 'it says series 3–4');
+  check(await page.$eval('#next', (b) => b.disabled), 'no next page after the last');
+  await page.click('#previous');
+  await page.waitForSelector('tr[data-series="p0"]', { timeout: WAIT_MS });
+  check(true, 'previous goes back to the first page');
+  await page.type('#prefix', 'rev');
+  await page.click('#prefix-form button');
+  await page.waitForFunction(() => {
+    const rows = [...document.querySelectorAll('#series-rows tr')].map((tr) => tr.dataset.series);
+    return rows.length === 1 && rows[0] === 'revenue';
+  }, { timeout: WAIT_MS });
+  check(true, 'the prefix filter shows only revenue');
+  await page.goto(server.http + '/');
+  await page.waitForSelector('tr[data-series="revenue"]', { timeout: WAIT_MS });
+
   await page.click('tr[data-series="revenue"] a');
   await page.waitForFunction(() => document.getElementById('scatter').dataset.n === '12',
                              { timeout: WAIT_MS });

@@ -82,16 +82,59 @@ function field(object, snake, camel) {
 
 // ---- the list of series --------------------------------------------------
 
+// One page of the list at a time (PAGE_SIZE rows, or ?page_size= in the
+// address), with previous/next and a prefix filter, so a server with 10^6
+// series costs one API page a poll. `tokens` holds the page tokens of the
+// pages before this one.
+const PAGE_SIZE = 100;
+
 function startListPage() {
   const previous = new Map();  // series -> {n, time} at the last poll
-  poll(async () => {
-    const body = await apiGet('/api/v1/series');
+  const parameters = new URLSearchParams(location.search);
+  const pageSize = Number(parameters.get('page_size')) || PAGE_SIZE;
+  // `moves` counts page changes: a reply to a request made before the last
+  // one is dropped.
+  const state = { prefix: parameters.get('prefix') || '', tokens: [], token: '', next: '',
+                  moves: 0 };
+  const prefixInput = document.getElementById('prefix');
+  prefixInput.value = state.prefix;
+  const refresh = () => { state.moves += 1; tick().catch((error) => setStatus('error: ' + error.message)); };
+  document.getElementById('prefix-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    Object.assign(state, { prefix: prefixInput.value, tokens: [], token: '', next: '' });
+    refresh();
+  });
+  document.getElementById('next').addEventListener('click', () => {
+    if (!state.next) return;
+    state.tokens.push(state.token);
+    state.token = state.next;
+    refresh();
+  });
+  document.getElementById('previous').addEventListener('click', () => {
+    if (state.tokens.length === 0) return;
+    state.token = state.tokens.pop();
+    refresh();
+  });
+  const tick = async () => {
+    const query = new URLSearchParams({ page_size: String(pageSize) });
+    if (state.prefix) query.set('prefix', state.prefix);
+    if (state.token) query.set('page_token', state.token);
+    const moves = state.moves;
+    const body = await apiGet('/api/v1/series?' + query);
+    if (moves !== state.moves) return;
     const rows = Array.isArray(body) ? body : (body.series || []);
+    state.next = field(body, 'next_page_token', 'nextPageToken') || '';
     const now = performance.now();
     const tbody = document.getElementById('series-rows');
     tbody.replaceChildren(...rows.map((row) => listRow(row, previous, now)));
-    document.getElementById('empty').hidden = rows.length > 0;
-  });
+    const first = state.tokens.length * pageSize;
+    document.getElementById('empty').hidden = rows.length > 0 || first > 0;
+    document.getElementById('previous').disabled = state.tokens.length === 0;
+    document.getElementById('next').disabled = !state.next;
+    document.getElementById('page-info').textContent =
+      rows.length === 0 ? '' : 'series ' + (first + 1) + '–' + (first + rows.length);
+  };
+  poll(tick);
 }
 
 function listRow(row, previous, now) {
