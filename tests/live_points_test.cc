@@ -10,6 +10,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 namespace gradientd::http {
 namespace {
@@ -186,6 +187,38 @@ TEST(LivePointsTest, ConcurrentObserversAndWatchersKeepTheBounds) {
   one.join();
   two.join();
   EXPECT_LE(points.tracked(), 3u);
+}
+
+// Ingest threads observing series of their own, with no page polling:
+// exactly max_series become tracked, each at its first batch, so each has
+// seen every point sent to it (no batch lost to a race on the index).
+TEST(LivePointsTest, ConcurrentObserversOfManySeriesLoseNoBatchOfATrackedOne) {
+  LivePointsLimits limits = SmallLimits();
+  limits.max_series = 8;
+  LivePoints points(limits, 1);
+  constexpr int kThreads = 4, kSeriesEach = 4, kBatches = 500, kPoints = 5;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&points, t] {
+      for (int i = 0; i < kBatches * kSeriesEach; ++i) {
+        points.Observe("s" + std::to_string(t) + "-" + std::to_string(i % kSeriesEach),
+                       Batch(0, kPoints));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  EXPECT_EQ(points.tracked(), 8u);
+  int tracked = 0;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int k = 0; k < kSeriesEach; ++k) {
+      const auto sample = points.Sample("s" + std::to_string(t) + "-" + std::to_string(k));
+      if (!sample) continue;
+      ++tracked;
+      EXPECT_EQ(sample->seen, uint64_t{kBatches} * kPoints);
+      EXPECT_EQ(sample->points.size(), limits.sample_points);
+    }
+  }
+  EXPECT_EQ(tracked, 8);
 }
 
 }  // namespace

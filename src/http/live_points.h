@@ -12,7 +12,10 @@
 // defaults, 4.4 MiB in all), whatever the number of series.
 //
 // Thread-safe: Observe runs from the service's batch observer under the
-// series' lock, so it only takes this store's own short lock.
+// series' lock, so it only takes this store's own short lock: 16-31 ns per
+// 8,192-point batch with 1 or 2 threads (live_points_bench), against tens
+// of microseconds to absorb the batch, so one lock does not serialize
+// ingest; a read-mostly index with per-series locks measured twice as slow.
 #pragma once
 
 #include <chrono>
