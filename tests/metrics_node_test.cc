@@ -37,17 +37,11 @@ double SampleValue(const std::string& text, const std::string& key) {
 }
 
 std::unique_ptr<client::Client> Connect(testing::RunningNode& node) {
-  std::unique_ptr<client::Client> c;
-  const Status s = client::Client::Connect(node.address(), &c);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return c;
+  return testing::ConnectClient(node.address());
 }
 
 v1::Response Call(client::Client& c, v1::Request request) {
-  v1::Response response;
-  const Status s = c.Call(request, &response);
-  EXPECT_TRUE(s.ok()) << s.message();
-  return response;
+  return testing::CallClient(c, std::move(request));
 }
 
 v1::Request Batch(const std::string& series, int points, const std::string& producer = "",

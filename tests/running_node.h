@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "app/node.h"
+#include "client_calls.h"
 #include "durable/data_directory.h"
 #include "service/series_store.h"
 #include "service/service.h"

@@ -32,6 +32,7 @@
 
 #include "auth/authenticator.h"
 #include "client/client.h"
+#include "client_calls.h"
 #include "core/point_stats.h"
 #include "protocol/frame_codec.h"
 #include "server/server.h"
@@ -66,18 +67,10 @@ class ServerTest : public ::testing::Test {
   // Tests with other limits (or an authenticator_) override this.
   virtual void Configure(server::ServerOptions*) {}
 
-  std::unique_ptr<client::Client> Connect() {
-    std::unique_ptr<client::Client> c;
-    const Status s = client::Client::Connect(address_, &c);
-    EXPECT_TRUE(s.ok()) << s.message();
-    return c;
-  }
+  std::unique_ptr<client::Client> Connect() { return testing::ConnectClient(address_); }
 
   v1::Response Call(client::Client& c, v1::Request request) {
-    v1::Response response;
-    const Status s = c.Call(request, &response);
-    EXPECT_TRUE(s.ok()) << s.message();
-    return response;
+    return testing::CallClient(c, std::move(request));
   }
 
   v1::Response Fit(client::Client& c, const std::string& series) {
