@@ -44,7 +44,7 @@ std::string Describe(const app::CommandLine& c) {
       << n.limits.max_series << " " << n.limits.max_series_name_bytes << " "
       << n.limits.max_batch_points << " " << n.limits.max_producers << " "
       << n.limits.producer_expiry.count() << " " << n.limits.max_step_time.count() << " "
-      << n.limits.max_future_skew.count() << "\n"
+      << n.limits.max_future_skew.count() << " " << n.limits.producer_window << "\n"
       << n.in_memory << " " << n.data.path << " " << static_cast<int>(n.data.journal.fsync) << " "
       << n.data.journal.fsync_interval.count() << " " << n.data.checkpoint_interval.count() << " "
       << n.data.checkpoint_bytes << "\n"
@@ -84,6 +84,8 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
                      "9",
                      "--producer-expiry",
                      "2h",
+                     "--producer-window",
+                     "128",
                      "--max-step-time",
                      "250ms",
                      "--max-future-skew",
@@ -116,7 +118,7 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
             "00\n"
             "[::1]:9 3 1024 10 3072 60000 2000 3000\n"
             "c.pem|k.pem|ca.pem\n"
-            "7 65536 8 9 7200000000000 250000000 90000000000\n"
+            "7 65536 8 9 7200000000000 250000000 90000000000 128\n"
             "1 /tmp/d 1 1500 0 2097152\n"
             "rec.grdrec|auth.txt\n"
             "off 5\n");
@@ -140,7 +142,7 @@ TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
     ASSERT_TRUE(Parse({flag.c_str(), value.c_str()}, &given).ok()) << flag << " " << value;
     EXPECT_EQ(Describe(given), Describe(defaults)) << flag << " " << value;
   }
-  EXPECT_EQ(checked, 22);  // --http-max-connections made it 22
+  EXPECT_EQ(checked, 23);  // --producer-window made it 23
   EXPECT_NE(defaults.usage.find("--max-future-skew arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-window-memory arg (=1GiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-frame-bytes arg (=16MiB)"), std::string::npos);
@@ -163,6 +165,12 @@ TEST(GradientdOptionsTest, EachBadValueIsRefusedWithItsMessage) {
       {{"--max-series-name-bytes", "65537"},
        "--max-series-name-bytes must be at most 65536, got 65537"},
       {{"--max-producers", "0"}, "--max-producers must be positive"},
+      {{"--producer-window", "100"},
+       "--producer-window must be a multiple of 64 between 64 and 1048576, got 100"},
+      {{"--producer-window", "0"},
+       "--producer-window must be a multiple of 64 between 64 and 1048576, got 0"},
+      {{"--producer-window", "1048640"},
+       "--producer-window must be a multiple of 64 between 64 and 1048576, got 1048640"},
       {{"--producer-expiry", "999ms"},
        "--producer-expiry: must be between 1s and 8760h (365 days), got 999ms"},
       {{"--producer-expiry", "8761h"},

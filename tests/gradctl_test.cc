@@ -348,7 +348,8 @@ TEST_F(GradctlTest, ReplayJsonSummaryAndCsvFiles) {
                       csv +
                       R"(","kind":"csv"}],"series":[{"series_total":12,"points_sent":12,)"
                       R"("name":"csv"}],"duplicate_points":0,"batches":1,)"
-                      R"("duplicate_batches":0,"batches_resent":0,"last_sequence":1}})",
+                      R"("duplicate_batches":0,"below_window_batches":0,"batches_resent":0,)"
+                  R"("last_sequence":1}})",
                   &expected)
                   .ok());
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(summary, expected))

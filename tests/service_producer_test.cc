@@ -76,6 +76,8 @@ TEST_F(ProducerTableTest, AnExpiredProducerIsForgottenSoItsRetryCountsAgain) {
   EXPECT_FALSE(again.ack().duplicate());  // documented: counts again
   EXPECT_EQ(again.ack().total(), 4u);
   EXPECT_TRUE(Send("p", 5).ack().duplicate());
+  // Forgotten with it: sequences below 5 are new, once.
+  EXPECT_FALSE(Send("p", 1).ack().duplicate());
   EXPECT_TRUE(Send("p", 1).ack().duplicate());
 }
 

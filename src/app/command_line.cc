@@ -38,6 +38,7 @@ struct Bounds {
   uint64_t most = std::numeric_limits<uint64_t>::max();
   const char* too_small = nullptr;
   const char* too_large = nullptr;  // nullptr: the too_small message
+  uint64_t multiple_of = 1;         // too_small's message too
 };
 struct Row {
   const char* name;  // program_options' "NAME[,SHORT]"
@@ -128,8 +129,17 @@ const Row kRows[] = {
   {"max-producers", Kind::kCount,
    [](CommandLine& c) -> Field { return &c.node.limits.max_producers; },
    "exactly-once producers remembered at once (about 400 bytes of memory and 160 of snapshot "
-   "each); a new one while all are unexpired gets RESOURCE_EXHAUSTED",
+   "each, plus --producer-window/8 while one has a hole in its window); a new one while all "
+   "are unexpired gets RESOURCE_EXHAUSTED",
    {.least = 1, .too_small = "{flag} must be positive"}},
+  {"producer-window", Kind::kCount,
+   [](CommandLine& c) -> Field { return &c.node.limits.producer_window; },
+   "sequences below a producer's highest whose batches are told apart, so that a retry "
+   "landing after later batches is applied once; one further below is taken as applied "
+   "(a producer needs no more unacknowledged batches than this). Costs up to N/8 bytes per "
+   "producer while one of them is missing",
+   {.least = 64, .most = 1 << 20, .too_small = "{flag} must be a multiple of 64 between {least} "
+   "and {most}, got {}", .multiple_of = 64}},
   {"producer-expiry", Kind::kDuration,
    [](CommandLine& c) -> Field { return &c.node.limits.producer_expiry; },
    "forget a producer once none of its batches has been applied for this long (1s to 8760h); "
@@ -323,6 +333,9 @@ Status CheckBounds(const Row& row, uint64_t number, const std::string& given) {
   if (number > row.bounds.most) {
     return Status::InvalidArgument(
         Expand(row, row.bounds.too_large ? row.bounds.too_large : row.bounds.too_small, given));
+  }
+  if (number % row.bounds.multiple_of != 0) {
+    return Status::InvalidArgument(Expand(row, row.bounds.too_small, given));
   }
   return Status::Ok();
 }

@@ -6,8 +6,9 @@
 
 namespace gradientd::service {
 
-ProducerTable::ProducerTable(std::size_t max_producers, std::chrono::nanoseconds expiry)
-    : max_producers_(max_producers), expiry_(expiry), now_([] {
+ProducerTable::ProducerTable(std::size_t max_producers, std::chrono::nanoseconds expiry,
+                             uint64_t window)
+    : max_producers_(max_producers), expiry_(expiry), window_(window), now_([] {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(
                    std::chrono::system_clock::now().time_since_epoch())
             .count();
@@ -25,7 +26,7 @@ std::size_t ProducerTable::size() {
 
 std::shared_ptr<ProducerTable::Producer> ProducerTable::FindOrCreate(const std::string& id) {
   auto& slot = producers_[id];
-  if (!slot) slot = std::make_shared<Producer>();
+  if (!slot) slot = std::make_shared<Producer>(window_);
   return slot;
 }
 
@@ -110,8 +111,12 @@ void ProducerTable::ApplyBatch(const std::string& id, uint64_t sequence, int64_t
   util::MutexLock lock(producer->mu);
   // The same rule as a batch that comes: a producer expired when its batch
   // came was forgotten, and counts from scratch.
-  if (Expired(*producer, time)) producer->last_sequence = 0;
-  producer->last_sequence = std::max(producer->last_sequence, sequence);
+  if (Expired(*producer, time)) producer->sequences.Clear();
+  // Only applied batches are journaled, so it is new (unless below the
+  // window, or in a journal of a version that knew no window).
+  if (producer->sequences.Check(sequence) == SequenceWindow::Seen::kNew) {
+    producer->sequences.Mark(sequence);
+  }
   producer->last_seen = std::max(producer->last_seen.load(), time);
 }
 
@@ -119,7 +124,7 @@ void ProducerTable::Restore(const v1::Snapshot& snapshot) {
   for (const v1::ProducerState& p : snapshot.producers()) {
     const std::shared_ptr<Producer> producer = FindOrCreateUnbounded(p.producer_id());
     util::MutexLock lock(producer->mu);
-    producer->last_sequence = p.last_sequence();
+    producer->sequences.Restore(p.last_sequence(), p.applied_below());
     // Snapshots of older versions have no time: seen at recovery (the only
     // time recovery reads the clock).
     producer->last_seen = p.last_seen_unix_nanos() != 0 ? p.last_seen_unix_nanos() : now_();
@@ -150,7 +155,8 @@ void ProducerTable::AddTo(v1::Snapshot* snapshot) {
     v1::ProducerState* p = snapshot->add_producers();
     p->set_producer_id(id);
     util::MutexLock lock(producer->mu);
-    p->set_last_sequence(producer->last_sequence);
+    p->set_last_sequence(producer->sequences.highest());
+    p->set_applied_below(producer->sequences.AppliedBelow());
     p->set_last_seen_unix_nanos(producer->last_seen.load());
   }
 }

@@ -1,6 +1,7 @@
 // ProducerTable: the exactly-once producers, so that a retried batch is
-// applied once. For each producer id the last sequence applied, the log
-// token of the batch that set it, and when its last batch came. A producer
+// applied once. For each producer id the sequences applied (the highest and
+// a window below it, SequenceWindow), the log token of the last batch
+// applied, and when its last batch came. A producer
 // is forgotten once no batch of it has come for `expiry` (a retry of one of
 // its batches then counts again); a new producer is refused only while the
 // table is full of unexpired ones. Thread-safe.
@@ -20,6 +21,7 @@
 
 #include "core/status.h"
 #include "gradientd/v1/journal.pb.h"
+#include "service/sequence_window.h"
 #include "util/mutex.h"
 
 namespace gradientd::service {
@@ -27,15 +29,21 @@ namespace gradientd::service {
 class ProducerTable {
  public:
   struct Producer {
+    explicit Producer(uint64_t window) : sequences(window) {}
+
     util::Mutex mu;
-    uint64_t last_sequence GUARDED_BY(mu) = 0;
-    uint64_t last_token GUARDED_BY(mu) = 0;  // the log token of the batch that set it
+    SequenceWindow sequences GUARDED_BY(mu);
+    // The log token of the last batch applied: once it is durable, so is
+    // every batch of the producer applied before it.
+    uint64_t last_token GUARDED_BY(mu) = 0;
     // When its last batch was applied (Unix nanoseconds); only grows.
     std::atomic<int64_t> last_seen{0};
     bool removed GUARDED_BY(mu) = false;  // no longer in the table
   };
 
-  ProducerTable(std::size_t max_producers, std::chrono::nanoseconds expiry);
+  // `window`: sequences below a producer's highest that are told apart (a
+  // positive multiple of 64).
+  ProducerTable(std::size_t max_producers, std::chrono::nanoseconds expiry, uint64_t window);
 
   // The wall clock expiry uses (Unix nanoseconds); the system clock unless
   // set (tests). Set before use.
@@ -78,6 +86,7 @@ class ProducerTable {
 
   const std::size_t max_producers_;
   const std::chrono::nanoseconds expiry_;
+  const uint64_t window_;
   std::function<int64_t()> now_;
 
   util::Mutex mu_;

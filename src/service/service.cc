@@ -193,14 +193,16 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
         record->set_time_unix_nanos(now);
         // A producer not seen for producer_expiry is forgotten: its batches
         // count again (Expired is false for one just created).
-        const uint64_t last_sequence =
-            producers_.Expired(producer, now) ? 0 : producer.last_sequence;
+        const bool forgotten = producers_.Expired(producer, now);
+        const SequenceWindow::Seen seen =
+            forgotten ? SequenceWindow::Seen::kNew : producer.sequences.Check(batch.sequence());
         v1::IngestAck* ack = response->mutable_ack();
         ack->set_series(name);
-        if (batch.sequence() <= last_sequence) {
+        if (seen != SequenceWindow::Seen::kNew) {
           // Not stamped again: nothing is applied, and the ack's event time
           // stays 0.
           ack->set_duplicate(true);
+          ack->set_below_window(seen == SequenceWindow::Seen::kBelowWindow);
           store_.WithSeries(name,
                             [&](core::Series& series) { ack->set_total(series.stats().count()); });
           // Acknowledge only once the original is durable.
@@ -213,7 +215,8 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
           if (created) producers_.Drop(batch.producer_id(), producer);
           return;
         }
-        producer.last_sequence = batch.sequence();
+        if (forgotten) producer.sequences.Clear();
+        producer.sequences.Mark(batch.sequence());
         producer.last_token = *token;
         producer.last_seen = std::max(producer.last_seen.load(), now);
       });

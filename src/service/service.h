@@ -56,6 +56,10 @@ struct ServiceLimits {
   // (RESOURCE_EXHAUSTED) only while the table is full of unexpired ones.
   std::size_t max_producers = 100'000;
   std::chrono::nanoseconds producer_expiry = std::chrono::hours(1);
+  // Sequences below a producer's highest whose batches are told apart, so a
+  // retry that lands after later batches is applied once (SequenceWindow);
+  // a positive multiple of 64.
+  uint64_t producer_window = 4096;
   // A step request stops after this much time, keeping the iterations run.
   std::chrono::nanoseconds max_step_time = std::chrono::milliseconds(100);
   // A batch whose event time is more than this ahead of the clock is
@@ -70,7 +74,8 @@ struct ServiceLimits {
 class Service : public protocol::RequestHandler {
  public:
   explicit Service(SeriesStore& store, ServiceLimits limits = {})
-      : store_(store), limits_(limits), producers_(limits.max_producers, limits.producer_expiry) {}
+      : store_(store), limits_(limits), producers_(limits.max_producers, limits.producer_expiry,
+                                                    limits.producer_window) {}
 
   // The wall clock (Unix nanoseconds): a batch's receive time (its event
   // time when it has none, and the bound of --max-future-skew) and producer

@@ -45,6 +45,7 @@
 #include <future>
 #include <iterator>
 #include <map>
+#include <set>
 #include <memory>
 #include <span>
 #include <string>
@@ -262,9 +263,22 @@ inline void CheckFiles(std::span<const uint8_t> data) {
 
 // What a history has done so far: the exactly-once producers' sequences.
 struct History {
-  std::map<int, uint64_t> last_sequence;  // producer index -> last applied
+  std::map<int, std::set<uint64_t>> applied;  // producer index -> sequences applied
   int next_x = 0;
 };
+
+inline uint64_t Highest(const std::set<uint64_t>& applied) {
+  return applied.empty() ? 0 : *applied.rbegin();
+}
+
+// The highest sequence below the highest applied that was not applied; 0
+// when there is none.
+inline uint64_t HighestHole(const std::set<uint64_t>& applied) {
+  for (uint64_t s = Highest(applied); s > 1; --s) {
+    if (!applied.count(s - 1)) return s - 1;
+  }
+  return 0;
+}
 
 inline v1::Request ChangeRequest(uint8_t kind_byte, uint8_t arg, History& h, bool* checkpoint) {
   v1::Request r;
@@ -284,10 +298,17 @@ inline v1::Request ChangeRequest(uint8_t kind_byte, uint8_t arg, History& h, boo
       }
       if (kind_byte % 8 >= 2) {
         const int producer = (arg >> 2) % 3;
-        uint64_t& last = h.last_sequence[producer];
-        const bool duplicate = (arg & 0x80) != 0 && last > 0;
+        const std::set<uint64_t>& applied = h.applied[producer];
+        const uint64_t last = Highest(applied);
+        const uint64_t hole = HighestHole(applied);
+        uint64_t sequence = last + 1;
+        if ((arg & 0x80) != 0 && last > 0) {
+          sequence = last;  // a duplicate
+        } else if ((arg & 0x40) != 0) {
+          sequence = hole > 0 ? hole : last + 2;  // fill a hole, or leave one
+        }
         b->set_producer_id("p" + std::to_string(producer));
-        b->set_sequence(duplicate ? last : last + 1);
+        b->set_sequence(sequence);
       }
       break;
     }
@@ -318,8 +339,7 @@ inline void NoteApplied(const v1::Request& request, const v1::Response& response
     return;
   }
   const int producer = request.ingest().producer_id()[1] - '0';
-  uint64_t& last = h.last_sequence[producer];
-  last = std::max(last, request.ingest().sequence());
+  h.applied[producer].insert(request.ingest().sequence());
 }
 
 // The data files (LOCK aside), sorted.
@@ -399,9 +419,9 @@ inline Prefixes MakeHistory(const fs::path& dir, std::span<const uint8_t> data, 
   return prefixes;
 }
 
-// Recovered `db` shows the state after prefixes first..last: resending each
-// producer's last batch of the first is a duplicate; a batch after the
-// last's is applied.
+// Recovered `db` shows the state after prefixes first..last: resending a
+// batch each producer had applied in the first is a duplicate; a hole left
+// in the last is filled, and a batch after the last's is applied.
 inline void CheckProducerSequences(Instance& db, const Prefixes& prefixes, size_t first,
                                    size_t last, const std::string& where) {
   auto probe = [&](int producer, uint64_t sequence) {
@@ -414,18 +434,27 @@ inline void CheckProducerSequences(Instance& db, const Prefixes& prefixes, size_
     return db.Call(r);
   };
   for (int producer = 0; producer < 3; ++producer) {
-    const auto& low = prefixes.histories[first].last_sequence;
-    const auto& high = prefixes.histories[last].last_sequence;
-    const uint64_t at_least = low.count(producer) ? low.at(producer) : 0;
-    const uint64_t at_most = high.count(producer) ? high.at(producer) : 0;
+    auto applied_in = [&](size_t prefix) {
+      const auto& applied = prefixes.histories[prefix].applied;
+      const auto it = applied.find(producer);
+      return it == applied.end() ? std::set<uint64_t>{} : it->second;
+    };
+    const std::set<uint64_t> low = applied_in(first);
+    const std::set<uint64_t> high = applied_in(last);
     const std::string what = where + ": recovered the state after " + std::to_string(first) + ".." +
                              std::to_string(last) + " changes, but producer p" +
                              std::to_string(producer) + "'s sequence ";
-    if (at_least > 0) {
-      const v1::Response r = probe(producer, at_least);
+    for (const uint64_t sequence : low) {
+      const v1::Response r = probe(producer, sequence);
       GRADIENTD_FUZZ_CHECK(r.has_ack() && r.ack().duplicate(),
-                           what + std::to_string(at_least) + " is not a duplicate");
+                           what + std::to_string(sequence) + " is not a duplicate");
     }
+    if (const uint64_t hole = HighestHole(high); hole > 0) {
+      const v1::Response r = probe(producer, hole);
+      GRADIENTD_FUZZ_CHECK(r.has_ack() && !r.ack().duplicate(),
+                           what + std::to_string(hole) + " (never applied) is a duplicate");
+    }
+    const uint64_t at_most = Highest(high);
     const v1::Response r = probe(producer, at_most + 1);
     GRADIENTD_FUZZ_CHECK(r.has_ack() && !r.ack().duplicate(),
                          what + std::to_string(at_most + 1) + " is not applied");

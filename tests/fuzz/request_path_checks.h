@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -316,14 +317,18 @@ class CheckingHandler : public protocol::RequestHandler {
     ExpectBody(v1::Response::kAck);
     const v1::IngestAck& ack = response_->ack();
     GRADIENTD_FUZZ_CHECK(ack.series() == name, Describe());
-    // Exactly-once producers: a sequence at or below the producer's last
-    // applied one is acknowledged as a duplicate and changes nothing.
+    // Exactly-once producers: a sequence applied before, or more than the
+    // producer window below the highest applied, is acknowledged as a
+    // duplicate and changes nothing; any other is applied.
     const bool exactly_once = !batch.producer_id().empty() && batch.sequence() > 0;
     if (exactly_once) {
-      auto last = producers_.find(batch.producer_id());
-      if (last != producers_.end() && batch.sequence() <= last->second) {
+      std::set<uint64_t>& applied = producers_[batch.producer_id()];
+      const uint64_t highest = applied.empty() ? 0 : *applied.rbegin();
+      const bool below = batch.sequence() < highest &&
+                         highest - batch.sequence() > service::ServiceLimits{}.producer_window;
+      if (applied.count(batch.sequence()) || below) {
         GRADIENTD_FUZZ_CHECK(ack.duplicate() && ack.accepted() == 0 && ack.steps() == 0 &&
-                                 ack.event_time_unix_nanos() == 0,
+                                 ack.event_time_unix_nanos() == 0 && ack.below_window() == below,
                              Describe() + ": not acknowledged as a duplicate");
         const SeriesModel* s = Model(name);
         GRADIENTD_FUZZ_CHECK(ack.total() == (s != nullptr ? s->n : 0), Describe() + ": total");
@@ -331,7 +336,7 @@ class CheckingHandler : public protocol::RequestHandler {
                              Describe() + ": a duplicate changed the state");
         return;
       }
-      producers_[batch.producer_id()] = batch.sequence();
+      applied.insert(batch.sequence());
     }
     GRADIENTD_FUZZ_CHECK(!ack.duplicate(), Describe() + ": a first delivery taken as a duplicate");
     GRADIENTD_FUZZ_CHECK(ack.event_time_unix_nanos() == event_time, Describe() + ": event time");
@@ -491,7 +496,7 @@ class CheckingHandler : public protocol::RequestHandler {
   service::Service& service_;
   int64_t now_ns_ = kStartUnixNanos;  // the service's clock
   std::map<std::string, SeriesModel> model_;   // sorted like the list
-  std::map<std::string, uint64_t> producers_;  // the last sequence applied per producer
+  std::map<std::string, std::set<uint64_t>> producers_;  // the sequences applied per producer
   std::vector<uint64_t> ids_;
   // The request being checked.
   v1::SeriesList before_;

@@ -166,6 +166,7 @@ Status Producer::HandleReply(const v1::Response& response) {
   if (ack.duplicate()) {
     ++counters_.duplicate_batches;
     counters_.duplicate_points += o.points;
+    if (ack.below_window()) ++counters_.below_window_batches;
   }
   series_totals_[ack.series()] = ack.total();
   if (!ack.descent_error().empty() && counters_.descent_errors++ == 0) {

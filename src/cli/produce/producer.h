@@ -62,6 +62,9 @@ struct ProducerCounters {
   uint64_t points_applied = 0;     // points the server applied now (IngestAck.accepted)
   uint64_t duplicate_batches = 0;  // acknowledged as applied before
   uint64_t duplicate_points = 0;
+  // Of the duplicates, those too far below the producer's highest sequence
+  // for the server to tell (IngestAck.below_window): taken as applied.
+  uint64_t below_window_batches = 0;
   uint64_t reconnects = 0;
   uint64_t batches_resent = 0;
   uint64_t queries_lost = 0;  // queries dropped with a lost connection

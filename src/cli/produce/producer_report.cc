@@ -48,6 +48,11 @@ void NoteDuplicates(const ProducerCounters& c, const std::string& producer_id, s
       << Plural(c.duplicate_points, "point")
       << ") were acknowledged as duplicates: the server had applied them before (producer id "
       << producer_id << "), so they were not counted again\n";
+  if (c.below_window_batches > 0) {
+    err << "gradctl: note: " << c.below_window_batches
+        << " of them came more than the server's --producer-window below the highest sequence "
+           "it applied: it takes those as applied without being able to check\n";
+  }
 }
 
 void AddCounterFields(const ProducerOptions& options, const ProducerCounters& c,
@@ -60,6 +65,7 @@ void AddCounterFields(const ProducerOptions& options, const ProducerCounters& c,
   fields["batches"] = JsonNumber(c.batches_acked);
   fields["duplicate_batches"] = JsonNumber(c.duplicate_batches);
   fields["duplicate_points"] = JsonNumber(c.duplicate_points);
+  fields["below_window_batches"] = JsonNumber(c.below_window_batches);
   fields["reconnects"] = JsonNumber(c.reconnects);
   fields["batches_resent"] = JsonNumber(c.batches_resent);
 }
