@@ -16,6 +16,7 @@ packages=(
   curl  # the HTTP smoke test (and README's examples)
   libjs-chart.js  # the dashboard's charts, compiled into gradientd (with its license)
   chromium        # the dashboard's browser test (ctest dashboard_browser)
+  nats-server libnats-dev  # cluster mode: JetStream, its C client; tests start their own servers
 )
 # The browser test's driver, puppeteer-core, comes from npm (npm ci at test
 # time); Debian's node and npm unless the machine already has them.

@@ -1,0 +1,124 @@
+// ShardStreams: a cluster's log on NATS JetStream, as P replicated streams
+// ("shards") of opaque messages. It knows streams, message ids and stream
+// sequences; nothing of series or records.
+//
+// Shard i of cluster NAME is the stream GRADIENTD_NAME_i on the subject
+// gradientd.NAME.i, described "gradientd cluster NAME: shard i of P". The
+// shard count and the replicas are fixed when the first node creates the
+// streams; later nodes find them and must agree.
+// A message published with an id already seen within the stream's
+// duplicate window is not stored again (PublishResult.duplicate).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+
+struct __natsConnection;
+struct __jsCtx;
+struct __natsSubscription;
+
+namespace gradientd::jetstream {
+
+struct ClusterOptions {
+  std::vector<std::string> urls;   // nats://HOST:PORT, one or more servers of the NATS cluster
+  std::string name = "gradientd";  // [A-Za-z0-9_-], 1 to 32 bytes
+  uint32_t shards = 4;
+  int replicas = 3;  // 1 to 5
+  // How long a connect, a stream request or a publish waits for its answer.
+  std::chrono::milliseconds timeout{5000};
+  // How long JetStream remembers a message id to drop its repeats.
+  std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
+};
+
+// Whether `name` can name a cluster (streams and subjects carry it).
+Status ValidateClusterName(const std::string& name);
+
+// The shard of a key (a series name): FNV-1a, the same on every node.
+uint32_t ShardOf(std::string_view key, uint32_t shards);
+
+struct PublishResult {
+  uint64_t sequence = 0;   // the message's position in its shard's stream
+  bool duplicate = false;  // its id was seen before: stored once, at `sequence`
+};
+
+struct StreamMessage {
+  uint64_t sequence = 0;
+  std::string data;
+};
+
+struct ShardState {
+  uint64_t first_sequence = 0;  // the oldest message kept (after purges)
+  uint64_t last_sequence = 0;   // 0: nothing ever published
+  uint64_t messages = 0;
+  uint64_t bytes = 0;
+  std::string leader;  // the NATS server that leads the stream's replicas
+};
+
+class ShardStreams {
+ public:
+  // Connects to the NATS cluster (any of the urls) and creates the shard
+  // streams, or checks that existing ones have the options' shard count
+  // and replicas. Fails with the servers' answer, e.g. UNAVAILABLE when no
+  // server answers within the timeout.
+  static Status Open(const ClusterOptions& options, std::unique_ptr<ShardStreams>* out);
+  ~ShardStreams();
+  ShardStreams(const ShardStreams&) = delete;
+  ShardStreams& operator=(const ShardStreams&) = delete;
+
+  const ClusterOptions& options() const { return options_; }
+  uint32_t shards() const { return options_.shards; }
+
+  // Stores `data` in `shard` under `message_id` (1 to 256 bytes) once a
+  // quorum of its replicas has it. Thread-safe. Fails (UNAVAILABLE) when
+  // no answer came within the timeout: the message may or may not be
+  // stored, and publishing it again with the same id stores it once.
+  Status Publish(uint32_t shard, std::string_view data, const std::string& message_id,
+                 PublishResult* result);
+
+  Status State(uint32_t shard, ShardState* state);
+
+  // Reads a shard in stream order from `from_sequence` on (an ordered
+  // consumer: no gap, no repeat; recreated by the client after a failure).
+  // UNAVAILABLE while the stream has no leader (for seconds after its
+  // leader died): try again.
+  class Reader {
+   public:
+    ~Reader();
+    Reader(const Reader&) = delete;
+    Reader& operator=(const Reader&) = delete;
+    // The next message, waiting up to `wait`: Ok with it, Ok with sequence
+    // 0 when none came (try again), or the error that ended the reader.
+    Status Next(std::chrono::milliseconds wait, StreamMessage* message);
+
+   private:
+    friend class ShardStreams;
+    explicit Reader(__natsSubscription* subscription) : subscription_(subscription) {}
+    __natsSubscription* subscription_;
+  };
+  Status OpenReader(uint32_t shard, uint64_t from_sequence, std::unique_ptr<Reader>* reader);
+
+  std::string StreamName(uint32_t shard) const;
+  std::string Subject(uint32_t shard) const;
+
+ private:
+  explicit ShardStreams(ClusterOptions options) : options_(std::move(options)) {}
+  Status Connect();
+  // Fails when the cluster exists with another shard count.
+  Status CheckShardCount();
+  // Creates the shard's stream, or checks the existing one's replicas.
+  Status EnsureStream(uint32_t shard);
+  // Each stream's description: its cluster, shard and shard count.
+  std::string Description(uint32_t shard) const;
+
+  ClusterOptions options_;
+  __natsConnection* connection_ = nullptr;
+  __jsCtx* js_ = nullptr;
+};
+
+}  // namespace gradientd::jetstream

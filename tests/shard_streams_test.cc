@@ -1,0 +1,262 @@
+// ShardStreams against a real 3-node nats-server cluster on loopback
+// (NatsCluster): order, message-id deduplication, fixed shard counts, a
+// kill -9 of a stream's leader mid-publish checked against a ledger, and
+// clean failures when no server answers.
+#include "jetstream/shard_streams.h"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "nats_cluster.h"
+
+namespace gradientd::jetstream {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+ClusterOptions Options(const testing::NatsCluster& cluster, uint32_t shards, int replicas) {
+  ClusterOptions options;
+  options.urls = cluster.Urls();
+  options.name = "test";
+  options.shards = shards;
+  options.replicas = replicas;
+  options.timeout = 2000ms;
+  return options;
+}
+
+// Opens once the cluster has elected its JetStream leader (bounded).
+std::unique_ptr<ShardStreams> OpenWhenReady(testing::NatsCluster& cluster,
+                                            const ClusterOptions& options) {
+  const auto deadline = Clock::now() + 60s;
+  Status last;
+  while (Clock::now() < deadline) {
+    if (const std::string problem = cluster.Problem(); !problem.empty()) {
+      ADD_FAILURE() << problem;
+      return nullptr;
+    }
+    std::unique_ptr<ShardStreams> streams;
+    last = ShardStreams::Open(options, &streams);
+    if (last.ok()) return streams;
+    std::this_thread::sleep_for(250ms);
+  }
+  ADD_FAILURE() << "the NATS cluster was not ready in 60 s: " << last.message();
+  return nullptr;
+}
+
+// Every message of `shard` from sequence 1 up to `last`.
+std::vector<StreamMessage> ReadAll(ShardStreams& streams, uint32_t shard, uint64_t from,
+                                   uint64_t last) {
+  std::vector<StreamMessage> messages;
+  std::unique_ptr<ShardStreams::Reader> reader;
+  const auto deadline = Clock::now() + 30s;
+  Status s = streams.OpenReader(shard, from, &reader);
+  // Making the consumer times out while the stream elects a leader.
+  while (!s.ok() && s.code() == StatusCode::kUnavailable && Clock::now() < deadline) {
+    std::this_thread::sleep_for(100ms);
+    s = streams.OpenReader(shard, from, &reader);
+  }
+  EXPECT_TRUE(s.ok()) << s.message();
+  if (!s.ok()) return messages;
+  while (Clock::now() < deadline && (messages.empty() || messages.back().sequence < last)) {
+    StreamMessage message;
+    s = reader->Next(500ms, &message);
+    EXPECT_TRUE(s.ok()) << s.message();
+    if (!s.ok()) break;
+    if (message.sequence != 0) messages.push_back(message);
+  }
+  return messages;
+}
+
+// A publish retried with its id until it is acknowledged (bounded).
+Status PublishUntilStored(ShardStreams& streams, uint32_t shard, const std::string& id,
+                          PublishResult* result, int* failures) {
+  const auto deadline = Clock::now() + 60s;
+  Status s;
+  while (Clock::now() < deadline) {
+    s = streams.Publish(shard, id, id, result);
+    if (s.ok()) return s;
+    ++*failures;
+    std::this_thread::sleep_for(100ms);
+  }
+  return s;
+}
+
+TEST(ShardStreamsTest, MessagesAreReadBackInOrderFromAnyPositionOfTheirShard) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 2, 3));
+  ASSERT_NE(streams, nullptr);
+  std::map<uint32_t, std::vector<std::string>> sent;  // the ledger, per shard
+  for (int i = 0; i < 60; ++i) {
+    const std::string key = "series-" + std::to_string(i % 7);
+    const uint32_t shard = ShardOf(key, 2);
+    const std::string data = key + "#" + std::to_string(i);
+    PublishResult result;
+    ASSERT_TRUE(streams->Publish(shard, data, "p:" + std::to_string(i), &result).ok());
+    EXPECT_FALSE(result.duplicate);
+    sent[shard].push_back(data);
+    EXPECT_EQ(result.sequence, sent[shard].size());
+  }
+  ASSERT_EQ(sent.size(), 2u);  // the seven keys fall in both shards
+  for (const auto& [shard, data] : sent) {
+    const std::vector<StreamMessage> all = ReadAll(*streams, shard, 1, data.size());
+    ASSERT_EQ(all.size(), data.size()) << "shard " << shard;
+    for (std::size_t i = 0; i < all.size(); ++i) {
+      EXPECT_EQ(all[i].sequence, i + 1);
+      EXPECT_EQ(all[i].data, data[i]);
+    }
+    const std::vector<StreamMessage> tail = ReadAll(*streams, shard, 5, data.size());
+    ASSERT_EQ(tail.size(), data.size() - 4);
+    EXPECT_EQ(tail.front().sequence, 5u);
+    EXPECT_EQ(tail.front().data, data[4]);
+  }
+  // A node of its own sees the same.
+  ClusterOptions one = Options(cluster, 2, 3);
+  one.urls = {cluster.Url(2)};
+  auto other = OpenWhenReady(cluster, one);
+  ASSERT_NE(other, nullptr);
+  ShardState state;
+  ASSERT_TRUE(other->State(0, &state).ok());
+  EXPECT_EQ(state.last_sequence, sent[0].size());
+  EXPECT_EQ(state.messages, sent[0].size());
+  EXPECT_NE(cluster.IndexOf(state.leader), -1) << state.leader;
+}
+
+TEST(ShardStreamsTest, AMessageIdSeenBeforeIsStoredOnce) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
+  ASSERT_NE(streams, nullptr);
+  PublishResult first, again, next;
+  ASSERT_TRUE(streams->Publish(0, "a", "producer:1", &first).ok());
+  ASSERT_TRUE(streams->Publish(0, "a", "producer:1", &again).ok());
+  ASSERT_TRUE(streams->Publish(0, "b", "producer:2", &next).ok());
+  EXPECT_FALSE(first.duplicate);
+  EXPECT_TRUE(again.duplicate);
+  EXPECT_EQ(again.sequence, first.sequence);
+  EXPECT_EQ(next.sequence, first.sequence + 1);
+  ShardState state;
+  ASSERT_TRUE(streams->State(0, &state).ok());
+  EXPECT_EQ(state.messages, 2u);
+}
+
+TEST(ShardStreamsTest, EveryNodeMustBeGivenTheClustersShardCountAndReplicas) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 3, 3));
+  ASSERT_NE(streams, nullptr);
+  for (const uint32_t shards : {2u, 4u}) {
+    std::unique_ptr<ShardStreams> other;
+    const Status s = ShardStreams::Open(Options(cluster, shards, 3), &other);
+    EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+    EXPECT_NE(s.message().find("same shard count"), std::string::npos) << s.message();
+  }
+  std::unique_ptr<ShardStreams> other;
+  const Status s = ShardStreams::Open(Options(cluster, 3, 1), &other);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_NE(s.message().find("replicas"), std::string::npos) << s.message();
+  ShardState state;
+  EXPECT_FALSE(streams->State(3, &state).ok());  // no fourth stream was made
+}
+
+TEST(ShardStreamsTest, BadOptionsAreRefusedBeforeConnecting) {
+  ClusterOptions options;
+  options.urls = {"nats://127.0.0.1:1"};
+  std::unique_ptr<ShardStreams> streams;
+  for (const char* name : {"", "a.b", "a b", "a*", "a>", "thirty-three-bytes-long-name-xxxxx"}) {
+    options.name = name;
+    EXPECT_EQ(ShardStreams::Open(options, &streams).code(), StatusCode::kInvalidArgument) << name;
+  }
+  options.name = "ok";
+  options.shards = 0;
+  EXPECT_EQ(ShardStreams::Open(options, &streams).code(), StatusCode::kInvalidArgument);
+  options.shards = 1;
+  options.replicas = 6;
+  EXPECT_EQ(ShardStreams::Open(options, &streams).code(), StatusCode::kInvalidArgument);
+}
+
+TEST(ShardStreamsTest, NoServerAnsweringIsUnavailableWithinTheTimeout) {
+  ClusterOptions options;
+  options.urls = {"nats://127.0.0.1:1"};
+  options.timeout = 500ms;
+  std::unique_ptr<ShardStreams> streams;
+  const auto start = Clock::now();
+  const Status s = ShardStreams::Open(options, &streams);
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
+  EXPECT_NE(s.message().find("nats://127.0.0.1:1"), std::string::npos) << s.message();
+  EXPECT_LT(Clock::now() - start, 30s);  // bounded, not a performance figure
+}
+
+// The hazard the issue measured: a kill -9 of the stream leader loses the
+// publishes in flight without telling. Four publishers keep publishing
+// while the leader is killed; each message is retried with its id until
+// acknowledged. Afterwards the stream holds each exactly once.
+TEST(ShardStreamsTest, AKilledStreamLeaderLosesNothingAcknowledgedAndRetriesCountOnce) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
+  ASSERT_NE(streams, nullptr);
+  ShardState before;
+  ASSERT_TRUE(streams->State(0, &before).ok());
+  const int leader = cluster.IndexOf(before.leader);
+  ASSERT_NE(leader, -1) << before.leader;
+  constexpr int kPublishers = 4;
+  constexpr int kEach = 100;
+  std::atomic<int> acknowledged{0};
+  std::atomic<int> failures{0};
+  std::vector<std::vector<std::string>> ledgers(kPublishers);  // one per publisher thread
+  std::vector<std::string> errors(kPublishers);
+  std::vector<std::thread> publishers;
+  for (int p = 0; p < kPublishers; ++p) {
+    publishers.emplace_back([&, p] {
+      int failed = 0;
+      for (int i = 1; i <= kEach; ++i) {
+        const std::string id = "producer-" + std::to_string(p) + ":" + std::to_string(i);
+        PublishResult result;
+        const Status s = PublishUntilStored(*streams, 0, id, &result, &failed);
+        if (!s.ok()) {
+          errors[static_cast<std::size_t>(p)] = id + ": " + s.message();
+          break;
+        }
+        ledgers[static_cast<std::size_t>(p)].push_back(id);
+        ++acknowledged;
+      }
+      failures += failed;
+    });
+  }
+  // The kill lands while all four have a publish in flight.
+  const auto deadline = Clock::now() + 60s;
+  while (acknowledged < kPublishers * kEach / 4 && Clock::now() < deadline) {
+    std::this_thread::sleep_for(1ms);
+  }
+  cluster.Kill(leader);
+  for (std::thread& t : publishers) t.join();
+  for (const std::string& e : errors) EXPECT_EQ(e, "");
+  std::set<std::string> ledger;
+  for (const auto& l : ledgers) ledger.insert(l.begin(), l.end());
+  ASSERT_EQ(ledger.size(), static_cast<std::size_t>(kPublishers * kEach));
+
+  ShardState state;
+  ASSERT_TRUE(streams->State(0, &state).ok());
+  EXPECT_NE(state.leader, cluster.Name(leader));
+  EXPECT_EQ(state.messages, ledger.size());
+  const std::vector<StreamMessage> all = ReadAll(*streams, 0, 1, state.last_sequence);
+  std::multiset<std::string> stored;
+  for (const StreamMessage& m : all) stored.insert(m.data);
+  EXPECT_EQ(stored.size(), ledger.size());                                 // none twice
+  EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), ledger);  // none lost
+  // The killed node comes back and the stream goes on.
+  cluster.Start(leader);
+  PublishResult result;
+  int failed = 0;
+  EXPECT_TRUE(PublishUntilStored(*streams, 0, "after", &result, &failed).ok());
+  RecordProperty("publishes_failed_during_election", failures.load());
+}
+
+}  // namespace
+}  // namespace gradientd::jetstream
