@@ -8,6 +8,7 @@ packages=(
   g++ cmake ninja-build pkg-config
   libboost1.81-dev libboost-program-options1.81-dev
   libprotobuf-dev protobuf-compiler
+  libmpfr-dev  # a correctly rounded exp2: decay factors identical on every machine
   libssl-dev openssl
   libgtest-dev libgmock-dev libbenchmark-dev
   python3

@@ -33,7 +33,7 @@ struct ConnectOptions {
   std::string token;
   // Not empty: the connection's TCP congestion control (Linux
   // TCP_CONGESTION, e.g. "reno"); empty: the system's default.
-  std::string tcp_congestion;
+  std::string tcp_congestion{};
 };
 
 // Sets the TCP congestion control of the connected socket `fd`. Fails with

@@ -1,8 +1,9 @@
 #include "core/decayed_stats.h"
 
 #include <algorithm>
-#include <cmath>
 #include <string>
+
+#include "core/exp2.h"
 
 namespace gradientd::core {
 
@@ -23,7 +24,7 @@ double DecayedStats::FactorFor(int64_t event_time_ns) const {
       event_time_ns >= reference_ns_
           ? static_cast<uint64_t>(event_time_ns) - static_cast<uint64_t>(reference_ns_)
           : static_cast<uint64_t>(reference_ns_) - static_cast<uint64_t>(event_time_ns);
-  return std::exp2(-static_cast<double>(age) / static_cast<double>(half_life_ns_));
+  return CorrectlyRoundedExp2(-static_cast<double>(age) / static_cast<double>(half_life_ns_));
 }
 
 void DecayedStats::Add(const PointStats& batch, int64_t event_time_ns, double factor) {

@@ -8,9 +8,9 @@
 // weight 1 per point; a late batch joins at weight f per point. Merging is
 // Chan's update with the weight shares.
 //
-// The factor is computed once, at ingest, by FactorFor (which calls libm),
-// and kept with the batch (the journal); Add takes it and calls no libm, so
-// a replay or replica computes bit-identical state.
+// The factor is computed once, at ingest, by FactorFor (correctly rounded,
+// so the same on every machine), and kept with the batch (the journal); Add
+// takes it, so a replay or replica computes bit-identical state.
 //
 // Underflow: when a factor is below kMinFactor (over ~1000 half-lives of
 // silence), the old state weighs nothing and Add starts afresh from the batch;
@@ -38,7 +38,8 @@ class DecayedStats {
   int64_t half_life_ns() const { return half_life_ns_; }
 
   // 2^(-|event_time - reference| / half-life): the factor Add applies for a
-  // batch at `event_time_ns` (1 when the state is empty). Calls libm.
+  // batch at `event_time_ns` (1 when the state is empty), correctly rounded
+  // (CorrectlyRoundedExp2).
   double FactorFor(int64_t event_time_ns) const;
 
   // Adds the batch at `event_time_ns` with the factor FactorFor gave for it
