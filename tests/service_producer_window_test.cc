@@ -101,6 +101,36 @@ TEST(ProducerWindowTest, RecoveryKeepsTheHolesBelowTheHighest) {
   }
 }
 
+// A log may hold a batch twice (a shared log past its deduplication
+// window): replaying it counts the batch once, and two replicas of the same
+// log end bit for bit alike.
+TEST(ProducerWindowTest, ABatchTwiceInTheLogIsAppliedOnceOnEveryReplica) {
+  SeriesStore store;
+  FakeChangeLog log;
+  Service service(store, WindowLimits());
+  service.SetChangeLog(&log);
+  for (const uint64_t s : std::initializer_list<uint64_t>{1, 3, 2}) {
+    ASSERT_TRUE(Send(service, "p", s).has_ack());
+  }
+  ASSERT_EQ(log.records.size(), 3u);
+  std::vector<v1::JournalRecord> doubled = log.records;
+  doubled.push_back(log.records[0]);                    // 1 again, after 3 and 2
+  doubled.insert(doubled.begin() + 2, log.records[1]);  // 3 again, at once
+  std::string first;
+  for (int replica = 0; replica < 2; ++replica) {
+    SeriesStore replica_store;
+    Service replayed(replica_store, WindowLimits());
+    for (const v1::JournalRecord& record : doubled) replayed.Apply(record);
+    EXPECT_EQ(Count(replayed, "s"), 6u);
+    v1::Snapshot snapshot;
+    replayed.Checkpoint([] { return uint64_t{0}; }, &snapshot);
+    if (replica == 0) first = snapshot.SerializeAsString();
+    EXPECT_EQ(snapshot.SerializeAsString(), first);
+    EXPECT_TRUE(Send(replayed, "p", 2).ack().duplicate());
+    EXPECT_FALSE(Send(replayed, "p", 4).ack().duplicate());
+  }
+}
+
 // Producers deliver their batches in random orders, each possibly several
 // times (a lost ack, a retry elsewhere), never running more than the window
 // ahead of their oldest unacknowledged batch; the server restarts from a

@@ -106,18 +106,18 @@ void ProducerTable::Drop(const std::string& id, Producer& producer) {
   }
 }
 
-void ProducerTable::ApplyBatch(const std::string& id, uint64_t sequence, int64_t time) {
+bool ProducerTable::ApplyBatch(const std::string& id, uint64_t sequence, int64_t time) {
   const std::shared_ptr<Producer> producer = FindOrCreateUnbounded(id);
   util::MutexLock lock(producer->mu);
   // The same rule as a batch that comes: a producer expired when its batch
   // came was forgotten, and counts from scratch.
   if (Expired(*producer, time)) producer->sequences.Clear();
-  // Only applied batches are journaled, so it is new (unless below the
-  // window, or in a journal of a version that knew no window).
-  if (producer->sequences.Check(sequence) == SequenceWindow::Seen::kNew) {
-    producer->sequences.Mark(sequence);
-  }
+  // The same rule as a batch that comes; a journal holds only batches that
+  // were new when they came, so it finds each new again.
+  if (producer->sequences.Check(sequence) != SequenceWindow::Seen::kNew) return false;
+  producer->sequences.Mark(sequence);
   producer->last_seen = std::max(producer->last_seen.load(), time);
+  return true;
 }
 
 void ProducerTable::Restore(const v1::Snapshot& snapshot) {

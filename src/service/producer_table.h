@@ -67,8 +67,10 @@ class ProducerTable {
   // Forgets a producer created for a batch that was then refused.
   void Drop(const std::string& id, Producer& producer) REQUIRES(producer.mu) EXCLUDES(mu_);
 
-  // Recovery: the producer's batch `sequence` was applied at `time`.
-  void ApplyBatch(const std::string& id, uint64_t sequence, int64_t time) EXCLUDES(mu_);
+  // Replay: the producer's batch `sequence` comes to be applied at `time`.
+  // Records it and returns true, or returns false when the producer's window
+  // says it was applied before (a log that holds it twice: it counts once).
+  bool ApplyBatch(const std::string& id, uint64_t sequence, int64_t time) EXCLUDES(mu_);
   // Recovery: the producers of a snapshot.
   void Restore(const v1::Snapshot& snapshot) EXCLUDES(mu_);
   // Adds the unexpired producers to `snapshot`.

@@ -42,18 +42,20 @@ void Service::Apply(const v1::JournalRecord& record) {
   const std::string& name = record.series();
   switch (record.change_case()) {
     case v1::JournalRecord::kBatch:
+      // An exactly-once batch already applied is skipped: a log that holds
+      // it twice counts it once. Records of older versions have no time:
+      // the producer counts as seen at recovery.
+      if (!record.producer_id().empty() && record.sequence() > 0 &&
+          !producers_.ApplyBatch(
+              record.producer_id(), record.sequence(),
+              record.time_unix_nanos() != 0 ? record.time_unix_nanos() : producers_.Now())) {
+        break;
+      }
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {
         // The stamp of the record: no clock, no libm.
         AbsorbBatch(FromState(record.batch()), StampOf(record), series, nullptr);
         return true;
       });
-      if (!record.producer_id().empty() && record.sequence() > 0) {
-        // Records of older versions have no time: the producer counts as
-        // seen at recovery.
-        producers_.ApplyBatch(
-            record.producer_id(), record.sequence(),
-            record.time_unix_nanos() != 0 ? record.time_unix_nanos() : producers_.Now());
-      }
       break;
     case v1::JournalRecord::kModel:
       store_.WithNewOrExistingSeries(name, [&](core::Series& series) {

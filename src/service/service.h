@@ -116,7 +116,8 @@ class Service : public protocol::RequestHandler {
   void SetResetObserver(ResetObserver observer) { reset_observer_ = std::move(observer); }
 
   // Recovery: the state of a snapshot, then the log's records after it, in
-  // order. Not concurrent with Handle.
+  // order; an exactly-once batch the producer table has applied is skipped,
+  // so a log holding one twice counts it once. Not concurrent with Handle.
   void Restore(const v1::Snapshot& snapshot);
   void Apply(const v1::JournalRecord& record);
 
