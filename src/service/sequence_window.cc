@@ -57,14 +57,13 @@ void SequenceWindow::ShiftUp(uint64_t shift) {
 }
 
 void SequenceWindow::MarkNonPositive() {
-  // Sequence highest - d <= 0 for d >= highest.
-  for (uint64_t d = std::max<uint64_t>(highest_, 1); d <= width_; ++d) {
-    if (d % 64 == 1 && d + 63 <= width_) {  // a whole word at once
-      applied_[(d - 1) / 64] = ~uint64_t{0};
-      d += 63;
-      continue;
-    }
-    SetBit(d);
+  // Sequence highest - d is at most 0 for d >= highest: bits from
+  // highest - 1 to the top.
+  if (highest_ > width_) return;
+  const uint64_t first = std::max<uint64_t>(highest_, 1) - 1;
+  applied_[first / 64] |= ~uint64_t{0} << (first % 64);
+  for (uint64_t word = first / 64 + 1; word < applied_.size(); ++word) {
+    applied_[word] = ~uint64_t{0};
   }
 }
 
