@@ -110,10 +110,9 @@ bool ProducerTable::ApplyBatch(const std::string& id, uint64_t sequence, int64_t
   const std::shared_ptr<Producer> producer = FindOrCreateUnbounded(id);
   util::MutexLock lock(producer->mu);
   // The same rule as a batch that comes: a producer expired when its batch
-  // came was forgotten, and counts from scratch.
+  // came was forgotten, and counts from scratch. A journal holds only
+  // batches that were new when they came, so it finds each new again.
   if (Expired(*producer, time)) producer->sequences.Clear();
-  // The same rule as a batch that comes; a journal holds only batches that
-  // were new when they came, so it finds each new again.
   if (producer->sequences.Check(sequence) != SequenceWindow::Seen::kNew) return false;
   producer->sequences.Mark(sequence);
   producer->last_seen = std::max(producer->last_seen.load(), time);

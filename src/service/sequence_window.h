@@ -33,7 +33,6 @@ class SequenceWindow {
   void Clear();
 
   uint64_t highest() const { return highest_; }
-  uint64_t width() const { return width_; }
 
   // For snapshots: bit i (byte i / 8, bit i % 8 from the least significant)
   // says whether sequence highest - 1 - i was applied; empty when all of
