@@ -50,6 +50,9 @@ std::string Describe(const app::CommandLine& c) {
       << n.data.checkpoint_bytes << "\n"
       << n.record_path << "|" << n.auth_file << "\n"
       << n.http.listen << " " << n.http.max_connections << "\n";
+  for (const std::string& url : n.cluster.streams.urls) out << url << ",";
+  out << " " << n.cluster.streams.name << " " << n.cluster.streams.shards << " "
+      << n.cluster.streams.replicas << " " << n.cluster.decide_timeout.count() << "\n";
   return out.str();
 }
 
@@ -121,7 +124,27 @@ TEST(GradientdOptionsTest, EveryOptionIsParsedFromTheCommandLine) {
             "7 65536 8 9 7200000000000 250000000 90000000000 128\n"
             "1 /tmp/d 1 1500 0 2097152\n"
             "rec.grdrec|auth.txt\n"
-            "off 5\n");
+            "off 5\n"
+            " gradientd 4 3 20000\n");
+}
+
+TEST(GradientdOptionsTest, ClusterOptionsAreParsedAndMakeANodeWithoutADataDirectory) {
+  app::CommandLine c;
+  ASSERT_TRUE(Parse({"--cluster", "nats://10.0.0.1:4222,nats://10.0.0.2:4222", "--cluster-name",
+                     "prod-1", "--cluster-shards", "16", "--cluster-replicas", "5",
+                     "--cluster-timeout", "45s", "--in-memory"},
+                    &c)
+                  .ok());
+  EXPECT_EQ(c.node.cluster.streams.urls,
+            (std::vector<std::string>{"nats://10.0.0.1:4222", "nats://10.0.0.2:4222"}));
+  EXPECT_EQ(c.node.cluster.streams.name, "prod-1");
+  EXPECT_EQ(c.node.cluster.streams.shards, 16u);
+  EXPECT_EQ(c.node.cluster.streams.replicas, 5u);
+  EXPECT_EQ(c.node.cluster.decide_timeout, std::chrono::seconds(45));
+  EXPECT_TRUE(c.node.in_memory);
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-name", "a.b"}),
+            "--cluster-name: the cluster name may hold only letters, digits, '_' and '-' (it "
+            "names NATS streams and subjects), got 'a.b'");
 }
 
 TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
@@ -139,10 +162,20 @@ TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
     const std::string flag = "--" + (*it)[1].str();
     const std::string value = (*it)[2].str();
     app::CommandLine given;
+    if (flag.rfind("--cluster-", 0) == 0) {
+      // Only with --cluster.
+      app::CommandLine cluster;
+      ASSERT_TRUE(Parse({"--cluster", "nats://127.0.0.1:4222"}, &cluster).ok());
+      ASSERT_TRUE(
+          Parse({"--cluster", "nats://127.0.0.1:4222", flag.c_str(), value.c_str()}, &given).ok())
+          << flag << " " << value;
+      EXPECT_EQ(Describe(given), Describe(cluster)) << flag << " " << value;
+      continue;
+    }
     ASSERT_TRUE(Parse({flag.c_str(), value.c_str()}, &given).ok()) << flag << " " << value;
     EXPECT_EQ(Describe(given), Describe(defaults)) << flag << " " << value;
   }
-  EXPECT_EQ(checked, 23);  // --producer-window made it 23
+  EXPECT_EQ(checked, 27);  // --cluster-name, -shards, -replicas and -timeout made it 27
   EXPECT_NE(defaults.usage.find("--max-future-skew arg (=5m)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-window-memory arg (=1GiB)"), std::string::npos);
   EXPECT_NE(defaults.usage.find("--max-frame-bytes arg (=16MiB)"), std::string::npos);
@@ -190,6 +223,21 @@ TEST(GradientdOptionsTest, EachBadValueIsRefusedWithItsMessage) {
       {{"--fsync-interval", "0"}, "--fsync-interval must be positive"},
       {{"--tls-cert", "", "--tls-key", "k"},
        "--tls-cert, --tls-key and --tls-client-ca need a FILE"},
+      {{"--cluster-shards", "8"}, "--cluster-shards needs --cluster"},
+      {{"--cluster", ""}, "--cluster needs NATS URLS"},
+      {{"--cluster", "nats://a:1,,nats://b:2"},
+       "--cluster: 'nats://a:1,,nats://b:2' is not a comma-separated list of NATS URLs "
+       "(nats://HOST:PORT,nats://HOST:PORT)"},
+      {{"--cluster", "nats://a:1", "--cluster-shards", "0"},
+       "--cluster-shards must be between 1 and 256, got 0"},
+      {{"--cluster", "nats://a:1", "--cluster-replicas", "6"},
+       "--cluster-replicas must be between 1 and 5, got 6"},
+      {{"--cluster", "nats://a:1", "--data-dir", "/tmp/x"},
+       "--data-dir is not for a cluster node: with --cluster the state lives in the cluster's "
+       "streams (README, Cluster)"},
+      {{"--cluster", "nats://a:1", "--record", "r.grdrec"},
+       "--record is not for a cluster node yet: a node's recording would hold only the "
+       "batches it received, not the cluster's (README, Cluster)"},
   };
   for (const auto& [args, message] : cases) {
     EXPECT_EQ(ParseError(args), message) << args[0];

@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "service/series_store.h"
+#include "service/service.h"
 
 namespace gradientd::http {
 namespace {

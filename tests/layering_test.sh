@@ -9,7 +9,7 @@
 #   bash tests/layering_test.sh [SOURCE_DIR]
 set -euo pipefail
 root=${1:-$(cd "$(dirname "$0")/.." && pwd)}
-layers=(core util metrics protocol storage jetstream recording service durable auth tls server http app client cli)
+layers=(core util metrics protocol storage jetstream recording service durable cluster auth tls server http app client cli)
 
 # The position of folder $1 in the order, or -1.
 rank() {

@@ -91,7 +91,7 @@ class FakeChangeLog : public ChangeLog {
   std::vector<v1::JournalRecord> records;
 
   Status Append(const v1::JournalRecord& record, uint64_t* token) override {
-    if (failing) return Status::Unavailable("the journal failed (fake)");
+    if (failing) return Status::Internal("the journal failed (fake)");
     std::lock_guard lock(mu_);
     records.push_back(record);
     *token = records.size();

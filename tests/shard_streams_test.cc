@@ -23,7 +23,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-ClusterOptions Options(const testing::NatsCluster& cluster, uint32_t shards, int replicas) {
+ClusterOptions Options(const testing::NatsCluster& cluster, uint32_t shards, unsigned replicas) {
   ClusterOptions options;
   options.urls = cluster.Urls();
   options.name = "test";

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <variant>
 
+#include "jetstream/shard_streams.h"
 #include "util/byte_size.h"
 #include "util/duration.h"
 
@@ -195,6 +196,31 @@ const Row kRows[] = {
   {"tls-client-ca", Kind::kText,
    [](CommandLine& c) -> Field { return &c.node.server.tls.client_ca_file; },
    "require every client to present a certificate signed by a CA in this PEM file", {}, "FILE"},
+  {"cluster", Kind::kText, [](CommandLine& c) -> Field { return &c.cluster_urls; },
+   "be a node of the cluster whose log is on these NATS JetStream servers (nats://HOST:PORT, "
+   "comma-separated; any one reachable suffices): every node holds and answers every series; "
+   "the state lives in the cluster's shard streams, not in a data directory. See README, "
+   "Cluster", {.least = 1, .too_small = "{flag} needs NATS URLS"}, "URLS"},
+  {"cluster-name", Kind::kText,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.name; },
+   "with --cluster: the cluster's name; its shard streams are GRADIENTD_NAME_0, _1, ... "
+   "([A-Za-z0-9_-], 1 to 32 bytes)"},
+  {"cluster-shards", Kind::kCount,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.shards; },
+   "with --cluster: the shard streams (a series' shard is a hash of its name), fixed when "
+   "the first node creates the cluster; every node must give the same",
+   {.least = 1, .most = 256, .too_small = "{flag} must be between {least} and {most}, got {}"}},
+  {"cluster-replicas", Kind::kCount,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.replicas; },
+   "with --cluster: the NATS servers that store each shard stream (a change is acknowledged "
+   "once a majority has it), fixed at creation; every node must give the same",
+   {.least = 1, .most = 5, .too_small = "{flag} must be between {least} and {most}, got {}"}},
+  {"cluster-timeout", Kind::kDuration,
+   [](CommandLine& c) -> Field { return &c.node.cluster.decide_timeout; },
+   "with --cluster: how long a change waits to be stored by the cluster's log and applied "
+   "here (through a NATS leader election: 4 to 9 s) before it gets UNAVAILABLE",
+   {.least = 100, .most = 10 * 60'000,
+    .too_small = "{flag}: must be between {least} and {most}, got {}"}},
 };
 // clang-format on
 
@@ -206,7 +232,8 @@ constexpr const char* kCaption =
     "once HTTP answers (/healthz at once; /readyz once recovered), then\n"
     "'gradientd listening on HOST:PORT' once it accepts connections;\n"
     "SIGINT or SIGTERM shut it down gracefully. State is durable in the data\n"
-    "directory (journal + snapshots) unless --in-memory. Without --auth-file anyone\n"
+    "directory (journal + snapshots) unless --in-memory, or in a cluster's NATS\n"
+    "JetStream streams with --cluster. Without --auth-file anyone\n"
     "who can connect may do everything, so the default --listen is loopback only.\n\n"
     "Options";
 
@@ -410,6 +437,48 @@ Status CheckTls(const po::variables_map& vm, const server::TlsOptions& tls) {
   return Status::Ok();
 }
 
+// --cluster's URLS into the node's options, and the flags it rules out.
+Status CheckCluster(const po::variables_map& vm, CommandLine* command_line) {
+  NodeOptions& node = command_line->node;
+  if (command_line->cluster_urls.empty()) {
+    for (const char* flag :
+         {"cluster-name", "cluster-shards", "cluster-replicas", "cluster-timeout"}) {
+      if (vm.count(flag) && !vm[flag].defaulted()) {
+        return Status::InvalidArgument(std::string("--") + flag + " needs --cluster");
+      }
+    }
+    return Status::Ok();
+  }
+  std::istringstream urls(command_line->cluster_urls);
+  for (std::string url; std::getline(urls, url, ',');) {
+    if (url.empty() || url.find_first_of(" \t") != std::string::npos) {
+      return Status::InvalidArgument("--cluster: '" + command_line->cluster_urls +
+                                     "' is not a comma-separated list of NATS URLs "
+                                     "(nats://HOST:PORT,nats://HOST:PORT)");
+    }
+    node.cluster.streams.urls.push_back(url);
+  }
+  if (Status s = jetstream::ValidateClusterName(node.cluster.streams.name); !s.ok()) {
+    return Status::InvalidArgument("--cluster-name: " + s.message());
+  }
+  // A cluster node's state is its streams'; these have nothing to act on.
+  if (vm.count("record")) {
+    return Status::InvalidArgument(
+        "--record is not for a cluster node yet: a node's recording would hold only the "
+        "batches it received, not the cluster's (README, Cluster)");
+  }
+  for (const char* flag :
+       {"data-dir", "fsync", "fsync-interval", "checkpoint-interval", "checkpoint-bytes"}) {
+    if (vm.count(flag) && !vm[flag].defaulted()) {
+      return Status::InvalidArgument(std::string("--") + flag +
+                                     " is not for a cluster node: with --cluster the state "
+                                     "lives in the cluster's streams (README, Cluster)");
+    }
+  }
+  node.in_memory = true;
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string DefaultDataDir() {
@@ -446,7 +515,8 @@ Status ParseCommandLine(int argc, const char* const* argv, CommandLine* command_
       if (Status s = Apply(row, vm[key], command_line); !s.ok()) return s;
     }
   }
-  return CheckTls(vm, command_line->node.server.tls);
+  if (Status s = CheckTls(vm, command_line->node.server.tls); !s.ok()) return s;
+  return CheckCluster(vm, command_line);
 }
 
 }  // namespace gradientd::app

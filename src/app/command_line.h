@@ -14,7 +14,8 @@ struct CommandLine {
   NodeOptions node;
   bool help = false;  // --help: print usage and exit 0
   bool version = false;
-  std::string usage;  // the --help text
+  std::string usage;         // the --help text
+  std::string cluster_urls;  // --cluster, as given (NodeOptions has the list)
 };
 
 // Parses gradientd's arguments. Errors name the flag and the bad value.

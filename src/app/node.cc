@@ -40,6 +40,14 @@ std::string BoostVersion() {
          std::to_string(v % 100);
 }
 
+// A cluster node when `options` name NATS servers, else null.
+std::unique_ptr<cluster::Cluster> MakeCluster(const NodeOptions& options) {
+  if (options.cluster.streams.urls.empty()) return nullptr;
+  cluster::ClusterNodeOptions cluster = options.cluster;
+  cluster.limits = options.limits;
+  return std::make_unique<cluster::Cluster>(std::move(cluster));
+}
+
 }  // namespace
 
 Node::Node(NodeOptions options, std::ostream& log)
@@ -52,15 +60,24 @@ Node::Node(NodeOptions options, std::ostream& log)
       options_(WithMetrics(std::move(options))),
       log_(log),
       service_(store_, options_.limits),
-      dashboard_(service_, live_points_) {
-  service_.SetMetrics(&service_metrics_);
+      cluster_(MakeCluster(options_)),
+      handler_(cluster_ ? static_cast<protocol::RequestHandler&>(*cluster_) : service_),
+      dashboard_(handler_, live_points_) {
   // Set before recovery, which does not call it: the samples are of live
-  // traffic only.
-  service_.SetBatchObserver(
-      [this](const std::string& series, const v1::PointBatch& batch, int64_t event_time,
-             int64_t received) { ObserveBatch(series, batch, event_time, received); });
+  // traffic only (in a cluster, this node's).
+  auto observe = [this](const std::string& series, const v1::PointBatch& batch, int64_t event_time,
+                        int64_t received) { ObserveBatch(series, batch, event_time, received); };
   // A reset series' old points and history are not drawn again.
-  service_.SetResetObserver([this](const std::string& series) { live_points_.Forget(series); });
+  auto forget = [this](const std::string& series) { live_points_.Forget(series); };
+  if (cluster_) {
+    cluster_->SetMetrics(&service_metrics_);
+    cluster_->SetBatchObserver(observe);
+    cluster_->SetResetObserver(forget);
+  } else {
+    service_.SetMetrics(&service_metrics_);
+    service_.SetBatchObserver(observe);
+    service_.SetResetObserver(forget);
+  }
   AddStateMetrics();
   metrics_ = [this] { return registry_.Render(); };
 }
@@ -83,11 +100,14 @@ void Node::AddStateMetrics() {
                  {"protobuf_version", ProtobufVersion()},
                  {"boost_version", BoostVersion()}})
       .Set(1);
-  registry_.AddGaugeCallback("gradientd_series", "Series held.",
-                             [this] { return static_cast<double>(store_.size()); });
-  registry_.AddGaugeCallback("gradientd_producers",
-                             "Exactly-once producers the producer table holds.",
-                             [this] { return static_cast<double>(service_.producers()); });
+  registry_.AddGaugeCallback("gradientd_series", "Series held.", [this] {
+    return static_cast<double>(cluster_ ? cluster_->series() : store_.size());
+  });
+  registry_.AddGaugeCallback(
+      "gradientd_producers", "Exactly-once producers the producer table holds.", [this] {
+        return static_cast<double>(cluster_ ? cluster_->producers() : service_.producers());
+      });
+  if (cluster_) AddClusterMetrics();
   registry_.AddCallback("gradientd_connections", "Client connections by listener and state.",
                         "gauge", ConnectionLabels(),
                         [this](std::vector<double>* values) { ReadConnections(values); });
@@ -116,13 +136,16 @@ void Node::ReadConnections(std::vector<double>* values) const {
   }
 }
 
-Node::~Node() = default;
+Node::~Node() {
+  // Its appliers call into what is destroyed before it (the reset observer).
+  if (cluster_) cluster_->Stop();
+}
 
 Status Node::Open() {
   if (server_) return Status::Ok();
   if (Status s = LoadAuthFile(); !s.ok()) return s;
   server_ =
-      std::make_unique<server::Server>(options_.server, service_, nullptr, authenticator_.get());
+      std::make_unique<server::Server>(options_.server, handler_, nullptr, authenticator_.get());
   if (Status s = server_->Bind(); !s.ok()) return s;
   return StartHttp();
 }
@@ -130,10 +153,11 @@ Status Node::Open() {
 Status Node::Start() {
   if (Status s = Open(); !s.ok()) return s;
   Status recovered;
-  server_->ServeQueriesDuring([&] { recovered = Recover(); });
+  server_->ServeQueriesDuring([&] { recovered = cluster_ ? JoinCluster() : Recover(); });
   if (!recovered.ok()) return recovered;
   if (Status s = CreateRecording(); !s.ok()) return s;
   if (data_) server_->SetChangeLog(data_->change_log());
+  if (cluster_) server_->SetChangeLog(cluster_.get());
   if (Status s = server_->Start(); !s.ok()) return s;
   // Whatever HTTP sees from here on sees the recovered state.
   recovering_.store(false, std::memory_order_release);
@@ -194,7 +218,7 @@ Status Node::StartHttp() {
   // The dashboard before the JSON API, which answers every other /api/
   // path (404); the Node owns it, so the pointer owns nothing.
   router_->Add(std::shared_ptr<http::Routes>(std::shared_ptr<void>(), &dashboard_));
-  router_->Add(std::make_shared<http::ApiRoutes>(service_));
+  router_->Add(std::make_shared<http::ApiRoutes>(handler_));
   for (const auto& routes : extra_routes_) router_->Add(routes);
   http_ = std::make_unique<http::Listener>(std::move(listener), *router_, server_->query_executor(),
                                            server_->tls_context());
@@ -205,6 +229,7 @@ Status Node::StartHttp() {
 
 Status Node::Started() const {
   if (!recovering_.load(std::memory_order_acquire)) return Status::Ok();
+  if (cluster_) return cluster_->CatchingUp();
   return Status::Unavailable("recovering the data directory (" +
                              std::to_string(checkpoint_metrics_.records_replayed.Value()) +
                              " journal records replayed, " + std::to_string(store_.size()) +
@@ -277,6 +302,41 @@ void Node::Record(const v1::RecordedBatch& record) {
   }
 }
 
+Status Node::JoinCluster() {
+  const auto start = std::chrono::steady_clock::now();
+  if (Status s = cluster_->Start(log_); !s.ok()) return s;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - start;
+  recovery_seconds_.Set(took.count());
+  return Status::Ok();
+}
+
+void Node::AddClusterMetrics() {
+  std::vector<metrics::Labels> shards;
+  for (uint32_t i = 0; i < cluster_->shards(); ++i)
+    shards.push_back({{"shard", std::to_string(i)}});
+  registry_.AddCallback("gradientd_cluster_applied_position",
+                        "The last position of each shard's stream this node has applied.", "gauge",
+                        shards, [this](std::vector<double>* values) {
+                          values->clear();
+                          for (const auto& p : cluster_->Progress()) {
+                            values->push_back(static_cast<double>(p.applied));
+                          }
+                        });
+  registry_.AddCallback("gradientd_cluster_known_position",
+                        "The last position of each shard's stream when last looked at (about "
+                        "every second); minus the applied position: this node's lag.",
+                        "gauge", shards, [this](std::vector<double>* values) {
+                          values->clear();
+                          for (const auto& p : cluster_->Progress()) {
+                            values->push_back(static_cast<double>(p.known_end));
+                          }
+                        });
+  registry_.AddGaugeCallback(
+      "gradientd_cluster_pending_changes",
+      "Changes this node proposed that have no outcome yet (or whose outcome is not yet sent).",
+      [this] { return static_cast<double>(cluster_->pending()); });
+}
+
 boost::asio::ip::tcp::endpoint Node::endpoint() const { return server_->local_endpoint(); }
 
 std::optional<boost::asio::ip::tcp::endpoint> Node::http_endpoint() const {
@@ -294,6 +354,7 @@ void Node::Run() { server_->Run(); }
 void Node::Stop() { server_->Stop(); }
 
 Status Node::Finish() {
+  if (cluster_) cluster_->Stop();
   if (recording_) {
     if (Status s = recording_->Close(); !s.ok()) {
       log_ << "gradientd: --record: " << s.message() << "\n";

@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "auth/authenticator.h"
+#include "cluster/cluster.h"
 #include "core/status.h"
 #include "durable/checkpoint_metrics.h"
 #include "durable/data_directory.h"
@@ -66,6 +67,9 @@ struct NodeOptions {
   durable::DataDirectoryOptions data;  // unless in_memory
   std::string record_path;             // --record: empty for none
   std::string auth_file;               // --auth-file: empty for an open server
+  // --cluster: with NATS urls, a node of that cluster, whose state is its
+  // shard streams' (no data directory, no recording); else a single node.
+  cluster::ClusterNodeOptions cluster;
 };
 
 class Node {
@@ -118,6 +122,8 @@ class Node {
   Status Finish();
 
   service::Service& service() { return service_; }
+  // The cluster node; null for a single node.
+  cluster::Cluster* cluster() { return cluster_.get(); }
 
   // Every metric, in the Prometheus text format 0.0.4. Any time after
   // construction (a state not started yet reads as 0).
@@ -127,6 +133,8 @@ class Node {
  private:
   Status LoadAuthFile();
   Status Recover();
+  // Cluster mode's Recover: catches up with the cluster's streams.
+  Status JoinCluster();
   Status CreateRecording();
   Status StartHttp();
   // Ok once Start has recovered; else UNAVAILABLE, saying so. Thread-safe.
@@ -141,6 +149,8 @@ class Node {
   // The metrics read at scrape time: build info, process_*, series,
   // producers, connections.
   void AddStateMetrics();
+  // Each shard's applied and known positions; the pending changes.
+  void AddClusterMetrics();
   // gradientd_connections' label sets, and their values now, in that order.
   static std::vector<metrics::Labels> ConnectionLabels();
   void ReadConnections(std::vector<double>* values) const;
@@ -161,6 +171,10 @@ class Node {
   // Declared in the order they start; destroyed in reverse, server first.
   service::SeriesStore store_;
   service::Service service_;
+  // A cluster node (else null), which answers the protocol, HTTP and the
+  // dashboard in place of service_ (then unused).
+  std::unique_ptr<cluster::Cluster> cluster_;
+  protocol::RequestHandler& handler_;
   http::LivePoints live_points_;
   // The dashboard's pages and its sample and history API, served by the
   // HTTP listener; fed by every applied batch.

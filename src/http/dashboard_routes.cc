@@ -152,7 +152,7 @@ bool ParseSeriesApiPath(std::string_view path, std::string* series, std::string*
   return true;
 }
 
-DashboardRoutes::DashboardRoutes(service::Service& service, LivePoints& points,
+DashboardRoutes::DashboardRoutes(protocol::RequestHandler& service, LivePoints& points,
                                  std::function<int64_t()> now_unix_nanos)
     : service_(service),
       points_(points),
@@ -245,9 +245,9 @@ void DashboardRoutes::ServeHistory(const std::string& series, const Request& req
   points_.Watch(series, now);
   if (reply.has_gradient()) {
     const v1::GradientReply& gradient = reply.gradient();
-    points_.RecordHistory(
-        series, {now, gradient.loss(),
-                 std::hypot(gradient.slope_gradient(), gradient.intercept_gradient())});
+    points_.RecordHistory(series,
+                          {now, gradient.loss(),
+                           std::hypot(gradient.slope_gradient(), gradient.intercept_gradient())});
   }
   std::string body = "{\"series\":";
   AppendJsonString(series, &body);

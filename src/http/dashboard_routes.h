@@ -18,15 +18,16 @@
 
 #include "http/live_points.h"
 #include "http/routes.h"
-#include "service/service.h"
+#include "protocol/connection.h"
 
 namespace gradientd::http {
 
 class DashboardRoutes : public Routes {
  public:
-  // `service` and `points` must outlive this. `now_unix_nanos` is the
-  // clock for watching and history (the system clock by default).
-  DashboardRoutes(service::Service& service, LivePoints& points,
+  // `service` (a Service, or a cluster node) and `points` must outlive
+  // this. `now_unix_nanos` is the clock for watching and history (the
+  // system clock by default).
+  DashboardRoutes(protocol::RequestHandler& service, LivePoints& points,
                   std::function<int64_t()> now_unix_nanos = {});
 
   bool IsPublic(std::string_view path) const override;
@@ -36,7 +37,7 @@ class DashboardRoutes : public Routes {
   void ServeSample(const std::string& series, const Request& request, Response* response);
   void ServeHistory(const std::string& series, const Request& request, Response* response);
 
-  service::Service& service_;
+  protocol::RequestHandler& service_;
   LivePoints& points_;
   std::function<int64_t()> now_;
 };

@@ -195,7 +195,7 @@ Status ShardStreams::EnsureStream(uint32_t shard) {
   }
   if (s != NATS_OK) return NatsError("cannot create or find stream " + name, s, code);
   std::unique_ptr<jsStreamInfo, StreamInfoDeleter> info(raw);
-  if (info->Config->Replicas != options_.replicas) {
+  if (info->Config->Replicas != static_cast<int64_t>(options_.replicas)) {
     return Status::FailedPrecondition(
         "stream " + name + " has " + std::to_string(info->Config->Replicas) +
         " replicas, not the " + std::to_string(options_.replicas) +

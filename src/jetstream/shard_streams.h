@@ -29,7 +29,7 @@ struct ClusterOptions {
   std::vector<std::string> urls;   // nats://HOST:PORT, one or more servers of the NATS cluster
   std::string name = "gradientd";  // [A-Za-z0-9_-], 1 to 32 bytes
   uint32_t shards = 4;
-  int replicas = 3;  // 1 to 5
+  unsigned replicas = 3;  // 1 to 5
   // How long a connect, a stream request or a publish waits for its answer.
   std::chrono::milliseconds timeout{5000};
   // How long JetStream remembers a message id to drop its repeats.

@@ -159,4 +159,19 @@ void Connection::FailUndurable(const Outcome& outcome, const std::vector<Waiting
   out->swap(rewritten);
 }
 
+void Connection::ReplaceResponses(const std::vector<Waiting>& waiting,
+                                  std::vector<v1::Response>& responses, std::string* out) {
+  std::string rewritten;
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < waiting.size() && i < responses.size(); ++i) {
+    const Waiting& w = waiting[i];
+    rewritten.append(*out, copied, w.begin - copied);
+    responses[i].set_id(w.id);
+    AppendFrame(responses[i], &rewritten);
+    copied = w.end;
+  }
+  rewritten.append(*out, copied);
+  out->swap(rewritten);
+}
+
 }  // namespace gradientd::protocol

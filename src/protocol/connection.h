@@ -95,6 +95,11 @@ class Connection {
   static void FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
                             std::string* out);
 
+  // Replaces, in `out`, each waiting response with the one at its index in
+  // `responses` (given the waiting one's id).
+  static void ReplaceResponses(const std::vector<Waiting>& waiting,
+                               std::vector<v1::Response>& responses, std::string* out);
+
   // Bytes received that do not yet form a whole frame.
   std::size_t buffered() const { return reader_.buffered(); }
 

@@ -216,7 +216,17 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
     Chunk& chunk = peer->chunks.front();
     // Group commit: the responses wait for the one fsync that covers all the
     // changes they acknowledge; meanwhile the reader goes on.
-    if (chunk.token > 0 && log != nullptr && !co_await AwaitDurable(*peer, chunk)) break;
+    // (Two statements, not a conditional expression of awaitables: GCC 12
+    // destroys such a temporary twice.)
+    if (chunk.token > 0 && log != nullptr) {
+      bool sent = false;
+      if (log->DecidesResponses()) {
+        sent = co_await AwaitDecided(*peer, chunk);
+      } else {
+        sent = co_await AwaitDurable(*peer, chunk);
+      }
+      if (!sent) break;
+    }
     peer->write_deadline = Clock::now() + options.write_timeout;
     auto [write_ec, n] = co_await asio::async_write(stream, asio::buffer(chunk.bytes), use_tuple);
     peer->write_deadline = Clock::time_point::max();
@@ -254,6 +264,25 @@ asio::awaitable<bool> Server::Impl::AwaitDurable(Peer& peer, Chunk& chunk) {
                                         chunk.waiting, &chunk.bytes);
     AddQueued(peer, static_cast<int64_t>(chunk.bytes.size()) - static_cast<int64_t>(before));
   }
+  co_return true;
+}
+
+asio::awaitable<bool> Server::Impl::AwaitDecided(Peer& peer, Chunk& chunk) {
+  std::vector<v1::Response> decided;
+  decided.reserve(chunk.waiting.size());
+  for (const protocol::Connection::Waiting& w : chunk.waiting) {
+    auto response = co_await (AsyncWaitDecided(*log, w.token, asio::use_awaitable) ||
+                              peer.abandon_wake.async_wait(use_tuple));
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    if (response.index() != 0 || peer.state.abandoned() ||
+        state.cancelled() != asio::cancellation_type::none) {
+      co_return false;
+    }
+    decided.push_back(std::move(std::get<0>(response)));
+  }
+  const std::size_t before = chunk.bytes.size();
+  protocol::Connection::ReplaceResponses(chunk.waiting, decided, &chunk.bytes);
+  AddQueued(peer, static_cast<int64_t>(chunk.bytes.size()) - static_cast<int64_t>(before));
   co_return true;
 }
 

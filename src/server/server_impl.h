@@ -108,6 +108,9 @@ struct Server::Impl {
   // Waits for the change log to make the chunk's changes durable, and turns
   // the responses it did not into errors. False if abandoned or cancelled.
   boost::asio::awaitable<bool> AwaitDurable(Peer& peer, Chunk& chunk);
+  // For a log that decides responses (a cluster's): waits for each waiting
+  // response's own, and puts it in place. False if abandoned or cancelled.
+  boost::asio::awaitable<bool> AwaitDecided(Peer& peer, Chunk& chunk);
   boost::asio::awaitable<void> Watch(std::shared_ptr<Peer> peer);
   // Re-registers the peer's socket and timers with the ingest context that
   // has the fewest producers and returns it. Null if the server is stopping
@@ -132,7 +135,7 @@ struct Server::Impl {
 
   const ServerOptions options;
   protocol::RequestHandler& handler;
-  service::ChangeLog* log;  // set before Start
+  service::ChangeLog* log;                         // set before Start
   auth::Authenticator* const authenticator;        // null: open server
   std::unique_ptr<boost::asio::ssl::context> tls;  // null: plaintext
   // One io_context per thread, so that a connection's reader and writer,

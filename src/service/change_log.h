@@ -1,11 +1,14 @@
 // ChangeLog: where the Service writes every change it applies, in order, so
-// that the state can be rebuilt (the journal of the data directory).
+// that the state can be rebuilt (the journal of the data directory); or,
+// in a cluster, the shared log changes are proposed to and applied from,
+// which decides each change's response.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 
 #include "core/status.h"
+#include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/journal.pb.h"
 
 namespace gradientd::service {
@@ -29,6 +32,18 @@ class ChangeLog {
   // the log's error if the log failed before making it so.
   // REQUIRES: OnDurable has completed for some token >= `token`.
   virtual Status Outcome(uint64_t token) = 0;
+
+  // Whether the log decides the response to each change (a cluster's, where
+  // a change is applied only when the shared log delivers it): then the
+  // server waits with OnDecided for each token alone, and sends the
+  // response it gives in place of the one Handle filled.
+  virtual bool DecidesResponses() const { return false; }
+  // Calls done(response) once, when the change of `token` has its response
+  // (from any thread, possibly inline). Only where DecidesResponses.
+  virtual void OnDecided(uint64_t token, std::function<void(v1::Response)> done) {
+    (void)token;
+    done(v1::Response());
+  }
 };
 
 }  // namespace gradientd::service

@@ -53,12 +53,13 @@ void ProducerTable::EvictExpired(int64_t now) {
   oldest_seen_bound_ = oldest;
 }
 
-Status ProducerTable::FindForBatch(const std::string& id, int64_t* now_out,
-                                   std::shared_ptr<Producer>* producer, bool* created) {
+Status ProducerTable::FindForBatch(const std::string& id, std::optional<int64_t> at,
+                                   int64_t* now_out, std::shared_ptr<Producer>* producer,
+                                   bool* created) {
   util::MutexLock lock(mu_);
   // Read under the table's lock, so that a batch that finds its producer
   // evicted has a time at which recovery also sees it expired.
-  const int64_t now = *now_out = now_();
+  const int64_t now = *now_out = at ? *at : now_();
   auto it = producers_.find(id);
   *created = it == producers_.end();
   if (!*created) {
@@ -80,7 +81,8 @@ Status ProducerTable::FindForBatch(const std::string& id, int64_t* now_out,
   return Status::Ok();
 }
 
-Status ProducerTable::WithProducer(const std::string& id, const LockedFn& fn) {
+Status ProducerTable::WithProducer(const std::string& id, const LockedFn& fn,
+                                   std::optional<int64_t> at) {
   // A producer found but removed (evicted, or dropped by a refused batch)
   // before we locked it is looked up again; each retry needs another
   // thread to have removed it meanwhile, so a few suffice.
@@ -88,7 +90,7 @@ Status ProducerTable::WithProducer(const std::string& id, const LockedFn& fn) {
     int64_t now = 0;
     std::shared_ptr<Producer> producer;  // outlives the lock, should it be erased
     bool created = false;
-    if (Status s = FindForBatch(id, &now, &producer, &created); !s.ok()) return s;
+    if (Status s = FindForBatch(id, at, &now, &producer, &created); !s.ok()) return s;
     util::MutexLock lock(producer->mu);
     if (producer->removed) continue;
     fn(*producer, now, created);

@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -59,10 +60,11 @@ class ProducerTable {
 
   // Calls fn(producer, now, created) with the producer `id` locked (and
   // not removed), created if needed (making room by evicting expired
-  // producers); `now` is the time of the batch. Fails, calling nothing,
-  // when the table is full of unexpired producers.
+  // producers); `now` is the time of the batch: `at`, or the clock's. Fails,
+  // calling nothing, when the table is full of unexpired producers.
   using LockedFn = std::function<void(Producer& producer, int64_t now, bool created)>;
-  Status WithProducer(const std::string& id, const LockedFn& fn) EXCLUDES(mu_);
+  Status WithProducer(const std::string& id, const LockedFn& fn,
+                      std::optional<int64_t> at = std::nullopt) EXCLUDES(mu_);
 
   // Forgets a producer created for a batch that was then refused.
   void Drop(const std::string& id, Producer& producer) REQUIRES(producer.mu) EXCLUDES(mu_);
@@ -82,9 +84,10 @@ class ProducerTable {
   std::shared_ptr<Producer> FindOrCreateUnbounded(const std::string& id) EXCLUDES(mu_);
   // Erases the expired producers that are not in use.
   void EvictExpired(int64_t now) REQUIRES(mu_);
-  // The producer `id`, created if there is room; *now: the time of the batch.
-  Status FindForBatch(const std::string& id, int64_t* now, std::shared_ptr<Producer>* producer,
-                      bool* created) EXCLUDES(mu_);
+  // The producer `id`, created if there is room; *now: the time of the batch
+  // (`at`, or the clock's).
+  Status FindForBatch(const std::string& id, std::optional<int64_t> at, int64_t* now,
+                      std::shared_ptr<Producer>* producer, bool* created) EXCLUDES(mu_);
 
   const std::size_t max_producers_;
   const std::chrono::nanoseconds expiry_;

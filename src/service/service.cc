@@ -70,7 +70,7 @@ uint64_t Service::Dispatch(const v1::Request& request, v1::Response* response) {
       Fit(request.fit(), response);
       return 0;
     case v1::Request::kStep:
-      return Step(request.step(), response);
+      return Step(request.step(), response, /*timed=*/true);
     case v1::Request::kConfigure:
       return Configure(request.configure(), response);
     case v1::Request::kReset:
@@ -115,8 +115,18 @@ Status Service::TooManySeries(const std::string& name) const {
 }
 
 uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
+  PreparedBatch prepared;
+  if (!PrepareBatch(batch, &prepared, response)) return 0;
+  util::ReaderLock change(changes_);
+  uint64_t token = 0;
+  const Status status = ApplyPrepared(&prepared, &batch, std::nullopt, response, &token);
+  return Finish(status, token, response);
+}
+
+bool Service::PrepareBatch(const v1::PointBatch& batch, PreparedBatch* prepared,
+                           v1::Response* response) {
   const auto name = SeriesName(batch.series(), response);
-  if (!name) return 0;
+  if (!name) return false;
   const std::span<const double> x(batch.x().data(), static_cast<std::size_t>(batch.x_size()));
   const std::span<const double> y(batch.y().data(), static_cast<std::size_t>(batch.y_size()));
   if (x.size() > limits_.max_batch_points) {
@@ -125,46 +135,45 @@ uint64_t Service::Ingest(const v1::PointBatch& batch, v1::Response* response) {
         Status::InvalidArgument("batch has " + std::to_string(x.size()) + " points; the limit is " +
                                 std::to_string(limits_.max_batch_points) + " per batch"),
         response);
-    return 0;
+    return false;
   }
   if (!batch.producer_id().empty()) {
     if (Status s = ValidateProducerId(batch.producer_id()); !s.ok()) {
       SetError(s, response);
-      return 0;
+      return false;
     }
   }
   // The O(batch) work, outside every lock; what follows is O(1).
-  core::PointStats partial;
-  if (Status s = core::PointStats::FromClientPoints(x, y, &partial); !s.ok()) {
+  if (Status s = core::PointStats::FromClientPoints(x, y, &prepared->partial); !s.ok()) {
     SetError(s, response);
-    return 0;
+    return false;
   }
-  const int64_t received = producers_.Now();
+  prepared->received = producers_.Now();
   const int64_t event_time =
-      batch.has_event_time_unix_nanos() ? batch.event_time_unix_nanos() : received;
-  if (Status s = CheckFutureSkew(event_time, received); !s.ok()) {
+      batch.has_event_time_unix_nanos() ? batch.event_time_unix_nanos() : prepared->received;
+  if (Status s = CheckFutureSkew(event_time, prepared->received); !s.ok()) {
     CountRefusal(Limit::kFutureSkew);
     SetError(s, response);
-    return 0;
+    return false;
   }
-  v1::JournalRecord record;
+  v1::JournalRecord& record = prepared->record;
   record.set_series(*name);
-  *record.mutable_batch() = ToState(partial);
+  *record.mutable_batch() = ToState(prepared->partial);
   record.set_producer_id(batch.producer_id());
   record.set_sequence(batch.sequence());
   record.set_event_time_unix_nanos(event_time);
+  return true;
+}
 
-  util::ReaderLock change(changes_);
-  uint64_t token = 0;
-  Status status;
-  if (!batch.producer_id().empty() && batch.sequence() > 0) {
-    status = IngestExactlyOnce(*name, batch, partial, received, &record, response, &token);
-  } else {
-    v1::IngestAck* ack = response->mutable_ack();
-    ack->set_series(*name);
-    status = ApplyBatch(*name, batch, partial, received, &record, ack, &token);
+Status Service::ApplyPrepared(PreparedBatch* prepared, const v1::PointBatch* batch,
+                              std::optional<int64_t> at, v1::Response* response, uint64_t* token) {
+  v1::JournalRecord& record = prepared->record;
+  if (!record.producer_id().empty() && record.sequence() > 0) {
+    return IngestExactlyOnce(*prepared, batch, at, response, token);
   }
-  return Finish(status, token, response);
+  v1::IngestAck* ack = response->mutable_ack();
+  ack->set_series(record.series());
+  return ApplyBatch(*prepared, batch, ack, token);
 }
 
 Status Service::CheckFutureSkew(int64_t event_time, int64_t now) const {
@@ -182,20 +191,21 @@ Status Service::CheckFutureSkew(int64_t event_time, int64_t now) const {
                                  UnixNanosText(now) + ". Nothing was applied");
 }
 
-Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch& batch,
-                                  const core::PointStats& partial, int64_t received,
-                                  v1::JournalRecord* record, v1::Response* response,
+Status Service::IngestExactlyOnce(PreparedBatch& prepared, const v1::PointBatch* batch,
+                                  std::optional<int64_t> at, v1::Response* response,
                                   uint64_t* token) {
+  v1::JournalRecord& record = prepared.record;
+  const std::string& name = record.series();
   Status status;
   const Status found = producers_.WithProducer(
-      batch.producer_id(),
+      record.producer_id(),
       [&](ProducerTable::Producer& producer, int64_t now, bool created) REQUIRES(producer.mu) {
-        record->set_time_unix_nanos(now);
+        record.set_time_unix_nanos(now);
         // A producer not seen for producer_expiry is forgotten: its batches
         // count again (Expired is false for one just created).
         const bool forgotten = producers_.Expired(producer, now);
         const SequenceWindow::Seen seen =
-            forgotten ? SequenceWindow::Seen::kNew : producer.sequences.Check(batch.sequence());
+            forgotten ? SequenceWindow::Seen::kNew : producer.sequences.Check(record.sequence());
         v1::IngestAck* ack = response->mutable_ack();
         ack->set_series(name);
         if (seen != SequenceWindow::Seen::kNew) {
@@ -209,41 +219,45 @@ Status Service::IngestExactlyOnce(const std::string& name, const v1::PointBatch&
           *token = producer.last_token;
           return;
         }
-        status = ApplyBatch(name, batch, partial, received, record, ack, token);
+        status = ApplyBatch(prepared, batch, ack, token);
         if (!status.ok()) {
           // A refused batch changes nothing: not even the producer table.
-          if (created) producers_.Drop(batch.producer_id(), producer);
+          if (created) producers_.Drop(record.producer_id(), producer);
           return;
         }
         if (forgotten) producer.sequences.Clear();
-        producer.sequences.Mark(batch.sequence());
+        producer.sequences.Mark(record.sequence());
         producer.last_token = *token;
         producer.last_seen = std::max(producer.last_seen.load(), now);
-      });
+      },
+      at);
   if (found.code() == StatusCode::kResourceExhausted) CountRefusal(Limit::kProducerTable);
   return found.ok() ? status : found;
 }
 
-Status Service::ApplyBatch(const std::string& name, const v1::PointBatch& batch,
-                           const core::PointStats& partial, int64_t received,
-                           v1::JournalRecord* record, v1::IngestAck* ack, uint64_t* token) {
+Status Service::ApplyBatch(PreparedBatch& prepared, const v1::PointBatch* batch, v1::IngestAck* ack,
+                           uint64_t* token) {
+  v1::JournalRecord& record = prepared.record;
+  const std::string& name = record.series();
   Status status;
   const bool exists = store_.WithNewOrExistingSeries(
       name,
       [&](core::Series& series) {
         // Stamped under the series' lock, against the state it joins; the
         // journal keeps the stamp, so replay needs neither clock nor libm.
-        const core::BatchStamp stamp = series.StampFor(record->event_time_unix_nanos());
-        SetStamp(stamp, record);
-        status = Log(*record, token);
+        const core::BatchStamp stamp = series.StampFor(record.event_time_unix_nanos());
+        SetStamp(stamp, &record);
+        status = Log(record, token);
         if (!status.ok()) return false;
-        AbsorbBatch(partial, stamp, series, ack);
-        if (batch_observer_) batch_observer_(name, batch, stamp.event_time_ns, received);
+        AbsorbBatch(prepared.partial, stamp, series, ack);
+        if (batch_observer_ && batch != nullptr) {
+          batch_observer_(name, *batch, stamp.event_time_ns, prepared.received);
+        }
         return true;
       },
       limits_.max_series);
   if (!exists) status = TooManySeries(name);
-  if (status.ok()) ack->set_accepted(static_cast<std::size_t>(batch.x_size()));
+  if (status.ok()) ack->set_accepted(prepared.partial.count());
   return status;
 }
 
@@ -293,7 +307,7 @@ void Service::Fit(const v1::FitQuery& query, v1::Response* response) {
   if (!status.ok()) SetError(status, response);
 }
 
-uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
+uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response, bool timed) {
   const auto name = SeriesName(request.series(), response);
   if (!name) return 0;
   core::StepOptions options;
@@ -312,8 +326,9 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response) {
     core::Series after = series;
     core::StepResult result;
     const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
-    status = after.Step(request.iterations(), options, &result,
-                        [&] { return std::chrono::steady_clock::now() >= deadline; });
+    std::function<bool()> out_of_time;
+    if (timed) out_of_time = [&] { return std::chrono::steady_clock::now() >= deadline; };
+    status = after.Step(request.iterations(), options, &result, out_of_time);
     if (!status.ok()) return;
     v1::JournalRecord record;
     record.set_series(*name);

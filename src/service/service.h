@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "gradientd/v1/cluster.pb.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/journal.pb.h"
 #include "protocol/connection.h"
@@ -74,8 +75,9 @@ struct ServiceLimits {
 class Service : public protocol::RequestHandler {
  public:
   explicit Service(SeriesStore& store, ServiceLimits limits = {})
-      : store_(store), limits_(limits), producers_(limits.max_producers, limits.producer_expiry,
-                                                    limits.producer_window) {}
+      : store_(store),
+        limits_(limits),
+        producers_(limits.max_producers, limits.producer_expiry, limits.producer_window) {}
 
   // The wall clock (Unix nanoseconds): a batch's receive time (its event
   // time when it has none, and the bound of --max-future-skew) and producer
@@ -126,6 +128,20 @@ class Service : public protocol::RequestHandler {
   // `snapshot`, and resumes. Queries go on meanwhile.
   void Checkpoint(const std::function<uint64_t()>& cut, v1::Snapshot* snapshot);
 
+  // Cluster mode, where a change is applied only once the shared log
+  // delivers it. Propose checks a change request (ingest, step, configure,
+  // reset) as Handle would and, when it may be applied, fills *change with
+  // what applying it needs (a batch's statistics instead of its points; a
+  // step's iterations, as many as this state runs within max_step_time),
+  // timed now, and returns true; else it sets an Error in `response` and
+  // returns false. Changes nothing.
+  bool Propose(const v1::Request& request, v1::ClusterChange* change, v1::Response* response);
+  // Applies a proposed change as Handle would have, with the clock at the
+  // change's time and no time budget, filling `response` with its outcome:
+  // the same changes in the same order leave the same state and give the
+  // same responses on every node. Not concurrent with itself.
+  void ApplyChange(const v1::ClusterChange& change, v1::Response* response);
+
   // How many series and points there are now.
   void Totals(uint64_t* series, uint64_t* points);
 
@@ -135,24 +151,43 @@ class Service : public protocol::RequestHandler {
   void CountRefusal(Limit limit) const {
     if (metrics_ != nullptr) metrics_->CountRefusal(limit);
   }
+  // A batch checked and reduced to its statistics, ready to apply: its
+  // record (series, batch, producer, sequence, event time; stamped when
+  // applied) and when it was received.
+  struct PreparedBatch {
+    v1::JournalRecord record;
+    core::PointStats partial;
+    int64_t received = 0;
+  };
   uint64_t Ingest(const v1::PointBatch& batch, v1::Response* response);
+  // Checks `batch` and fills *prepared; else sets an Error and returns false.
+  bool PrepareBatch(const v1::PointBatch& batch, PreparedBatch* prepared, v1::Response* response);
   // INVALID_ARGUMENT, naming both times, when `event_time` is more than
   // max_future_skew after `now`.
   Status CheckFutureSkew(int64_t event_time, int64_t now) const;
-  // Ingest's change: stamps the batch (its statistics `partial`, received
-  // at `received`, its event time in `record`) for its series, created if
-  // needed, logs `record` with the stamp and absorbs it; fills `ack`.
-  Status ApplyBatch(const std::string& name, const v1::PointBatch& batch,
-                    const core::PointStats& partial, int64_t received, v1::JournalRecord* record,
-                    v1::IngestAck* ack, uint64_t* token);
-  // Ingest with a producer id and sequence: applied once, later copies
+  // Applies a prepared batch (an exactly-once one once), at time `at` (the
+  // clock's when absent), filling the response's ack; `batch`, when there,
+  // holds its points for the batch observer. Takes changes_ shared.
+  Status ApplyPrepared(PreparedBatch* prepared, const v1::PointBatch* batch,
+                       std::optional<int64_t> at, v1::Response* response, uint64_t* token)
+      REQUIRES_SHARED(changes_);
+  // Ingest's change: stamps the batch for its series, created if needed,
+  // logs its record with the stamp and absorbs it; fills `ack`.
+  Status ApplyBatch(PreparedBatch& prepared, const v1::PointBatch* batch, v1::IngestAck* ack,
+                    uint64_t* token);
+  // A batch with a producer id and sequence: applied once, later copies
   // answered as duplicates.
-  Status IngestExactlyOnce(const std::string& name, const v1::PointBatch& batch,
-                           const core::PointStats& partial, int64_t received,
-                           v1::JournalRecord* record, v1::Response* response, uint64_t* token);
+  Status IngestExactlyOnce(PreparedBatch& prepared, const v1::PointBatch* batch,
+                           std::optional<int64_t> at, v1::Response* response, uint64_t* token);
   void Gradient(const v1::GradientQuery& query, v1::Response* response);
   void Fit(const v1::FitQuery& query, v1::Response* response);
-  uint64_t Step(const v1::StepRequest& request, v1::Response* response);
+  // Runs the request's iterations, stopping after max_step_time when `timed`.
+  uint64_t Step(const v1::StepRequest& request, v1::Response* response, bool timed);
+  // How many of the request's iterations a timed Step would run now, on a
+  // copy of the series, and whether the time stopped it (that Step's
+  // error, if it would fail).
+  Status StepIterations(const v1::StepRequest& request, const std::string& name,
+                        uint64_t* iterations, bool* time_limited);
   uint64_t Configure(const v1::ConfigureSeries& request, v1::Response* response);
   uint64_t Reset(const v1::ResetSeries& request, v1::Response* response);
   void List(const v1::ListSeries& request, v1::Response* response);
