@@ -16,9 +16,10 @@ v1::Error::Code ToWireCode(StatusCode code) {
       return v1::Error::UNAUTHENTICATED;
     case StatusCode::kPermissionDenied:
       return v1::Error::PERMISSION_DENIED;
+    case StatusCode::kUnavailable:
+      return v1::Error::UNAVAILABLE;
     case StatusCode::kOk:
     case StatusCode::kInternal:
-    case StatusCode::kUnavailable:
       break;
   }
   return v1::Error::INTERNAL;
@@ -38,6 +39,8 @@ StatusCode FromWireCode(v1::Error::Code code) {
       return StatusCode::kUnauthenticated;
     case v1::Error::PERMISSION_DENIED:
       return StatusCode::kPermissionDenied;
+    case v1::Error::UNAVAILABLE:
+      return StatusCode::kUnavailable;
     default:
       return StatusCode::kInternal;
   }
