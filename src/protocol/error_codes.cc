@@ -16,10 +16,13 @@ v1::Error::Code ToWireCode(StatusCode code) {
       return v1::Error::UNAUTHENTICATED;
     case StatusCode::kPermissionDenied:
       return v1::Error::PERMISSION_DENIED;
-    case StatusCode::kUnavailable:
-      return v1::Error::UNAVAILABLE;
     case StatusCode::kOk:
     case StatusCode::kInternal:
+    // Not UNAVAILABLE yet: the service's kUnavailable today is a failed or
+    // cancelled change log, which clients have always seen as INTERNAL.
+    // Whoever makes a node answer UNAVAILABLE (a cluster without a leader)
+    // sends it explicitly; gradctl fails over on it.
+    case StatusCode::kUnavailable:
       break;
   }
   return v1::Error::INTERNAL;
