@@ -175,7 +175,7 @@ std::vector<double> Points(uint64_t sequence, std::size_t n) {
 
 ProducerOptions Options(const std::string& server) {
   ProducerOptions options;
-  options.server = server;
+  options.servers = {server};
   options.producer_id = "test-producer";
   options.window = 4;
   options.retry_for = std::chrono::seconds(30);
@@ -370,7 +370,7 @@ TEST(ProducerTest, NoServerAtTheStart) {
   EXPECT_FALSE(st.ok());
   EXPECT_NE(st.message().find("cannot connect to " + address), std::string::npos) << st.message();
 
-  options.server = "not an address:x";
+  options.servers = {"not an address:x"};
   Producer bad(options, log);
   EXPECT_EQ(bad.Start().code(), StatusCode::kInvalidArgument);
 }

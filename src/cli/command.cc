@@ -29,10 +29,16 @@ int CommandContext::MakeConnectOptions(client::ConnectOptions* options) {
   return kExitOk;
 }
 
-int CommandContext::Connect(std::unique_ptr<client::Client>* client) {
-  client::ConnectOptions options;
-  if (int rc = MakeConnectOptions(&options); rc != kExitOk) return rc;
-  const Status s = client::Client::Connect(flags.server, options, client);
+int CommandContext::Connect(std::unique_ptr<FailoverClient>* client) {
+  FailoverPolicy policy;
+  Status s = ServersFromFlags(flags, &policy.servers);
+  if (s.ok()) {
+    if (int rc = MakeConnectOptions(&policy.connect); rc != kExitOk) return rc;
+    if (policy.servers.size() == 1) policy.attempts_per_server = 1;
+    policy.timeout = FailoverTimeout(flags);
+    *client = std::make_unique<FailoverClient>(std::move(policy), err);
+    s = (*client)->Connect();
+  }
   if (s.ok()) return kExitOk;
   if (s.code() == StatusCode::kInvalidArgument) {
     err << "gradctl: --server " << flags.server << ": " << s.message() << '\n';

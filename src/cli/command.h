@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "cli/exit_codes.h"
+#include "cli/failover_client.h"
 #include "cli/global_flags.h"
 #include "client/client.h"
 #include "core/status.h"
@@ -32,8 +33,10 @@ struct CommandContext {
   // The global flags as ConnectOptions; a gradctl exit code (1 when a TLS
   // file cannot be used).
   int MakeConnectOptions(client::ConnectOptions* options);
-  // Connects to --server; a gradctl exit code (2 for a bad --server).
-  int Connect(std::unique_ptr<client::Client>* client);
+  // Connects to the first --server address that answers (failing over
+  // along the list on later calls too); a gradctl exit code (2 for a bad
+  // --server).
+  int Connect(std::unique_ptr<FailoverClient>* client);
 
   std::istream& in;  // stdin
   std::ostream& out;

@@ -2,8 +2,10 @@
 
 #include <cstdlib>
 
+#include "client/server_list.h"
 #include "client/tls.h"
 #include "protocol/series_name.h"
+#include "util/duration.h"
 
 namespace gradientd::cli {
 
@@ -15,8 +17,17 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
                             kHelpDescriptionWidth);
   // clang-format off
   d.add_options()
-      ("server", po::value(&flags->server)->default_value(default_server)->value_name("HOST:PORT"),
-       "the gradientd server; the default comes from $GRADIENTD_SERVER when set")
+      ("server",
+       po::value(&flags->server)->default_value(default_server)->value_name("HOST:PORT[,...]"),
+       "the gradientd server, or several nodes of one cluster separated by commas: connections "
+       "try them in order, and a failed connection or an UNAVAILABLE reply moves on to the "
+       "next (see --failover-timeout); the default comes from $GRADIENTD_SERVER when set")
+      ("failover-timeout",
+       po::value(&flags->failover_timeout)->default_value("30s")->value_name("DURATION"),
+       "with several --server addresses: how long a command keeps trying them after a "
+       "failure, with backoff (a query tries each at most twice; produce and replay resend "
+       "their unacknowledged batches for this long unless --retry-for is given). A step, "
+       "configure or reset that may have reached a server is never resent")
       // The help never shows the token itself.
       ("token",
        po::value(&flags->token)
@@ -54,6 +65,10 @@ po::options_description GlobalOptions(GlobalFlags* flags, const std::string& def
 }
 
 Status CheckGlobalFlags(const GlobalFlags& flags, const po::variables_map& vm) {
+  std::chrono::nanoseconds timeout{0};
+  if (Status s = util::ParseDuration(flags.failover_timeout, &timeout); !s.ok()) {
+    return Status::InvalidArgument("--failover-timeout: " + s.message());
+  }
   if (vm.count("tcp-congestion") && flags.tcp_congestion.empty()) {
     return Status::InvalidArgument("--tcp-congestion needs a NAME");
   }
@@ -75,6 +90,9 @@ Status CheckGlobalFlags(const GlobalFlags& flags, const po::variables_map& vm) {
 Status ConnectOptionsFromFlags(const GlobalFlags& flags, client::ConnectOptions* options) {
   options->token = flags.token;
   options->tcp_congestion = flags.tcp_congestion;
+  if (flags.server.find(',') != std::string::npos) {
+    options->connect_timeout = kFailoverConnectTimeout;
+  }
   if (!flags.tls) return Status::Ok();
   client::TlsOptions tls;
   tls.ca_file = flags.tls_ca;
@@ -85,6 +103,16 @@ Status ConnectOptionsFromFlags(const GlobalFlags& flags, client::ConnectOptions*
   tls.cert_file = flags.tls_cert;
   tls.key_file = flags.tls_key;
   return client::MakeClientTlsContext(tls, &options->tls);
+}
+
+Status ServersFromFlags(const GlobalFlags& flags, std::vector<std::string>* servers) {
+  return client::ParseServerList(flags.server, servers);
+}
+
+std::chrono::nanoseconds FailoverTimeout(const GlobalFlags& flags) {
+  std::chrono::nanoseconds timeout{0};
+  (void)util::ParseDuration(flags.failover_timeout, &timeout);
+  return timeout;
 }
 
 }  // namespace gradientd::cli

@@ -26,6 +26,9 @@ constexpr auto kStyle =
     po::command_line_style::unix_style & ~po::command_line_style::allow_guessing;
 
 int Bench(CommandContext& context, const po::variables_map& vm) {
+  if (context.flags.server.find(',') != std::string::npos) {
+    return context.Usage("bench measures one server: give --server a single HOST:PORT");
+  }
   BenchConfig config;
   if (Status s = ParseBenchConfig(vm, &config); !s.ok()) return context.Usage(s.message());
   // The benchmark's connections and baselines are plain TCP, its scrapes plain HTTP.
@@ -60,9 +63,9 @@ Command BenchCommand() {
 // Every command, in the order of the usage.
 std::span<const Command> Commands() {
   static const Command kCommands[] = {
-      ProduceCommand(), GradientCommand(), FitCommand(),   StepCommand(),   ConfigureCommand(),
-      ResetCommand(),   ListCommand(),     WatchCommand(), BenchCommand(), ReplayCommand(),
-      InspectCommand(),
+      ProduceCommand(),   GradientCommand(), FitCommand(),     StepCommand(),
+      ConfigureCommand(), ResetCommand(),    ListCommand(),    WatchCommand(),
+      BenchCommand(),     ReplayCommand(),   InspectCommand(),
   };
   return kCommands;
 }

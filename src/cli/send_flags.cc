@@ -19,9 +19,11 @@ void AddExactlyOnceOptions(po::options_description* d) {
        "exactly-once: the first batch's sequence number; the next get N+1, N+2, ... To add "
        "new data under an id used before, start above its last sequence")
       ("retry-for", po::value<std::string>()->default_value("60s")->value_name("DURATION"),
-       "when the connection is lost (or cannot be made), reconnect with backoff (50ms "
-       "doubling to 2s) and resend the unacknowledged batches, for at most this long "
-       "(500ms, 30s, 5m, ...; 0 = fail at once)");
+       "when the connection is lost (or cannot be made, or a batch is answered UNAVAILABLE), "
+       "reconnect with backoff (50ms doubling to 2s; with several --server addresses to the "
+       "next one) and resend the unacknowledged batches, for at most this long (500ms, 30s, "
+       "5m, ...; 0 = fail at once). Default: 60s with one --server address, "
+       "--failover-timeout with several");
   // clang-format on
 }
 
@@ -47,6 +49,7 @@ Status ExactlyOnceFlagsFromVm(const po::variables_map& vm, ExactlyOnceFlags* fla
       !s.ok()) {
     return Status::InvalidArgument("--retry-for: " + s.message());
   }
+  flags->retry_for_given = !vm["retry-for"].defaulted();
   return Status::Ok();
 }
 

@@ -19,6 +19,7 @@ struct ExactlyOnceFlags {
   std::string producer_id;  // empty: generate one
   uint64_t first_sequence = 1;
   std::chrono::nanoseconds retry_for = std::chrono::seconds(60);
+  bool retry_for_given = false;  // else, with several --server addresses, --failover-timeout
 };
 
 // Reads the flags added by AddExactlyOnceOptions. A returned error is a usage

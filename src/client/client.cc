@@ -69,6 +69,33 @@ bool SetServerName(SSL* ssl, const std::string& host) {
                   const_cast<char*>(host.c_str())) == 1;
 }
 
+// Connects the socket to one of `endpoints`, within `timeout` when above
+// zero (the io_context runs only here, until the connect completes).
+boost::system::error_code ConnectSocket(asio::io_context& io, tcp::socket& socket,
+                                        const tcp::resolver::results_type& endpoints,
+                                        std::chrono::nanoseconds timeout) {
+  boost::system::error_code ec;
+  if (timeout.count() <= 0) {
+    asio::connect(socket, endpoints, ec);
+    return ec;
+  }
+  bool done = false;
+  asio::async_connect(socket, endpoints,
+                      [&](const boost::system::error_code& e, const tcp::endpoint&) {
+                        ec = e;
+                        done = true;
+                      });
+  io.run_for(timeout);
+  if (!done) {
+    socket.close(ec);  // the connect completes at once, aborted
+    io.restart();
+    io.run();
+    ec = asio::error::timed_out;
+  }
+  io.restart();
+  return ec;
+}
+
 bool IsIpAddress(const std::string& host) {
   boost::system::error_code ec;
   asio::ip::make_address(host, ec);
@@ -123,7 +150,7 @@ Status Client::Connect(std::string_view server, const ConnectOptions& options,
   tcp::resolver resolver(impl->io);
   const auto endpoints = resolver.resolve(endpoint.host, std::to_string(endpoint.port), ec);
   if (ec) return Status::Unavailable("cannot resolve " + name + ": " + ec.message());
-  asio::connect(impl->socket, endpoints, ec);
+  ec = ConnectSocket(impl->io, impl->socket, endpoints, options.connect_timeout);
   if (ec) return Status::Unavailable("cannot connect to " + name + ": " + ec.message());
   impl->socket.set_option(tcp::no_delay(true), ec);
   if (!options.tcp_congestion.empty()) {

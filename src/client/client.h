@@ -4,6 +4,7 @@
 // Not thread-safe: one thread per Client.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,6 +35,9 @@ struct ConnectOptions {
   // Not empty: the connection's TCP congestion control (Linux
   // TCP_CONGESTION, e.g. "reno"); empty: the system's default.
   std::string tcp_congestion{};
+  // Above zero: give up a TCP connect after this long (kUnavailable, "timed
+  // out"); zero: the system's limit.
+  std::chrono::nanoseconds connect_timeout{0};
 };
 
 // Sets the TCP congestion control of the connected socket `fd`. Fails with

@@ -23,6 +23,8 @@ beast_http::status HttpStatusOf(v1::Error::Code code) {
       return beast_http::status::unauthorized;
     case v1::Error::PERMISSION_DENIED:
       return beast_http::status::forbidden;
+    case v1::Error::UNAVAILABLE:
+      return beast_http::status::service_unavailable;
     default:
       return beast_http::status::internal_server_error;
   }

@@ -79,8 +79,11 @@ class ProduceRun {
 };
 
 int ProduceRun::Run() {
-  options_ = MakeProducerOptions(config_.server, config_.connect, config_.window,
-                                 config_.exactly_once, "gradctl");
+  if (Status s = MakeProducerOptions(config_.server, config_.failover_timeout, config_.connect,
+                                     config_.window, config_.exactly_once, "gradctl", &options_);
+      !s.ok()) {
+    return ReportBadServer(config_.server, s, err_);
+  }
   if (Status s = OpenSave(); !s.ok()) return Fail(s);
   if (config_.exactly_once.producer_id.empty()) AnnounceProducerId(options_, err_);
   producer_.emplace(options_, err_);
@@ -327,6 +330,7 @@ int Produce(CommandContext& context, const po::variables_map& vm) {
   if (progress_every < 0) return context.Usage("--progress-every must be >= 0");
   config.progress_every = static_cast<uint64_t>(progress_every);
   config.server = context.flags.server;
+  config.failover_timeout = FailoverTimeout(context.flags);
   if (int rc = context.MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
   config.series = context.flags.series;
   config.json = context.flags.json;
@@ -410,10 +414,12 @@ Command ProduceCommand() {
       "printed at the start) and a sequence number (--first-sequence, 1, 2, ...). The server\n"
       "applies each (producer id, sequence) at most once and acknowledges a repeat as a\n"
       "duplicate. When the connection is lost (the server killed or restarting, the\n"
-      "connection reset), produce reconnects with backoff (50ms doubling to 2s) for up to\n"
-      "--retry-for and resends every unacknowledged batch (at most --window) with its\n"
-      "original sequence and content, then goes on; the summary reports reconnects and\n"
-      "duplicates. If it gives up (exit 1), sending the same input again with the same\n"
+      "connection reset) or a batch is answered UNAVAILABLE, produce reconnects with\n"
+      "backoff (50ms doubling to 2s; with several --server addresses to the next one) for\n"
+      "up to --retry-for and resends every unacknowledged batch (at most --window) with its\n"
+      "original sequence and content, then goes on; the summary reports reconnects,\n"
+      "failovers and duplicates. If it gives up (exit 1), sending the same input again with the "
+      "same\n"
       "--producer-id and --batch skips what the server already applied.\n"
       "--save FILE records every batch sent, once, for `gradctl replay` and `gradctl inspect`.\n"
       "--event-time says when each batch's points happened, for windows and decay: now\n"

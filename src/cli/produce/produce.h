@@ -4,6 +4,7 @@
 // summary with the series' fit.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <optional>
@@ -41,7 +42,8 @@ Status EventTimeOfBatch(const EventTimeFlag& flag, double last_x,
                         std::optional<int64_t>* event_time_unix_nanos);
 
 struct ProduceConfig {
-  std::string server;
+  std::string server;  // HOST:PORT[,HOST:PORT...]
+  std::chrono::nanoseconds failover_timeout = std::chrono::seconds(30);
   client::ConnectOptions connect;
   std::string series;
   bool json = false;

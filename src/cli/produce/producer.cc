@@ -5,6 +5,7 @@
 #include <utility>
 
 #include "cli/output.h"
+#include "client/server_list.h"
 #include "util/random.h"
 
 namespace gradientd::cli {
@@ -13,6 +14,10 @@ using Clock = std::chrono::steady_clock;
 using std::chrono::nanoseconds;
 
 namespace {
+
+bool IsUnavailable(const v1::Response& response) {
+  return response.has_error() && response.error().code() == v1::Error::UNAVAILABLE;
+}
 
 int64_t UnixNanosNow() {
   return std::chrono::duration_cast<nanoseconds>(
@@ -51,9 +56,12 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
   nanoseconds backoff = options_.initial_backoff;
   while (true) {
     std::unique_ptr<client::Client> client;
-    const Status s = client::Client::Connect(options_.server, options_.connect, &client);
+    std::size_t index = current_;
+    const Status s = client::ConnectToFirstAvailable(options_.servers, current_, options_.connect,
+                                                     &client, &index);
     if (s.ok()) {
       client_ = std::move(client);
+      current_ = index;
       return s;
     }
     // Only an unreachable server is worth waiting for; a bad address or a
@@ -68,11 +76,16 @@ Status Producer::ConnectUntil(Clock::time_point deadline) {
 }
 
 Status Producer::Start() {
+  if (options_.servers.empty()) return Fail(Status::InvalidArgument("no server address"));
   const auto start = Clock::now();
   std::unique_ptr<client::Client> client;
-  Status s = client::Client::Connect(options_.server, options_.connect, &client);
+  std::size_t index = 0;
+  Status s =
+      client::ConnectToFirstAvailable(options_.servers, 0, options_.connect, &client, &index);
   if (s.ok()) {
     client_ = std::move(client);
+    current_ = index;
+    if (index != 0) Log() << "gradctl: connected to " << server() << std::endl;
     return s;
   }
   if (s.code() != StatusCode::kUnavailable || options_.retry_for.count() <= 0) return Fail(s);
@@ -84,60 +97,113 @@ Status Producer::Start() {
     return Fail(Status::Unavailable("gave up after " + FormatDuration(options_.retry_for) + ": " +
                                     s.message()));
   }
-  Log() << "gradctl: connected to " << options_.server << " after "
-        << FormatDuration(Clock::now() - start) << std::endl;
+  Log() << "gradctl: connected to " << server() << " after " << FormatDuration(Clock::now() - start)
+        << std::endl;
   return s;
 }
 
 Status Producer::Reconnect(const Status& reason) {
   client_.reset();
+  ++losses_;
   if (!lost_since_) {
     lost_since_ = Clock::now();
-    Log() << "gradctl: " << reason.message() << "; reconnecting";
-    if (options_.retry_for.count() > 0) {
-      log_ << " (for up to " << FormatDuration(options_.retry_for) << ")";
+    retry_backoff_ = options_.initial_backoff;
+    if (options_.servers.size() == 1) {
+      Log() << "gradctl: " << reason.message() << "; reconnecting";
+      if (options_.retry_for.count() > 0) {
+        log_ << " (for up to " << FormatDuration(options_.retry_for) << ")";
+      }
+      log_ << std::endl;
     }
-    log_ << std::endl;
   }
-  const auto deadline = *lost_since_ + options_.retry_for;
+  Status why = reason;
   while (true) {
     for (const Pending& p : pending_) {
       if (!p.batch) ++counters_.queries_lost;
     }
     pending_.clear();
-    if (Status s = ConnectUntil(deadline); !s.ok()) {
+    if (Status s = NextServer(why); !s.ok()) return s;
+    if (Status s = ConnectUntil(*lost_since_ + options_.retry_for); !s.ok()) {
       if (s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kPermissionDenied) {
-        return Fail(Status(s.code(), "lost the connection to " + options_.server + " (" +
-                                         reason.message() + "); on reconnecting, " + s.message()));
+        return Fail(Status(s.code(), "lost the connection to " + failed_server_ + " (" +
+                                         why.message() + "); on reconnecting, " + s.message()));
       }
-      std::string message = "lost the connection to " + options_.server + " (" + reason.message() +
-                            ") and could not reconnect within " +
-                            FormatDuration(options_.retry_for) + ": " + s.message();
-      return Fail(Status::Unavailable(std::move(message)));
+      return Fail(GaveUp(why, &s));
     }
+    NoteReconnected(why);
     const Status sent = ResendUnacknowledged();
     if (sent.ok()) return sent;
     if (sent.code() != StatusCode::kUnavailable) return Fail(sent);
     client_.reset();
-    Log() << "gradctl: " << sent.message() << "; reconnecting" << std::endl;
+    ++losses_;
+    why = sent;
+    if (options_.servers.size() == 1) {
+      Log() << "gradctl: " << sent.message() << "; reconnecting" << std::endl;
+    }
   }
 }
 
-Status Producer::ResendUnacknowledged() {
+Status Producer::NextServer(const Status& why) {
+  failed_server_ = server();
+  const std::size_t n = options_.servers.size();
+  // A failover: the next server first. The note comes once one answers.
+  if (n > 1) current_ = (current_ + 1) % n;
+  // Every server failed since the last reply (a server that answers
+  // UNAVAILABLE reconnects at once): back off before the next round.
+  if (losses_ > 1 && (losses_ - 1) % n == 0) {
+    const auto deadline = *lost_since_ + options_.retry_for;
+    const auto now = Clock::now();
+    if (now >= deadline) return Fail(GaveUp(why, nullptr));
+    if (on_wait_) on_wait_();
+    std::this_thread::sleep_for(std::min<nanoseconds>(retry_backoff_, deadline - now));
+    retry_backoff_ = std::min<nanoseconds>(retry_backoff_ * 2, options_.max_backoff);
+  }
+  return Status::Ok();
+}
+
+Status Producer::GaveUp(const Status& why, const Status* last) const {
+  std::string message = "lost the connection to " + failed_server_ + " (" + why.message() +
+                        ") and could not reconnect within " + FormatDuration(options_.retry_for);
+  if (last != nullptr) message += ": " + last->message();
+  return Status::Unavailable(std::move(message));
+}
+
+void Producer::OnReply() {
+  lost_since_.reset();
+  losses_ = 0;
+}
+
+void Producer::NoteReconnected(const Status& reason) {
   ++counters_.reconnects;
-  Log() << "gradctl: reconnected to " << options_.server << " after "
+  if (server() != failed_server_) {
+    ++counters_.failovers;
+    Log() << "gradctl: " << failed_server_ << " failed (" << reason.message() << "): resending "
+          << Plural(unacked_.size(), "unacknowledged batch") << " to " << server() << std::endl;
+    return;
+  }
+  Log() << "gradctl: reconnected to " << server() << " after "
         << FormatDuration(Clock::now() - *lost_since_);
   if (!unacked_.empty()) {
     log_ << "; resending " << Plural(unacked_.size(), "unacknowledged batch") << " (sequence "
          << SequenceRange(unacked_.front().sequence, unacked_.back().sequence) << ")";
   }
   log_ << std::endl;
+}
+
+Status Producer::ResendUnacknowledged() {
   for (Outstanding& o : unacked_) {
     if (Status sent = client_->Send(o.request); !sent.ok()) return sent;
     pending_.push_back({true, nullptr});
     ++counters_.batches_resent;
   }
   return Status::Ok();
+}
+
+Status Producer::OnUnavailable(const v1::Response& response) {
+  // The batch stays the oldest unacknowledged; the replies still expected
+  // on this connection are given up with it.
+  return Reconnect(
+      Status::Unavailable(server() + " answered " + client::ResponseStatus(response).message()));
 }
 
 Status Producer::HandleReply(const v1::Response& response) {
@@ -196,7 +262,8 @@ Status Producer::ReceiveOne() {
     if (t.code() == StatusCode::kUnavailable) return Reconnect(t);
     return Fail(t);
   }
-  lost_since_.reset();
+  if (IsUnavailable(response) && pending_.front().batch) return OnUnavailable(response);
+  OnReply();
   const Status s = HandleReply(response);
   if (!s.ok()) {
     // A rejected batch: send no more, but collect the replies in flight
@@ -242,7 +309,7 @@ Status Producer::Send(std::string_view series, std::span<const double> x, std::s
   ++counters_.batches_sent;
   counters_.points_sent += o.points;
   unacked_.push_back(std::move(o));
-  if (!client_) return Reconnect(Status::Unavailable("not connected to " + options_.server));
+  if (!client_) return Reconnect(Status::Unavailable("not connected to " + server()));
   const Status t = client_->Send(unacked_.back().request);
   if (!t.ok()) {
     // Reconnecting resends this batch with the others.
@@ -255,7 +322,7 @@ Status Producer::Send(std::string_view series, std::span<const double> x, std::s
 
 Status Producer::SendQuery(v1::Request& request, ReplyHandler on_reply) {
   if (!failure_.ok()) return failure_;
-  if (!client_) return Reconnect(Status::Unavailable("not connected to " + options_.server));
+  if (!client_) return Reconnect(Status::Unavailable("not connected to " + server()));
   const Status t = client_->Send(request);
   if (!t.ok()) {
     if (t.code() == StatusCode::kUnavailable) {
@@ -279,14 +346,17 @@ Status Producer::Call(v1::Request& request, v1::Response* response) {
   if (Status s = Finish(); !s.ok()) return s;
   while (true) {
     if (!client_) {
-      if (Status s = Reconnect(Status::Unavailable("not connected to " + options_.server));
-          !s.ok()) {
+      if (Status s = Reconnect(Status::Unavailable("not connected to " + server())); !s.ok()) {
         return s;
       }
     }
-    const Status t = client_->Call(request, response);
+    Status t = client_->Call(request, response);
+    if (t.ok() && IsUnavailable(*response) && options_.servers.size() > 1) {
+      t = Status::Unavailable(server() + " answered " +
+                              client::ResponseStatus(*response).message());
+    }
     if (t.ok()) {
-      lost_since_.reset();
+      OnReply();
       return t;
     }
     if (t.code() != StatusCode::kUnavailable) return Fail(t);

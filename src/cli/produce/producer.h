@@ -4,11 +4,13 @@
 // Every batch carries the producer's id and a sequence number (1, 2, ...
 // unless told otherwise). The server applies a (producer id, sequence) at
 // most once and acknowledges a repeat as a duplicate. So when the connection
-// is lost (the server killed, restarted, the connection reset), the Producer
-// reconnects with exponential backoff and resends every batch it has not
-// seen acknowledged, with its original sequence and identical content: each
-// batch ends up applied exactly once. Unacknowledged batches are kept in
-// memory, at most `window` of them.
+// is lost (the server killed, restarted, the connection reset) or a batch
+// is answered UNAVAILABLE, the Producer reconnects with exponential backoff
+// (to the next of several servers, the nodes of one cluster: a failover)
+// and resends every batch it has not seen acknowledged, in order, with its
+// original sequence and identical content: each batch ends up applied
+// exactly once. Unacknowledged batches are kept in memory, at most `window`
+// of them.
 #pragma once
 
 #include <chrono>
@@ -39,7 +41,8 @@ std::string GenerateProducerId(std::string_view prefix);
 // Producer.
 
 struct ProducerOptions {
-  std::string server;              // HOST:PORT
+  // HOST:PORT each, tried in order; after a failure, from the next one on.
+  std::vector<std::string> servers;
   client::ConnectOptions connect;  // TLS and token, for every (re)connection
   std::string producer_id;
   uint64_t first_sequence = 1;
@@ -66,6 +69,7 @@ struct ProducerCounters {
   // for the server to tell (IngestAck.below_window): taken as applied.
   uint64_t below_window_batches = 0;
   uint64_t reconnects = 0;
+  uint64_t failovers = 0;  // reconnects to another server than the one lost
   uint64_t batches_resent = 0;
   uint64_t queries_lost = 0;  // queries dropped with a lost connection
   uint64_t descent_errors = 0;
@@ -77,15 +81,15 @@ class Producer {
   using AckHandler =
       std::function<void(const v1::IngestAck& ack, uint64_t sequence, std::size_t points)>;
 
-  // Messages about the connection (lost, reconnected, giving up) and
-  // warnings go to `log`, each line starting with "gradctl: ".
+  // Messages about the connection (lost, reconnected, failed over, giving
+  // up) and warnings go to `log`, each line starting with "gradctl: ".
   Producer(ProducerOptions options, std::ostream& log);
   ~Producer();
   Producer(const Producer&) = delete;
   Producer& operator=(const Producer&) = delete;
 
-  // Connects. A server that cannot be reached is retried for retry_for.
-  // kInvalidArgument for a bad server address.
+  // Connects to the first server that answers. Servers that cannot be
+  // reached are retried for retry_for. kInvalidArgument for a bad address.
   Status Start();
 
   // Sends a batch with the next sequence number (after recording it with
@@ -121,6 +125,8 @@ class Producer {
   void set_before_log(std::function<void()> handler) { before_log_ = std::move(handler); }
 
   const ProducerOptions& options() const { return options_; }
+  // The server in use (or to be tried next).
+  const std::string& server() const { return options_.servers[current_]; }
   const ProducerCounters& counters() const { return counters_; }
   // The sequence number the next batch gets.
   uint64_t next_sequence() const { return next_sequence_; }
@@ -156,15 +162,34 @@ class Producer {
   // Connects again (with backoff, within retry_for of the loss) and resends
   // every unacknowledged batch. `reason` is why the connection was lost.
   Status Reconnect(const Status& reason);
+  // On a new connection: counts it and says so (a failover, or a
+  // reconnect to the same server).
+  void NoteReconnected(const Status& reason);
   // On a new connection: resends every unacknowledged batch.
   Status ResendUnacknowledged();
-  // Connects with backoff until `deadline`; the last error if it passes.
+  // Connects with backoff until `deadline`, a round of every server (from
+  // the current one) per attempt; the last error if it passes.
   Status ConnectUntil(std::chrono::steady_clock::time_point deadline);
+  // Before each reconnection: moves to the next server, and backs off once
+  // every server failed since the last reply; fails past retry_for.
+  Status NextServer(const Status& why);
+  // The final error: the connection to failed_server_ was lost because of
+  // `why` and none came back; `last` (may be null) is the last attempt's
+  // error.
+  Status GaveUp(const Status& why, const Status* last) const;
+  // A reply (not UNAVAILABLE) arrived: the connection works again.
+  void OnReply();
+  // A batch answered UNAVAILABLE: resent, like the rest, after reconnecting.
+  Status OnUnavailable(const v1::Response& response);
   std::ostream& Log();
 
   ProducerOptions options_;
   std::ostream& log_;
   std::unique_ptr<client::Client> client_;
+  std::size_t current_ = 0;    // in options_.servers
+  std::string failed_server_;  // the server lost, until the next one is connected
+  uint64_t losses_ = 0;        // connections lost (or answering UNAVAILABLE) since a reply
+  std::chrono::nanoseconds retry_backoff_{0};
   uint64_t next_sequence_ = 1;
   std::deque<Outstanding> unacked_;
   std::deque<Pending> pending_;  // replies expected on the current connection, in order

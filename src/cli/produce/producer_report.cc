@@ -3,22 +3,30 @@
 #include <google/protobuf/struct.pb.h>
 
 #include "cli/output.h"
+#include "client/server_list.h"
 #include "protocol/error_codes.h"
 
 namespace gradientd::cli {
 
-ProducerOptions MakeProducerOptions(const std::string& server,
-                                    const client::ConnectOptions& connect, std::size_t window,
-                                    const ExactlyOnceFlags& flags, std::string_view id_prefix) {
-  ProducerOptions options;
-  options.server = server;
-  options.connect = connect;
-  options.window = window;
-  options.first_sequence = flags.first_sequence;
-  options.retry_for = flags.retry_for;
-  options.producer_id = flags.producer_id;
-  if (options.producer_id.empty()) options.producer_id = GenerateProducerId(id_prefix);
-  return options;
+Status MakeProducerOptions(const std::string& server, std::chrono::nanoseconds failover_timeout,
+                           const client::ConnectOptions& connect, std::size_t window,
+                           const ExactlyOnceFlags& flags, std::string_view id_prefix,
+                           ProducerOptions* options) {
+  *options = ProducerOptions{};
+  if (Status s = client::ParseServerList(server, &options->servers); !s.ok()) return s;
+  options->connect = connect;
+  options->window = window;
+  options->first_sequence = flags.first_sequence;
+  options->retry_for = flags.retry_for;
+  if (options->servers.size() > 1 && !flags.retry_for_given) options->retry_for = failover_timeout;
+  options->producer_id = flags.producer_id;
+  if (options->producer_id.empty()) options->producer_id = GenerateProducerId(id_prefix);
+  return Status::Ok();
+}
+
+int ReportBadServer(const std::string& server, const Status& status, std::ostream& err) {
+  err << "gradctl: --server " << server << ": " << status.message() << '\n';
+  return 2;
 }
 
 void AnnounceProducerId(const ProducerOptions& options, std::ostream& err) {
@@ -34,10 +42,7 @@ std::string AcknowledgedText(const ProducerCounters& c) {
 int StartProducer(Producer& producer, const std::string& server, std::ostream& err) {
   const Status s = producer.Start();
   if (s.ok()) return 0;
-  if (s.code() == StatusCode::kInvalidArgument) {
-    err << "gradctl: --server " << server << ": " << s.message() << '\n';
-    return 2;
-  }
+  if (s.code() == StatusCode::kInvalidArgument) return ReportBadServer(server, s, err);
   err << "gradctl: " << s.message() << '\n';
   return 1;
 }
@@ -68,6 +73,7 @@ void AddCounterFields(const ProducerOptions& options, const ProducerCounters& c,
   fields["below_window_batches"] = JsonNumber(c.below_window_batches);
   fields["reconnects"] = JsonNumber(c.reconnects);
   fields["batches_resent"] = JsonNumber(c.batches_resent);
+  if (options.servers.size() > 1) fields["failovers"] = JsonNumber(c.failovers);
 }
 
 void AddCounterLines(const ProducerOptions& options, const ProducerCounters& c,
@@ -81,6 +87,9 @@ void AddCounterLines(const ProducerOptions& options, const ProducerCounters& c,
   block->Add("duplicates", Plural(c.duplicate_batches, "batch") + " (" +
                                Plural(c.duplicate_points, "point") + ") applied before");
   block->Add("reconnects", std::to_string(c.reconnects));
+  if (options.servers.size() > 1) {
+    block->Add("failovers", std::to_string(c.failovers) + " (to another --server address)");
+  }
   if (c.reconnects > 0) block->Add("batches resent", std::to_string(c.batches_resent));
 }
 

@@ -3,6 +3,7 @@
 // about the run (duplicates, counters in the summary, why it stopped).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <ostream>
 #include <string>
@@ -20,11 +21,17 @@ namespace gradientd::cli {
 
 class KeyValueBlock;  // cli/output.h
 
-// The Producer's options for a sending command; without --producer-id, a
-// new random id PREFIX-<16 hex digits>.
-ProducerOptions MakeProducerOptions(const std::string& server,
-                                    const client::ConnectOptions& connect, std::size_t window,
-                                    const ExactlyOnceFlags& flags, std::string_view id_prefix);
+// The Producer's options for a sending command, to the --server list
+// `server`; without --producer-id, a new random id PREFIX-<16 hex digits>.
+// With several addresses and no --retry-for, the Producer fails over for
+// `failover_timeout`. kInvalidArgument for a bad --server.
+Status MakeProducerOptions(const std::string& server, std::chrono::nanoseconds failover_timeout,
+                           const client::ConnectOptions& connect, std::size_t window,
+                           const ExactlyOnceFlags& flags, std::string_view id_prefix,
+                           ProducerOptions* options);
+
+// "gradctl: --server SERVER: why" on `err`; returns the usage exit code, 2.
+int ReportBadServer(const std::string& server, const Status& status, std::ostream& err);
 
 // "gradctl: producer id ID (sequences from N)", on `err`.
 void AnnounceProducerId(const ProducerOptions& options, std::ostream& err);

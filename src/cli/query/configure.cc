@@ -135,7 +135,7 @@ int RunConfigure(CommandContext& context, const po::variables_map& vm) {
   for (auto flags : {&DescentFlags, &WindowFlags, &DecayFlags}) {
     if (Status s = flags(vm, c); !s.ok()) return context.Usage(s.message());
   }
-  return Unary(context, request, v1::Response::kFit, &PrintConfigured);
+  return Unary(context, request, v1::Response::kFit, &PrintConfigured, Resend::kIfUnsent);
 }
 
 }  // namespace

@@ -82,7 +82,7 @@ int RunGradient(CommandContext& context, const po::variables_map& vm) {
   v1::View view;
   if (Status s = ViewFromVm(vm, &view); !s.ok()) return context.Usage(s.message());
   q->set_view(view);
-  return Unary(context, request, v1::Response::kGradient, &PrintGradient);
+  return Unary(context, request, v1::Response::kGradient, &PrintGradient, Resend::kIdempotent);
 }
 
 // ---------------------------------------------------------------------------
@@ -100,13 +100,13 @@ int RunFit(CommandContext& context, const po::variables_map& vm) {
   v1::View view;
   if (Status s = ViewFromVm(vm, &view); !s.ok()) return context.Usage(s.message());
   request.mutable_fit()->set_view(view);
-  return Unary(context, request, v1::Response::kFit, &PrintFit);
+  return Unary(context, request, v1::Response::kFit, &PrintFit, Resend::kIdempotent);
 }
 
 int RunReset(CommandContext& context, const po::variables_map&) {
   v1::Request request;
   request.mutable_reset()->set_series(context.flags.series);
-  return Unary(context, request, v1::Response::kFit, &PrintFit);
+  return Unary(context, request, v1::Response::kFit, &PrintFit, Resend::kIfUnsent);
 }
 
 // ---------------------------------------------------------------------------
@@ -164,7 +164,8 @@ int RunStep(CommandContext& context, const po::variables_map& vm) {
   step->set_iterations(static_cast<uint64_t>(iterations));
   if (Status s = StepFlagsFromVm(vm, step); !s.ok()) return context.Usage(s.message());
   v1::Response reply;
-  const int rc = Unary(context, request, v1::Response::kStep, &PrintStep, &reply);
+  const int rc =
+      Unary(context, request, v1::Response::kStep, &PrintStep, Resend::kIfUnsent, &reply);
   if (rc == kExitOk && !reply.step().warning().empty()) {
     context.err << "gradctl: warning: " << reply.step().warning() << '\n';
   }
@@ -189,7 +190,7 @@ void ListOptions(po::options_description* d) {
 
 // Every page, into one list. Each page's names come after the previous
 // page's, so the loop ends; the bound is a guard against a broken server.
-int FetchAllPages(CommandContext& context, client::Client& client, v1::Request& request,
+int FetchAllPages(CommandContext& context, FailoverClient& client, v1::Request& request,
                   v1::Response* all) {
   v1::SeriesList* list = all->mutable_series_list();
   for (uint64_t page = 0;; ++page) {
@@ -197,11 +198,13 @@ int FetchAllPages(CommandContext& context, client::Client& client, v1::Request& 
       return context.Fail(Status::Internal("the pages of list do not end"));
     }
     v1::Response response;
-    if (Status s = client.Call(request, &response); !s.ok()) return context.Fail(s);
+    if (Status s = client.Call(request, &response, Resend::kIdempotent); !s.ok()) {
+      return context.Fail(s);
+    }
     if (response.has_error()) return context.ServerError(response);
     if (!response.has_series_list()) {
-      return context.Fail(Status::Internal("unexpected reply from " + context.flags.server + ": " +
-                                           ToJson(response)));
+      return context.Fail(
+          Status::Internal("unexpected reply from " + client.server() + ": " + ToJson(response)));
     }
     v1::SeriesList* got = response.mutable_series_list();
     for (v1::FitReply& fit : *got->mutable_series()) list->add_series()->Swap(&fit);
@@ -220,7 +223,7 @@ int RunList(CommandContext& context, const po::variables_map& vm) {
   }
   v1::View view;
   if (Status s = ViewFromVm(vm, &view); !s.ok()) return context.Usage(s.message());
-  std::unique_ptr<client::Client> client;
+  std::unique_ptr<FailoverClient> client;
   if (int rc = context.Connect(&client); rc != kExitOk) return rc;
   v1::Request request;
   request.mutable_list()->set_page_size(static_cast<uint32_t>(page_size));

@@ -8,15 +8,15 @@ namespace gradientd::cli {
 namespace po = boost::program_options;
 
 int Unary(CommandContext& context, v1::Request& request, v1::Response::BodyCase expected,
-          Printer print, v1::Response* reply) {
-  std::unique_ptr<client::Client> client;
+          Printer print, Resend resend, v1::Response* reply) {
+  std::unique_ptr<FailoverClient> client;
   if (int rc = context.Connect(&client); rc != kExitOk) return rc;
   v1::Response response;
-  if (Status s = client->Call(request, &response); !s.ok()) return context.Fail(s);
+  if (Status s = client->Call(request, &response, resend); !s.ok()) return context.Fail(s);
   if (response.has_error()) return context.ServerError(response);
   if (response.body_case() != expected) {
-    return context.Fail(Status::Internal("unexpected reply from " + context.flags.server + ": " +
-                                         ToJson(response)));
+    return context.Fail(
+        Status::Internal("unexpected reply from " + client->server() + ": " + ToJson(response)));
   }
   if (context.flags.json) {
     context.out << ToJson(response) << '\n';

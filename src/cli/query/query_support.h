@@ -13,10 +13,11 @@ namespace gradientd::cli {
 
 using Printer = void (*)(const v1::Response& response, std::ostream& out);
 
-// Connects, sends `request`, prints the reply with `print` (or as JSON with
-// --json); a gradctl exit code. `reply` (may be null) gets the reply.
+// Connects, sends `request` (failing over along the --server list as
+// `resend` allows), prints the reply with `print` (or as JSON with --json);
+// a gradctl exit code. `reply` (may be null) gets the reply.
 int Unary(CommandContext& context, v1::Request& request, v1::Response::BodyCase expected,
-          Printer print, v1::Response* reply = nullptr);
+          Printer print, Resend resend, v1::Response* reply = nullptr);
 
 // --view all|window|decayed, with `help`; no default value (absent: the
 // request's view is left unspecified).

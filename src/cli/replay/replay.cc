@@ -123,8 +123,12 @@ class ReplayRun {
 
 int ReplayRun::Run() {
   if (Status s = Examine(); !s.ok()) return Fail(s);
-  options_ = MakeProducerOptions(config_.server, config_.connect, config_.window,
-                                 config_.exactly_once, "gradctl-replay");
+  if (Status s =
+          MakeProducerOptions(config_.server, config_.failover_timeout, config_.connect,
+                              config_.window, config_.exactly_once, "gradctl-replay", &options_);
+      !s.ok()) {
+    return ReportBadServer(config_.server, s, err_);
+  }
   if (config_.exactly_once.producer_id.empty()) AnnounceProducerId(options_, err_);
   MakeProducer();
   if (int rc = StartProducer(*producer_, config_.server, err_); rc != 0) return rc;
@@ -423,7 +427,8 @@ constexpr std::string_view kReplayDescription =
     "\n"
     "Exactly once, as produce: the replay is one producer (a new random id, printed at the\n"
     "start, or --producer-id) numbering its batches 1, 2, ... (--first-sequence); a lost\n"
-    "connection is retried for --retry-for and the unacknowledged batches are resent, and\n"
+    "connection (or a batch answered UNAVAILABLE) is retried for --retry-for, on the next\n"
+    "--server address when there are several, and the unacknowledged batches are resent, and\n"
     "replaying again with the same --producer-id skips what the server already applied.\n"
     "Recordings are read through once before anything is sent, so a corrupt one is refused\n"
     "whole. A recording truncated by a crash (cut mid-record) is replayed up to its last whole\n"
@@ -475,6 +480,7 @@ int Replay(CommandContext& context, const po::variables_map& vm) {
   ReplayConfig config;
   if (Status s = ParseReplayConfig(vm, &config); !s.ok()) return context.Usage(s.message());
   if (int rc = context.MakeConnectOptions(&config.connect); rc != kExitOk) return rc;
+  config.failover_timeout = FailoverTimeout(context.flags);
   return RunReplay(config, context.out, context.err);
 }
 

@@ -22,7 +22,8 @@ namespace gradientd::cli {
 Command ReplayCommand();
 
 struct ReplayConfig {
-  std::string server;
+  std::string server;  // HOST:PORT[,HOST:PORT...]
+  std::chrono::nanoseconds failover_timeout = std::chrono::seconds(30);
   client::ConnectOptions connect;  // set by gradctl from the global TLS and token flags
   std::string series;              // CSV files' series; with `rename`, every batch's
   bool rename = false;             // --series was given

@@ -89,7 +89,7 @@ struct Listing {
 
 // A transport failure (the server went away) is the status; an Error
 // reply is *error_reply.
-Status FetchListing(client::Client& client, const WatchConfig& config, Listing* listing,
+Status FetchListing(FailoverClient& client, const WatchConfig& config, Listing* listing,
                     v1::Response* error_reply) {
   v1::Request request;
   request.mutable_list()->set_prefix(config.prefix);
@@ -100,7 +100,7 @@ Status FetchListing(client::Client& client, const WatchConfig& config, Listing* 
     request.mutable_list()->set_page_size(
         static_cast<uint32_t>(std::min<std::size_t>(config.page_size, room)));
     v1::Response response;
-    if (Status s = client.Call(request, &response); !s.ok()) return s;
+    if (Status s = client.Call(request, &response, Resend::kIdempotent); !s.ok()) return s;
     if (response.has_error()) {
       error_reply->Swap(&response);
       return Status::Ok();
@@ -122,11 +122,11 @@ Status FetchListing(client::Client& client, const WatchConfig& config, Listing* 
   return Status::Ok();
 }
 
-std::string Heading(const CommandContext& context, const WatchConfig& config, int64_t unix_nanos,
+// `server` is the address that answered this refresh.
+std::string Heading(const std::string& server, const WatchConfig& config, int64_t unix_nanos,
                     std::size_t series, bool cut) {
-  std::string heading = FormatUtc(unix_nanos) + "  " + context.flags.server + "  view " +
-                        ViewName(config.view) + "  " + std::to_string(series) +
-                        (cut ? "+" : "") + " series";
+  std::string heading = FormatUtc(unix_nanos) + "  " + server + "  view " + ViewName(config.view) +
+                        "  " + std::to_string(series) + (cut ? "+" : "") + " series";
   if (!config.prefix.empty()) heading += " starting '" + config.prefix + "'";
   return heading + "  every " + FormatDurationFlag(config.interval.count());
 }
@@ -174,15 +174,15 @@ FrameLayout Layout(const WatchConfig& config, bool terminal, const TerminalSize&
   // The heading, the table's header and the "... and K more" line.
   constexpr std::size_t kOtherLines = 3;
   if (size.rows > 0) {
-    layout.max_rows = std::min(layout.max_rows,
-                               size.rows > kOtherLines + 1 ? size.rows - kOtherLines : 1);
+    layout.max_rows =
+        std::min(layout.max_rows, size.rows > kOtherLines + 1 ? size.rows - kOtherLines : 1);
   }
   return layout;
 }
 
 // The refresh loop; the Screen around it is the caller's.
 int Refresh(CommandContext& context, const WatchConfig& config, WatchEnvironment& environment,
-            client::Client& client, Screen& screen) {
+            FailoverClient& client, Screen& screen) {
   RateTracker tracker;
   std::chrono::steady_clock::time_point last{};
   for (uint64_t refresh = 1; config.count == 0 || refresh <= config.count; ++refresh) {
@@ -192,22 +192,20 @@ int Refresh(CommandContext& context, const WatchConfig& config, WatchEnvironment
     if (Status s = FetchListing(client, config, &listing, &error_reply); !s.ok()) {
       if (environment.Interrupted()) return kExitOk;  // Ctrl-C broke off the call
       const uint64_t done = refresh - 1;
-      return context.Fail(Status(s.code(), "lost the server at " + context.flags.server +
-                                                " after " + std::to_string(done) +
-                                                (done == 1 ? " refresh: " : " refreshes: ") +
-                                                s.message()));
+      return context.Fail(Status(
+          s.code(), "lost the server at " + client.server() + " after " + std::to_string(done) +
+                        (done == 1 ? " refresh: " : " refreshes: ") + s.message()));
     }
     if (error_reply.has_error()) return context.ServerError(error_reply);
     const auto now = environment.Now();
     const std::size_t listed = listing.series.size();
-    std::vector<WatchRow> rows =
-        tracker.Update(std::move(listing.series), refresh == 1 ? std::chrono::nanoseconds(0)
-                                                               : now - last);
+    std::vector<WatchRow> rows = tracker.Update(
+        std::move(listing.series), refresh == 1 ? std::chrono::nanoseconds(0) : now - last);
     last = now;
     SortRows(config.sort, &rows);
     const bool terminal = environment.IsTerminal();
     FrameLayout layout = Layout(config, terminal, terminal ? environment.Size() : TerminalSize{});
-    layout.heading = Heading(context, config, environment.UnixNanos(), listed, listing.cut);
+    layout.heading = Heading(client.server(), config, environment.UnixNanos(), listed, listing.cut);
     screen.Draw(RenderFrame(rows, listing.cut, layout));
     if (environment.Interrupted()) return kExitOk;
   }
@@ -245,7 +243,8 @@ class ProcessEnvironment : public WatchEnvironment {
 };
 
 int RunWatchCommand(CommandContext& context, const po::variables_map& vm) {
-  if (context.flags.json) return context.Usage("--json is not supported (use 'gradctl list --json')");
+  if (context.flags.json)
+    return context.Usage("--json is not supported (use 'gradctl list --json')");
   WatchConfig config;
   if (Status s = WatchConfigFromVm(vm, &config); !s.ok()) return context.Usage(s.message());
   ProcessEnvironment environment(context.out);
@@ -255,11 +254,13 @@ int RunWatchCommand(CommandContext& context, const po::variables_map& vm) {
 }  // namespace
 
 int RunWatch(CommandContext& context, const WatchConfig& config, WatchEnvironment& environment) {
-  std::unique_ptr<client::Client> client;
+  std::unique_ptr<FailoverClient> client;
   if (int rc = context.Connect(&client); rc != kExitOk) return rc;
-  // Messages wait until the screen is restored, so that none lands inside a frame.
+  // Messages wait until the screen is restored, so that none lands inside a
+  // frame (failover notes too; the heading names the server that answered).
   std::ostringstream messages;
   CommandContext deferred{context.in, context.out, messages, context.flags, context.command};
+  client->set_log(messages);
   int rc = kExitOk;
   {
     Screen screen(context.out, environment.IsTerminal());
@@ -282,7 +283,9 @@ Command WatchCommand() {
           "block of plain lines headed by a UTC timestamp, ended by a blank line. A refresh\n"
           "lists at most 10000 series (in name order) and shows --limit rows of them, sorted\n"
           "by --sort, then '... and K more series'. Ctrl-C ends it (exit 0); a server that\n"
-          "goes away ends it with a message (exit 1), without reconnecting.",
+          "goes away ends it with a message (exit 1), without reconnecting; with several\n"
+          "--server addresses it fails over to the next instead (the heading names the\n"
+          "server that answered each refresh).",
           &WatchOptions,
           &RunWatchCommand};
 }

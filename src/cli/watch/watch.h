@@ -52,7 +52,8 @@ class WatchEnvironment {
 
 // Connects and refreshes config.count times (or until interrupted). A
 // server that cannot be reached or goes away mid-watch is reported on
-// context.err and is exit 1; there is no reconnect.
+// context.err and is exit 1; with one --server address there is no
+// reconnect, with several it fails over (cli/failover_client.h).
 int RunWatch(CommandContext& context, const WatchConfig& config, WatchEnvironment& environment);
 
 Command WatchCommand();
