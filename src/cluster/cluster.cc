@@ -90,10 +90,27 @@ bool Cluster::SleepUnlessStopping(std::chrono::milliseconds time) {
   return !stopping_;
 }
 
-Status Cluster::Start(std::ostream& log) {
-  if (Status s = jetstream::ShardStreams::Open(options_.streams, &streams_); !s.ok()) {
-    return Status(s.code(), "--cluster: " + s.message());
+Status Cluster::OpenStreams(std::ostream& log) {
+  // NATS may be starting, or electing its JetStream leader: try again until
+  // the timeout, unless the streams disagree with the options.
+  const auto give_up = std::chrono::steady_clock::now() + options_.decide_timeout;
+  for (int attempt = 0;; ++attempt) {
+    const Status s = jetstream::ShardStreams::Open(options_.streams, &streams_);
+    if (s.ok()) return s;
+    if (s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kInvalidArgument ||
+        std::chrono::steady_clock::now() >= give_up ||
+        !SleepUnlessStopping(std::chrono::milliseconds(500))) {
+      return Status(s.code(), "--cluster: " + s.message());
+    }
+    if (attempt == 0) {
+      log << "gradientd: cluster " << options_.streams.name << ": " << s.message()
+          << "; trying again for up to " << options_.decide_timeout.count() << " ms\n";
+    }
   }
+}
+
+Status Cluster::Start(std::ostream& log) {
+  if (Status s = OpenStreams(log); !s.ok()) return s;
   publisher_ = std::make_unique<Publisher>(*streams_, options_.decide_timeout);
   uint64_t total = 0;
   for (uint32_t i = 0; i < shards(); ++i) {

@@ -55,7 +55,8 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
   Cluster(const Cluster&) = delete;
   Cluster& operator=(const Cluster&) = delete;
 
-  // Connects to NATS, creates the shard streams or checks them, and applies
+  // Connects to NATS (trying again while it is not ready, for up to
+  // decide_timeout), creates the shard streams or checks them, and applies
   // every shard's stream from its start up to where it ended when Start
   // began; then the appliers go on following the streams. Writes what it
   // does to `log`. Call once.
@@ -115,6 +116,9 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
   uint64_t Propose(const v1::Request& request, const std::string& series, v1::Response* response);
   // A listing merged from every shard's page.
   void List(const v1::Request& request, v1::Response* response);
+  // Connects and opens the shard streams, trying again while NATS is not
+  // ready, up to decide_timeout.
+  Status OpenStreams(std::ostream& log);
   // Follows shard `index`'s stream from its applied position on.
   void Follow(uint32_t index);
   // Applies one message of shard `index`; false when it cannot be (a gap).
