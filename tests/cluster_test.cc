@@ -358,6 +358,15 @@ TEST_F(ClusterTest, WithNatsGoneWritesGetAnErrorAndReadsGoOn) {
   const v1::Response read = Call(*node, fit);
   ASSERT_TRUE(read.has_fit()) << read.DebugString();
   EXPECT_EQ(read.fit().n(), 3u);
+  // /readyz says why (bounded: the client notices the lost connection).
+  Status health = node->Health();
+  for (int i = 0; i < 300 && health.ok(); ++i) {
+    std::this_thread::sleep_for(100ms);
+    health = node->Health();
+  }
+  EXPECT_EQ(health.code(), StatusCode::kUnavailable);
+  EXPECT_NE(health.message().find("not connected to the cluster's NATS servers"), std::string::npos)
+      << health.message();
 }
 
 }  // namespace

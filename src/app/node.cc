@@ -238,6 +238,7 @@ Status Node::Started() const {
 
 Status Node::Ready() const {
   if (Status s = Started(); !s.ok()) return s;
+  if (cluster_) return cluster_->Health();
   if (data_ == nullptr) return Status::Ok();
   if (Status s = data_->journal_health(); !s.ok()) {
     return Status(s.code(), "the journal has failed, writes are refused: " + s.message());

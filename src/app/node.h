@@ -139,7 +139,8 @@ class Node {
   Status StartHttp();
   // Ok once Start has recovered; else UNAVAILABLE, saying so. Thread-safe.
   Status Started() const;
-  // /readyz: started, and the journal takes records. Thread-safe.
+  // /readyz: started, and the journal takes records (a cluster node:
+  // connected to NATS and applying every shard). Thread-safe.
   Status Ready() const;
   // The service's one batch observer: the recording, if any, and the
   // dashboard's samples.

@@ -214,6 +214,10 @@ uint64_t Cluster::Propose(const v1::Request& request, const std::string& series,
                           v1::Response* response) {
   const std::string name = protocol::SeriesOrDefault(series);
   const uint32_t index = jetstream::ShardOf(name, shards());
+  if (Status s = ShardHealth(index); !s.ok()) {
+    SetError(s, response);
+    return 0;
+  }
   v1::ClusterChange change;
   if (!shards_[index]->service.Propose(request, &change, response)) return 0;
   if (publisher_ == nullptr || Stopping()) {
@@ -298,9 +302,9 @@ void Cluster::Follow(uint32_t index) {
     }
     if (message.sequence == 0 || message.sequence <= shard.applied) continue;
     if (!ApplyMessage(index, message)) {
-      // Never skip a change: this node stops applying the shard (and says
-      // why on every change it is asked for; see Sweep).
-      return;
+      // Never skip a change: this node stops applying the shard.
+      return Stall(index, "the stream gave position " + std::to_string(message.sequence) +
+                              " after " + std::to_string(shard.applied) + ": a change is missing");
     }
   }
 }
@@ -329,12 +333,60 @@ void Cluster::Sweep() {
     pending_.Expire(PendingChanges::Clock::now(), std::chrono::minutes(1));
     if (++rounds % 10 != 0) continue;
     for (uint32_t i = 0; i < shards(); ++i) {
+      Shard& shard = *shards_[i];
       jetstream::ShardState state;
-      if (streams_->State(i, &state).ok() && state.last_sequence > shards_[i]->known_end) {
-        shards_[i]->known_end = state.last_sequence;
+      if (!streams_->State(i, &state).ok()) continue;
+      if (state.last_sequence > shard.known_end) shard.known_end = state.last_sequence;
+      const uint64_t applied = shard.applied;
+      if (state.last_sequence < applied) {
+        Stall(i, "the stream ends at position " + std::to_string(state.last_sequence) +
+                     " but this node applied up to " + std::to_string(applied) +
+                     ": the stream was deleted or recreated (restart this node to follow it)");
+      } else if (state.messages > 0 && state.first_sequence > applied + 1) {
+        Stall(i, "the stream's oldest change is at position " +
+                     std::to_string(state.first_sequence) + ", after this node's " +
+                     std::to_string(applied) + ": changes were removed before it applied them");
       }
     }
   }
+}
+
+void Cluster::Stall(uint32_t index, const std::string& reason) {
+  Shard& shard = *shards_[index];
+  {
+    util::MutexLock lock(shard.stall_mu);
+    if (!shard.stall_reason.empty()) return;
+    shard.stall_reason = reason;
+  }
+  shard.stalled = true;
+}
+
+Status Cluster::ShardHealth(uint32_t index) const {
+  const Shard& shard = *shards_[index];
+  if (!shard.stalled) return Status::Ok();
+  util::MutexLock lock(shard.stall_mu);
+  return Status::Unavailable("this node stopped applying shard " + std::to_string(index) +
+                             " at position " + std::to_string(shard.applied) + ": " +
+                             shard.stall_reason +
+                             "; its series are answered from that state, their changes refused "
+                             "here (another node may serve them)");
+}
+
+Status Cluster::Health() const {
+  for (uint32_t i = 0; i < shards(); ++i) {
+    if (Status s = ShardHealth(i); !s.ok()) return s;
+  }
+  if (streams_ != nullptr && !streams_->Connected()) {
+    uint64_t behind = 0;
+    for (const auto& shard : shards_) {
+      behind += shard->known_end - std::min(shard->known_end.load(), shard->applied.load());
+    }
+    return Status::Unavailable(
+        "not connected to the cluster's NATS servers: changes are refused; reads are answered "
+        "from the state applied here, " +
+        std::to_string(behind) + " changes behind the last positions known");
+  }
+  return Status::Ok();
 }
 
 }  // namespace gradientd::cluster

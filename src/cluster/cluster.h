@@ -87,6 +87,9 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
   std::vector<ShardProgress> Progress() const;
   // Ok once Start has caught up; else UNAVAILABLE saying how far it is.
   Status CatchingUp() const;
+  // Ok while connected to NATS and applying every shard; else why not (a
+  // shard this node stopped applying, or no connection, with the lag).
+  Status Health() const;
   uint32_t shards() const { return static_cast<uint32_t>(shards_.size()); }
 
   std::size_t series() const;
@@ -109,6 +112,10 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
     service::Service service;
     std::atomic<uint64_t> applied{0};
     std::atomic<uint64_t> known_end{0};
+    // Set once this node stops applying the shard (see Stall), never reset.
+    std::atomic<bool> stalled{false};
+    mutable util::Mutex stall_mu;
+    std::string stall_reason GUARDED_BY(stall_mu);
     std::thread applier;
   };
 
@@ -123,8 +130,14 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
   void Follow(uint32_t index);
   // Applies one message of shard `index`; false when it cannot be (a gap).
   bool ApplyMessage(uint32_t index, const jetstream::StreamMessage& message);
-  // Every 100 ms: expires changes past their deadline, refreshes known ends.
+  // Every 100 ms: expires changes past their deadline, refreshes known ends
+  // and stalls a shard whose stream no longer holds what this node applied.
   void Sweep();
+  // Stops applying shard `index` for `reason`: its state is then frozen
+  // (never a change skipped), its changes refused here.
+  void Stall(uint32_t index, const std::string& reason);
+  // Ok, or UNAVAILABLE with the reason, for shard `index`.
+  Status ShardHealth(uint32_t index) const;
   Shard& ShardFor(const std::string& series);
 
   const ClusterNodeOptions options_;

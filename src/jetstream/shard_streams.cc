@@ -81,6 +81,10 @@ uint32_t ShardOf(std::string_view key, uint32_t shards) {
   return static_cast<uint32_t>(hash % shards);
 }
 
+bool ShardStreams::Connected() const {
+  return connection_ != nullptr && natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
+}
+
 std::string ShardStreams::StreamName(uint32_t shard) const {
   return "GRADIENTD_" + options_.name + "_" + std::to_string(shard);
 }

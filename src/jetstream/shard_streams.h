@@ -82,6 +82,8 @@ class ShardStreams {
                  PublishResult* result);
 
   Status State(uint32_t shard, ShardState* state);
+  // Whether the connection to NATS is up now (it reconnects by itself).
+  bool Connected() const;
 
   // Reads a shard in stream order from `from_sequence` on (an ordered
   // consumer: no gap, no repeat; recreated by the client after a failure).
