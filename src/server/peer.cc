@@ -48,6 +48,12 @@ std::string Describe(std::exception_ptr e) {
   return "nested exceptions";
 }
 
+// A wait for the log's answer that ended without it: the connection was
+// abandoned, or the wait cancelled by an exception out of the reader.
+bool Interrupted(std::size_t which, const PeerState& peer, const asio::cancellation_state& state) {
+  return which != 0 || peer.abandoned() || state.cancelled() != asio::cancellation_type::none;
+}
+
 }  // namespace
 
 Server::Impl::Peer::Peer(tcp::socket s, asio::ssl::context* tls_context,
@@ -248,13 +254,9 @@ asio::awaitable<void> Server::Impl::Write(std::shared_ptr<Peer> peer, Stream& st
 asio::awaitable<bool> Server::Impl::AwaitDurable(Peer& peer, Chunk& chunk) {
   auto durable = co_await (AsyncWaitDurable(*log, chunk.token, asio::use_awaitable) ||
                            peer.abandon_wake.async_wait(use_tuple));
-  // Abandoned, or cancelled by an exception out of the reader: the log has
-  // not answered, so there is no outcome to ask it for.
+  // The log has not answered, so there is no outcome to ask it for.
   const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-  if (durable.index() != 0 || peer.state.abandoned() ||
-      state.cancelled() != asio::cancellation_type::none) {
-    co_return false;
-  }
+  if (Interrupted(durable.index(), peer.state, state)) co_return false;
   if (!std::get<0>(durable).ok()) {
     // Each response by its own change's fate: an Error only for the changes
     // the log did not make durable. The Errors differ in size from what
@@ -274,10 +276,7 @@ asio::awaitable<bool> Server::Impl::AwaitDecided(Peer& peer, Chunk& chunk) {
     auto response = co_await (AsyncWaitDecided(*log, w.token, asio::use_awaitable) ||
                               peer.abandon_wake.async_wait(use_tuple));
     const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
-    if (response.index() != 0 || peer.state.abandoned() ||
-        state.cancelled() != asio::cancellation_type::none) {
-      co_return false;
-    }
+    if (Interrupted(response.index(), peer.state, state)) co_return false;
     decided.push_back(std::move(std::get<0>(response)));
   }
   const std::size_t before = chunk.bytes.size();
