@@ -105,6 +105,7 @@ class ShardStreams {
       EXCLUDES(async_mu_);
   // Fails every outstanding PublishAsync with `status` (it may or may not be
   // stored) and returns once no callback runs. Later PublishAsyncs work.
+  // REQUIRES: not called from a PublishCallback (it would wait for itself).
   void CancelPublishes(const Status& status) EXCLUDES(async_mu_);
 
   Status State(uint32_t shard, ShardState* state);
