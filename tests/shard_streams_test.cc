@@ -1,7 +1,8 @@
 // ShardStreams against a real 3-node nats-server cluster on loopback
 // (NatsCluster): order, message-id deduplication, fixed shard counts, a
-// kill -9 of a stream's leader mid-publish checked against a ledger, and
-// clean failures when no server answers.
+// kill -9 of a stream's leader mid-publish (sync and pipelined) checked
+// against a ledger, pipelined publishes answered once each, and clean
+// failures when no server answers or the streams close.
 #include "jetstream/shard_streams.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 #include <chrono>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -256,6 +258,173 @@ TEST(ShardStreamsTest, AKilledStreamLeaderLosesNothingAcknowledgedAndRetriesCoun
   int failed = 0;
   EXPECT_TRUE(PublishUntilStored(*streams, 0, "after", &result, &failed).ok());
   RecordProperty("publishes_failed_during_election", failures.load());
+}
+
+// An independent record of pipelined publishes: each callback's answers.
+class AsyncLedger {
+ public:
+  ShardStreams::PublishCallback For(const std::string& id) {
+    return [this, id](const Status& s, const PublishResult& r) {
+      std::lock_guard<std::mutex> lock(mu_);
+      Answer& answer = answers_[id];
+      ++answer.calls;
+      answer.status = s;
+      answer.result = r;
+      ++answered_;
+    };
+  }
+  // Waits (bounded) until `n` callbacks ran; false if they did not.
+  bool WaitFor(int n, std::chrono::seconds limit) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        if (answered_ >= n) return true;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+  int answered() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return answered_;
+  }
+  struct Answer {
+    int calls = 0;
+    Status status;
+    PublishResult result;
+  };
+  std::map<std::string, Answer> answers() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return answers_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::map<std::string, Answer> answers_;
+  int answered_ = 0;
+};
+
+std::multiset<std::string> StoredData(ShardStreams& streams, uint32_t shard) {
+  ShardState state;
+  EXPECT_TRUE(streams.State(shard, &state).ok());
+  std::multiset<std::string> stored;
+  if (state.last_sequence == 0) return stored;
+  for (const StreamMessage& m : ReadAll(streams, shard, 1, state.last_sequence)) {
+    stored.insert(m.data);
+  }
+  return stored;
+}
+
+TEST(ShardStreamsTest, PipelinedPublishesAreEachAnsweredOnceAndStoredOnce) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 2, 3));
+  ASSERT_NE(streams, nullptr);
+  constexpr int kMessages = 5000;
+  AsyncLedger ledger;
+  std::map<uint32_t, std::set<std::string>> sent;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string id = "pipelined:" + std::to_string(i);
+    const uint32_t shard = ShardOf(id, 2);
+    sent[shard].insert(id);
+    streams->PublishAsync(shard, id, id, Clock::now() + 120s, ledger.For(id));
+  }
+  ASSERT_TRUE(ledger.WaitFor(kMessages, 180s)) << ledger.answered();
+  const auto answers = ledger.answers();
+  ASSERT_EQ(answers.size(), static_cast<std::size_t>(kMessages));
+  std::map<uint32_t, std::set<uint64_t>> sequences;
+  for (const auto& [id, answer] : answers) {
+    EXPECT_EQ(answer.calls, 1) << id;
+    EXPECT_TRUE(answer.status.ok()) << id << ": " << answer.status.message();
+    EXPECT_TRUE(sequences[ShardOf(id, 2)].insert(answer.result.sequence).second) << id;
+  }
+  for (const auto& [shard, ids] : sent) {
+    const std::multiset<std::string> stored = StoredData(*streams, shard);
+    EXPECT_EQ(stored.size(), ids.size()) << "shard " << shard;  // none twice
+    EXPECT_EQ(std::set<std::string>(stored.begin(), stored.end()), ids);
+  }
+}
+
+// Pipelined, the killed leader's publishes in flight are never answered:
+// they go again after the timeout, with their ids.
+TEST(ShardStreamsTest, AKilledStreamLeaderLosesNoPipelinedPublishAndStoresEachOnce) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
+  ASSERT_NE(streams, nullptr);
+  ShardState before;
+  ASSERT_TRUE(streams->State(0, &before).ok());
+  const int leader = cluster.IndexOf(before.leader);
+  ASSERT_NE(leader, -1) << before.leader;
+  constexpr int kMessages = 3000;
+  AsyncLedger ledger;
+  std::thread publisher([&] {
+    for (int i = 0; i < kMessages; ++i) {
+      const std::string id = "killed:" + std::to_string(i);
+      streams->PublishAsync(0, id, id, Clock::now() + 90s, ledger.For(id));
+    }
+  });
+  ledger.WaitFor(kMessages / 5, 60s);
+  cluster.Kill(leader);
+  const int answered_before_kill = ledger.answered();
+  publisher.join();
+  ASSERT_TRUE(ledger.WaitFor(kMessages, 180s)) << ledger.answered();
+  EXPECT_LT(answered_before_kill, kMessages);  // the kill landed mid-stream
+  std::set<std::string> acknowledged;
+  std::set<std::string> failed;
+  for (const auto& [id, answer] : ledger.answers()) {
+    EXPECT_EQ(answer.calls, 1) << id;
+    (answer.status.ok() ? acknowledged : failed).insert(id);
+  }
+  EXPECT_EQ(failed.size(), 0u);  // the re-election is far within the give-up
+  const std::multiset<std::string> stored = StoredData(*streams, 0);
+  for (const std::string& id : acknowledged) EXPECT_EQ(stored.count(id), 1u) << id;
+  for (const std::string& id : failed) EXPECT_LE(stored.count(id), 1u) << id;
+  for (const std::string& data : stored) {
+    EXPECT_TRUE(acknowledged.count(data) + failed.count(data) == 1) << data;
+  }
+  ShardState after;
+  ASSERT_TRUE(streams->State(0, &after).ok());
+  EXPECT_NE(after.leader, cluster.Name(leader));
+}
+
+TEST(ShardStreamsTest, ClosingWithPublishesInFlightAnswersEveryOne) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
+  ASSERT_NE(streams, nullptr);
+  constexpr int kMessages = 2000;
+  AsyncLedger ledger;
+  for (int i = 0; i < kMessages; ++i) {
+    const std::string id = "closing:" + std::to_string(i);
+    streams->PublishAsync(0, id, id, Clock::now() + 120s, ledger.For(id));
+  }
+  streams.reset();
+  EXPECT_EQ(ledger.answered(), kMessages);  // every callback ran before it returned
+  int unavailable = 0;
+  for (const auto& [id, answer] : ledger.answers()) {
+    EXPECT_EQ(answer.calls, 1) << id;
+    if (!answer.status.ok()) {
+      EXPECT_EQ(answer.status.code(), StatusCode::kUnavailable) << answer.status.message();
+      ++unavailable;
+    }
+  }
+  RecordProperty("unavailable_at_close", unavailable);
+}
+
+TEST(ShardStreamsTest, PipelinedPublishesWithNoStreamLeaderFailAtTheirGiveUp) {
+  testing::NatsCluster cluster(3);
+  auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
+  ASSERT_NE(streams, nullptr);
+  for (int i = 0; i < cluster.size(); ++i) cluster.Kill(i);
+  AsyncLedger ledger;
+  for (int i = 0; i < 50; ++i) {
+    const std::string id = "gone:" + std::to_string(i);
+    streams->PublishAsync(0, id, id, Clock::now() + 3s, ledger.For(id));
+  }
+  ASSERT_TRUE(ledger.WaitFor(50, 60s)) << ledger.answered();
+  for (const auto& [id, answer] : ledger.answers()) {
+    EXPECT_EQ(answer.calls, 1) << id;
+    EXPECT_EQ(answer.status.code(), StatusCode::kUnavailable) << answer.status.message();
+  }
 }
 
 }  // namespace

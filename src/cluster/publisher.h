@@ -1,19 +1,16 @@
 // Publisher: publishes the cluster's changes to their shard streams without
-// holding up the thread that proposes them, retrying each with its message
-// id (stored once) until its deadline.
+// holding up the thread that proposes them: pipelined (many outstanding
+// per shard), each sent again with its message id (stored once) until its
+// give-up time.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <string>
-#include <thread>
-#include <vector>
 
 #include "core/status.h"
 #include "jetstream/shard_streams.h"
-#include "util/mutex.h"
 
 namespace gradientd::cluster {
 
@@ -23,35 +20,20 @@ class Publisher {
 
   // `give_up`: how long a message is retried before done gets UNAVAILABLE.
   Publisher(jetstream::ShardStreams& streams, std::chrono::milliseconds give_up);
-  // Fails what is still queued (done with UNAVAILABLE), then returns.
+  // Fails what is still outstanding (done with UNAVAILABLE), then returns.
   ~Publisher();
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  // Queues `data` for `shard` under `message_id`; done is called once, from
-  // the publisher's thread: Ok with where it is stored, or the error.
-  void Publish(uint32_t shard, std::string data, std::string message_id, Done done) EXCLUDES(mu_);
+  // Sends `data` to `shard` under `message_id`; done is called once, from a
+  // publishing thread: Ok with where it is stored, or the error. Waits
+  // while the streams have their most messages outstanding. Messages may be
+  // stored in another order than published.
+  void Publish(uint32_t shard, std::string data, std::string message_id, Done done);
 
  private:
-  struct Message {
-    std::string data;
-    std::string id;
-    Done done;
-    std::chrono::steady_clock::time_point give_up;
-  };
-  struct Queue {
-    util::Mutex mu;
-    util::CondVar cv;
-    std::deque<Message> messages GUARDED_BY(mu);
-    std::thread thread;
-  };
-  void Run(uint32_t shard);
-
   jetstream::ShardStreams& streams_;
   const std::chrono::milliseconds give_up_;
-  util::Mutex mu_;
-  bool stopping_ GUARDED_BY(mu_) = false;
-  std::vector<std::unique_ptr<Queue>> queues_;
 };
 
 }  // namespace gradientd::cluster

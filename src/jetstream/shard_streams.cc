@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <memory>
 #include <utility>
+#include <vector>
 
 namespace gradientd::jetstream {
 namespace {
@@ -115,11 +116,18 @@ Status ShardStreams::Open(const ClusterOptions& options, std::unique_ptr<ShardSt
 }
 
 ShardStreams::~ShardStreams() {
-  if (js_ != nullptr) jsCtx_Destroy(js_);
-  if (connection_ != nullptr) {
-    natsConnection_Close(connection_);
-    natsConnection_Destroy(connection_);
+  {
+    util::MutexLock lock(async_mu_);
+    closing_ = true;
+    async_cv_.SignalAll();
   }
+  if (sender_.joinable()) sender_.join();
+  if (connection_ != nullptr) natsConnection_Close(connection_);
+  CancelPublishes(Status::Unavailable(
+      "the cluster connection is closing: the message may or may not be stored"));
+  if (async_js_ != nullptr) jsCtx_Destroy(async_js_);
+  if (js_ != nullptr) jsCtx_Destroy(js_);
+  if (connection_ != nullptr) natsConnection_Destroy(connection_);
 }
 
 Status ShardStreams::Connect() {
@@ -149,6 +157,17 @@ Status ShardStreams::Connect() {
     js_ = nullptr;
     return NatsError("JetStream", s);
   }
+  // The library's own bound, above ours: acks it waits for in vain (a
+  // killed leader's) count against it until its MaxWait times them out.
+  js_options.PublishAsync.MaxPending = static_cast<int64_t>(options_.max_outstanding) * 4;
+  js_options.PublishAsync.StallWait = timeout_ms;
+  js_options.PublishAsync.AckHandler = &ShardStreams::OnAck;
+  js_options.PublishAsync.AckHandlerClosure = this;
+  if (s = natsConnection_JetStream(&async_js_, connection_, &js_options); s != NATS_OK) {
+    async_js_ = nullptr;
+    return NatsError("JetStream", s);
+  }
+  sender_ = std::thread([this] { SendLoop(); });
   return Status::Ok();
 }
 

@@ -12,16 +12,23 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "core/status.h"
+#include "util/mutex.h"
 
 struct __natsConnection;
 struct __jsCtx;
 struct __natsSubscription;
+struct __natsMsg;
+struct jsPubAck;
+struct jsPubAckErr;
 
 namespace gradientd::jetstream {
 
@@ -34,6 +41,8 @@ struct ClusterOptions {
   std::chrono::milliseconds timeout{5000};
   // How long JetStream remembers a message id to drop its repeats.
   std::chrono::nanoseconds duplicate_window = std::chrono::minutes(2);
+  // Asynchronous publishes outstanding at once; PublishAsync waits beyond.
+  std::size_t max_outstanding = 1024;
 };
 
 // Whether `name` can name a cluster (streams and subjects carry it).
@@ -67,6 +76,7 @@ class ShardStreams {
   // and replicas. Fails with the servers' answer, e.g. UNAVAILABLE when no
   // server answers within the timeout.
   static Status Open(const ClusterOptions& options, std::unique_ptr<ShardStreams>* out);
+  // Fails the outstanding PublishAsyncs (UNAVAILABLE), then closes.
   ~ShardStreams();
   ShardStreams(const ShardStreams&) = delete;
   ShardStreams& operator=(const ShardStreams&) = delete;
@@ -80,6 +90,23 @@ class ShardStreams {
   // stored, and publishing it again with the same id stores it once.
   Status Publish(uint32_t shard, std::string_view data, const std::string& message_id,
                  PublishResult* result);
+
+  // Called once per PublishAsync, from a libnats or ShardStreams thread.
+  using PublishCallback = std::function<void(const Status&, const PublishResult&)>;
+
+  // Pipelined Publish: sends and returns; `callback` gets Ok with where the
+  // message is stored, or an error. A message unanswered for the timeout,
+  // or refused while its stream has no leader, is sent again with its id
+  // (stored once) until `give_up`, then fails UNAVAILABLE. Waits while
+  // max_outstanding publishes are outstanding. Thread-safe. An id already
+  // outstanding is refused (FailedPrecondition).
+  void PublishAsync(uint32_t shard, std::string data, const std::string& message_id,
+                    std::chrono::steady_clock::time_point give_up, PublishCallback callback)
+      EXCLUDES(async_mu_);
+  // Fails every outstanding PublishAsync with `status` (it may or may not be
+  // stored) and returns once no callback runs. Later PublishAsyncs work.
+  // REQUIRES: not called from a PublishCallback (it would wait for itself).
+  void CancelPublishes(const Status& status) EXCLUDES(async_mu_);
 
   Status State(uint32_t shard, ShardState* state);
   // Whether the connection to NATS is up now (it reconnects by itself).
@@ -118,9 +145,41 @@ class ShardStreams {
   // Each stream's description: its cluster, shard and shard count.
   std::string Description(uint32_t shard) const;
 
+  using Clock = std::chrono::steady_clock;
+  struct Outstanding {
+    uint32_t shard = 0;
+    std::string data;
+    PublishCallback callback;
+    Clock::time_point give_up;
+    Clock::time_point resend_at;  // when it is sent (again)
+    bool awaiting = false;        // sent, and no answer came yet
+  };
+  // The sender thread: sends what is due, fails what is past its give-up.
+  void SendLoop() EXCLUDES(async_mu_);
+  // A message went unanswered for the timeout: takes back libnats' pending
+  // list and adds every message awaiting an answer to `due`.
+  void ForgetUnanswered(std::vector<std::string>* due) EXCLUDES(async_mu_);
+  // Sends the messages of the ids in `due` that are still outstanding.
+  void SendDue(std::vector<std::string>* due) EXCLUDES(async_mu_);
+  // Takes the entry of `id` out and runs its callback (once; none if gone).
+  void Complete(const std::string& id, const Status& status, const PublishResult& result)
+      EXCLUDES(async_mu_);
+  void RunCallback(PublishCallback& callback, const Status& status, const PublishResult& result)
+      EXCLUDES(async_mu_);
+  static void OnAck(__jsCtx* js, __natsMsg* msg, jsPubAck* ack, jsPubAckErr* error, void* closure);
+
   ClusterOptions options_;
   __natsConnection* connection_ = nullptr;
   __jsCtx* js_ = nullptr;
+  __jsCtx* async_js_ = nullptr;  // its PublishAsync options call OnAck
+
+  util::Mutex async_mu_;
+  util::CondVar async_cv_;  // an entry added, removed or due; callbacks done
+  std::map<std::string, Outstanding> outstanding_ GUARDED_BY(async_mu_);  // by message id
+  std::vector<std::string> fresh_ GUARDED_BY(async_mu_);                  // ids not sent yet
+  int callbacks_running_ GUARDED_BY(async_mu_) = 0;
+  bool closing_ GUARDED_BY(async_mu_) = false;
+  std::thread sender_;
 };
 
 }  // namespace gradientd::jetstream
