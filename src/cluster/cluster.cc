@@ -334,18 +334,22 @@ void Cluster::Sweep() {
     if (++rounds % 10 != 0) continue;
     for (uint32_t i = 0; i < shards(); ++i) {
       Shard& shard = *shards_[i];
+      // The applier goes on meanwhile: compare the stream's end with what
+      // was applied before asking, its start with what was applied after.
+      const uint64_t applied_before = shard.applied;
       jetstream::ShardState state;
       if (!streams_->State(i, &state).ok()) continue;
+      const uint64_t applied_after = shard.applied;
       if (state.last_sequence > shard.known_end) shard.known_end = state.last_sequence;
-      const uint64_t applied = shard.applied;
-      if (state.last_sequence < applied) {
+      if (state.last_sequence < applied_before) {
         Stall(i, "the stream ends at position " + std::to_string(state.last_sequence) +
-                     " but this node applied up to " + std::to_string(applied) +
+                     " but this node applied up to " + std::to_string(applied_before) +
                      ": the stream was deleted or recreated (restart this node to follow it)");
-      } else if (state.messages > 0 && state.first_sequence > applied + 1) {
+      } else if (state.messages > 0 && state.first_sequence > applied_after + 1) {
         Stall(i, "the stream's oldest change is at position " +
                      std::to_string(state.first_sequence) + ", after this node's " +
-                     std::to_string(applied) + ": changes were removed before it applied them");
+                     std::to_string(applied_after) +
+                     ": changes were removed before it applied them");
       }
     }
   }
