@@ -202,13 +202,19 @@ class ClusterTest : public ::testing::Test {
         const v1::Response fit = Call(*node, r);
         ASSERT_TRUE(fit.has_fit()) << name << ": " << fit.DebugString();
         EXPECT_EQ(fit.fit().n(), points.x.size()) << name;
-        long double sx = 0, sy = 0;
-        const auto n = static_cast<long double>(points.x.size());
-        for (std::size_t i = 0; i < points.x.size(); ++i) sx += points.x[i], sy += points.y[i];
-        long double sxx = 0, sxy = 0;
+        // Two passes in long double: the ledger's own least-squares slope.
+        using Wide = long double;
+        const auto n = static_cast<Wide>(points.x.size());
+        Wide sx = 0, sy = 0;
         for (std::size_t i = 0; i < points.x.size(); ++i) {
-          sxx += (points.x[i] - sx / n) * (points.x[i] - sx / n);
-          sxy += (points.x[i] - sx / n) * (points.y[i] - sy / n);
+          sx += static_cast<Wide>(points.x[i]);
+          sy += static_cast<Wide>(points.y[i]);
+        }
+        Wide sxx = 0, sxy = 0;
+        for (std::size_t i = 0; i < points.x.size(); ++i) {
+          const Wide dx = static_cast<Wide>(points.x[i]) - sx / n;
+          sxx += dx * dx;
+          sxy += dx * (static_cast<Wide>(points.y[i]) - sy / n);
         }
         const double m = static_cast<double>(sxy / sxx);
         EXPECT_NEAR(fit.fit().least_squares().m(), m, 1e-9 * std::abs(m)) << name;
