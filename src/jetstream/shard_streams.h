@@ -151,8 +151,9 @@ class ShardStreams {
     std::string data;
     PublishCallback callback;
     Clock::time_point give_up;
-    Clock::time_point resend_at;  // when it is sent (again)
-    bool awaiting = false;        // sent, and no answer came yet
+    Clock::time_point resend_at;           // when it is sent (again)
+    bool awaiting = false;                 // sent, and no answer came yet
+    std::chrono::milliseconds backoff{0};  // the wait after its last refusal
   };
   // The sender thread: sends what is due, fails what is past its give-up.
   void SendLoop() EXCLUDES(async_mu_);

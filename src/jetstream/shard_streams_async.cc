@@ -12,8 +12,10 @@ namespace gradientd::jetstream {
 namespace {
 
 constexpr std::size_t kMaxMessageIdBytes = 256;
-// How soon a message refused (no stream leader, no connection) goes again.
+// How soon a message refused (no stream leader, no connection) goes again:
+// from 100 ms, doubling each time up to 1 s (an election takes 4-9 s).
 constexpr std::chrono::milliseconds kRetryWait{100};
+constexpr std::chrono::milliseconds kMaxRetryWait{1000};
 // How often the sender looks for messages unanswered or past their give-up.
 constexpr std::chrono::milliseconds kScanPeriod{50};
 
@@ -118,7 +120,8 @@ void ShardStreams::OnAck(jsCtx*, natsMsg* msg, jsPubAck* ack, jsPubAckErr* error
       auto it = self->outstanding_.find(message_id);
       if (it != self->outstanding_.end()) {
         it->second.awaiting = false;
-        it->second.resend_at = Clock::now() + kRetryWait;
+        it->second.backoff = std::clamp(it->second.backoff * 2, kRetryWait, kMaxRetryWait);
+        it->second.resend_at = Clock::now() + it->second.backoff;
       }
     } else if (error != nullptr) {
       std::string text = std::string("publishing to a shard: ") + natsStatus_GetText(error->Err);
@@ -219,7 +222,8 @@ void ShardStreams::SendDue(std::vector<std::string>* due) {
       auto it = outstanding_.find(id);
       if (it != outstanding_.end()) {
         it->second.awaiting = false;
-        it->second.resend_at = Clock::now() + kRetryWait;
+        it->second.backoff = std::clamp(it->second.backoff * 2, kRetryWait, kMaxRetryWait);
+        it->second.resend_at = Clock::now() + it->second.backoff;
       }
     }
   }
