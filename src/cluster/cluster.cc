@@ -111,7 +111,6 @@ Status Cluster::OpenStreams(std::ostream& log) {
 
 Status Cluster::Start(std::ostream& log) {
   if (Status s = OpenStreams(log); !s.ok()) return s;
-  publisher_ = std::make_unique<Publisher>(*streams_, options_.decide_timeout);
   uint64_t total = 0;
   for (uint32_t i = 0; i < shards(); ++i) {
     jetstream::ShardState state;
@@ -159,7 +158,10 @@ void Cluster::Stop() {
     if (shard->applier.joinable()) shard->applier.join();
   }
   if (sweeper_.joinable()) sweeper_.join();
-  publisher_.reset();  // fails what it still holds
+  if (streams_) {
+    streams_->CancelPublishes(
+        Status::Unavailable("the node is shutting down: the change may or may not be published"));
+  }
   pending_.FailAll(Status::Unavailable(
       "the node is shutting down: the outcome of this change is unknown (it may be applied)"));
 }
@@ -220,7 +222,7 @@ uint64_t Cluster::Propose(const v1::Request& request, const std::string& series,
   }
   v1::ClusterChange change;
   if (!shards_[index]->service.Propose(request, &change, response)) return 0;
-  if (publisher_ == nullptr || Stopping()) {
+  if (streams_ == nullptr || Stopping()) {
     SetError(Status::Unavailable("the node is not connected to its cluster"), response);
     return 0;
   }
@@ -232,17 +234,21 @@ uint64_t Cluster::Propose(const v1::Request& request, const std::string& series,
       pending_.Add(index, PendingChanges::Clock::now() + options_.decide_timeout);
   change.set_origin(origin_);
   change.set_proposal(token);
-  publisher_->Publish(index, change.SerializeAsString(), origin_ + ":" + std::to_string(token),
-                      [this, token](const Status& status, const jetstream::PublishResult& where) {
-                        if (status.ok()) return pending_.Stored(token, where.sequence);
-                        v1::Response error;
-                        SetError(Status(status.code(),
-                                        "the change was not stored by the cluster's log, so it "
-                                        "may or may not be applied: " +
-                                            status.message()),
-                                 &error);
-                        pending_.Decide(token, std::move(error));
-                      });
+  // Pipelined; each message sent again with its id (stored once) until the
+  // decide timeout, in whatever order the stream then stores them.
+  streams_->PublishAsync(
+      index, change.SerializeAsString(), origin_ + ":" + std::to_string(token),
+      PendingChanges::Clock::now() + options_.decide_timeout,
+      [this, token](const Status& status, const jetstream::PublishResult& where) {
+        if (status.ok()) return pending_.Stored(token, where.sequence);
+        v1::Response error;
+        SetError(Status(status.code(),
+                        "the change was not stored by the cluster's log, so it "
+                        "may or may not be applied: " +
+                            status.message()),
+                 &error);
+        pending_.Decide(token, std::move(error));
+      });
   return token;
 }
 

@@ -27,7 +27,6 @@
 #include <vector>
 
 #include "cluster/pending_changes.h"
-#include "cluster/publisher.h"
 #include "core/status.h"
 #include "jetstream/shard_streams.h"
 #include "protocol/connection.h"
@@ -145,7 +144,6 @@ class Cluster : public protocol::RequestHandler, public service::ChangeLog {
   const std::string origin_;
   std::vector<std::unique_ptr<Shard>> shards_;
   std::unique_ptr<jetstream::ShardStreams> streams_;
-  std::unique_ptr<Publisher> publisher_;
   PendingChanges pending_;
   service::Service::BatchObserver batch_observer_;
 

@@ -4,6 +4,7 @@
 #include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "protocol/error_codes.h"
 #include "protocol/frame_codec.h"
@@ -141,37 +142,54 @@ bool Connection::ParseRequest(const uint8_t* body, std::size_t size) {
   return request_.ParseFromArray(body, static_cast<int>(size));
 }
 
-void Connection::FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
-                               std::string* out) {
+namespace {
+
+// Rebuilds `out` with each waiting response for which replace(index, w,
+// &response) is true framed in its place, given its request's id.
+void RewriteWaiting(
+    const std::vector<Connection::Waiting>& waiting,
+    const std::function<bool(std::size_t, const Connection::Waiting&, v1::Response*)>& replace,
+    std::string* out) {
   std::string rewritten;
   std::size_t copied = 0;
-  for (const Waiting& w : waiting) {
-    const Status status = outcome(w.token);
-    if (status.ok()) continue;  // durable: its acknowledgement stands
+  for (std::size_t i = 0; i < waiting.size(); ++i) {
+    const Connection::Waiting& w = waiting[i];
+    v1::Response response;
+    if (!replace(i, w, &response)) continue;
     rewritten.append(*out, copied, w.begin - copied);
-    v1::Response error;
-    error.set_id(w.id);
-    SetError(status, &error);
-    AppendFrame(error, &rewritten);
+    response.set_id(w.id);
+    AppendFrame(response, &rewritten);
     copied = w.end;
   }
   rewritten.append(*out, copied);
   out->swap(rewritten);
 }
 
+}  // namespace
+
+void Connection::FailUndurable(const Outcome& outcome, const std::vector<Waiting>& waiting,
+                               std::string* out) {
+  RewriteWaiting(
+      waiting,
+      [&](std::size_t, const Waiting& w, v1::Response* error) {
+        const Status status = outcome(w.token);
+        if (status.ok()) return false;  // durable: its acknowledgement stands
+        SetError(status, error);
+        return true;
+      },
+      out);
+}
+
 void Connection::ReplaceResponses(const std::vector<Waiting>& waiting,
                                   std::vector<v1::Response>& responses, std::string* out) {
-  std::string rewritten;
-  std::size_t copied = 0;
-  for (std::size_t i = 0; i < waiting.size() && i < responses.size(); ++i) {
-    const Waiting& w = waiting[i];
-    rewritten.append(*out, copied, w.begin - copied);
-    responses[i].set_id(w.id);
-    AppendFrame(responses[i], &rewritten);
-    copied = w.end;
-  }
-  rewritten.append(*out, copied);
-  out->swap(rewritten);
+  RewriteWaiting(
+      waiting,
+      [&](std::size_t i, const Waiting&, v1::Response* response) {
+        if (i >= responses.size()) return false;
+        response->Swap(&responses[i]);
+        return true;
+      },
+      out);
 }
 
 }  // namespace gradientd::protocol

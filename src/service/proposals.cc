@@ -1,6 +1,5 @@
 // Cluster mode: changes proposed to the shared log (Propose) and applied as
 // the log delivers them (ApplyChange), the same way on every node.
-#include <chrono>
 
 #include "protocol/error_codes.h"
 #include "service/series_state.h"
@@ -61,28 +60,6 @@ bool Service::Propose(const v1::Request& request, v1::ClusterChange* change,
       SetError(Status::Internal("not a change: nothing to propose"), response);
       return false;
   }
-}
-
-Status Service::StepIterations(const v1::StepRequest& request, const std::string& name,
-                               uint64_t* iterations, bool* time_limited) {
-  core::StepOptions options;
-  if (Status s = OptionsOf(request, &options); !s.ok()) return s;
-  Status status;
-  const bool found = store_.WithSeries(name, [&](core::Series& series) {
-    const core::View view = options.view.value_or(series.config().view);
-    core::ViewStats stats;
-    status = NonEmptyView(name, series, view, &stats);
-    if (!status.ok()) return;
-    core::Series copy = series;
-    core::StepResult result;
-    const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
-    status = copy.Step(request.iterations(), options, &result,
-                       [&] { return std::chrono::steady_clock::now() >= deadline; });
-    *iterations = result.iterations;
-    *time_limited = result.time_limited;
-  });
-  if (!found) return Status::NotFound("no series named '" + name + "'");
-  return status;
 }
 
 void Service::ApplyChange(const v1::ClusterChange& change, v1::Response* response) {

@@ -319,16 +319,10 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response, b
   uint64_t token = 0;
   util::ReaderLock change(changes_);
   const bool found = store_.WithSeries(*name, [&](core::Series& series) {
-    const core::View view = options.view.value_or(series.config().view);
-    core::ViewStats stats;
-    status = NonEmptyView(*name, series, view, &stats);
-    if (!status.ok()) return;
-    core::Series after = series;
+    core::Series after;
     core::StepResult result;
-    const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
-    std::function<bool()> out_of_time;
-    if (timed) out_of_time = [&] { return std::chrono::steady_clock::now() >= deadline; };
-    status = after.Step(request.iterations(), options, &result, out_of_time);
+    core::ViewStats stats;
+    status = StepCopy(*name, series, request, options, timed, &after, &result, &stats);
     if (!status.ok()) return;
     v1::JournalRecord record;
     record.set_series(*name);
@@ -342,6 +336,35 @@ uint64_t Service::Step(const v1::StepRequest& request, v1::Response* response, b
   });
   if (!found) status = NoSuchSeries(*name);
   return Finish(status, token, response);
+}
+
+Status Service::StepCopy(const std::string& name, const core::Series& series,
+                         const v1::StepRequest& request, const core::StepOptions& options,
+                         bool timed, core::Series* after, core::StepResult* result,
+                         core::ViewStats* stats) const {
+  const core::View view = options.view.value_or(series.config().view);
+  if (Status s = NonEmptyView(name, series, view, stats); !s.ok()) return s;
+  *after = series;
+  const auto deadline = std::chrono::steady_clock::now() + limits_.max_step_time;
+  std::function<bool()> out_of_time;
+  if (timed) out_of_time = [deadline] { return std::chrono::steady_clock::now() >= deadline; };
+  return after->Step(request.iterations(), options, result, out_of_time);
+}
+
+Status Service::StepIterations(const v1::StepRequest& request, const std::string& name,
+                               uint64_t* iterations, bool* time_limited) {
+  core::StepOptions options;
+  if (Status s = OptionsOf(request, &options); !s.ok()) return s;
+  Status status;
+  const bool found = store_.WithSeries(name, [&](core::Series& series) {
+    core::Series after;
+    core::StepResult result;
+    core::ViewStats stats;
+    status = StepCopy(name, series, request, options, /*timed=*/true, &after, &result, &stats);
+    *iterations = result.iterations;
+    *time_limited = result.time_limited;
+  });
+  return found ? status : NoSuchSeries(name);
 }
 
 std::size_t WindowHeapBytes(const core::Series& series) {

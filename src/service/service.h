@@ -19,6 +19,7 @@
 #include <string>
 #include <string_view>
 
+#include "core/series.h"
 #include "gradientd/v1/cluster.pb.h"
 #include "gradientd/v1/gradientd.pb.h"
 #include "gradientd/v1/journal.pb.h"
@@ -183,6 +184,12 @@ class Service : public protocol::RequestHandler {
   void Fit(const v1::FitQuery& query, v1::Response* response);
   // Runs the request's iterations, stopping after max_step_time when `timed`.
   uint64_t Step(const v1::StepRequest& request, v1::Response* response, bool timed);
+  // The step of `request` (parsed into `options`) run on a copy of `series`
+  // into *after, stopping after max_step_time when `timed`; *stats: the
+  // view it runs on. `series` itself is not changed.
+  Status StepCopy(const std::string& name, const core::Series& series,
+                  const v1::StepRequest& request, const core::StepOptions& options, bool timed,
+                  core::Series* after, core::StepResult* result, core::ViewStats* stats) const;
   // How many of the request's iterations a timed Step would run now, on a
   // copy of the series, and whether the time stopped it (that Step's
   // error, if it would fail).
