@@ -24,6 +24,7 @@
 
 #include "cli/produce/producer.h"
 #include "client/server_list.h"
+#include "fake_server_support.h"
 #include "gradctl_test_support.h"
 #include "protocol/frame_codec.h"
 #include "util/mutex.h"
@@ -81,24 +82,11 @@ class FakeNode {
   }
 
   void ServeConnection(tcp::socket& socket) {
-    std::vector<uint8_t> buffer;
+    protocol::FrameReader reader(1 << 26);
     // Bounded: a connection ends when the client closes it.
     while (!stop_) {
-      const protocol::FrameHeader h = protocol::DecodeFrameHeader(buffer, 1 << 26);
-      if (h.kind == protocol::FrameHeader::Kind::kError) return;
-      if (h.kind == protocol::FrameHeader::Kind::kNeedMore) {
-        uint8_t chunk[65536];
-        boost::system::error_code ec;
-        const std::size_t n = socket.read_some(asio::buffer(chunk), ec);
-        if (ec) return;
-        buffer.insert(buffer.end(), chunk, chunk + n);
-        continue;
-      }
       v1::Request request;
-      EXPECT_TRUE(
-          request.ParseFromArray(buffer.data() + h.header_bytes, static_cast<int>(h.body_bytes)));
-      buffer.erase(buffer.begin(),
-                   buffer.begin() + static_cast<std::ptrdiff_t>(h.header_bytes + h.body_bytes));
+      if (!testing::ReadRequest(socket, reader, &request)) return;
       ++requests_;
       boost::system::error_code ec;
       if (mode_ == Mode::kCloseAfterRequest) {

@@ -18,6 +18,7 @@
 
 #include "cli/output.h"
 #include "cli/replay/recording_summary.h"
+#include "fake_server_support.h"
 #include "protocol/frame_codec.h"
 #include "recording/recording.h"
 #include "util/mutex.h"
@@ -91,31 +92,18 @@ class FakeServer {
       boost::system::error_code ec;
       acceptor_.accept(socket, ec);
       if (ec) return;
-      if (!ServeConnection(c, socket)) continue;
+      ServeConnection(c, socket);
     }
     acceptor_.close();  // later connections are refused
   }
 
   // Returns when the client closes the connection or the script drops it.
-  bool ServeConnection(int connection, tcp::socket& socket) {
-    std::vector<uint8_t> buffer;
+  void ServeConnection(int connection, tcp::socket& socket) {
+    protocol::FrameReader reader(1 << 26);
     int index = 0;
     while (true) {
-      const protocol::FrameHeader h = protocol::DecodeFrameHeader(buffer, 1 << 26);
-      if (h.kind == protocol::FrameHeader::Kind::kError) return false;
-      if (h.kind == protocol::FrameHeader::Kind::kNeedMore) {
-        uint8_t chunk[65536];
-        boost::system::error_code ec;
-        const std::size_t n = socket.read_some(asio::buffer(chunk), ec);
-        if (ec) return true;
-        buffer.insert(buffer.end(), chunk, chunk + n);
-        continue;
-      }
       v1::Request request;
-      EXPECT_TRUE(
-          request.ParseFromArray(buffer.data() + h.header_bytes, static_cast<int>(h.body_bytes)));
-      buffer.erase(buffer.begin(),
-                   buffer.begin() + static_cast<std::ptrdiff_t>(h.header_bytes + h.body_bytes));
+      if (!testing::ReadRequest(socket, reader, &request)) return;
       ++index;
       v1::Response response;
       response.set_id(request.id());
@@ -134,7 +122,7 @@ class FakeServer {
           uint8_t drain[65536];
           while (!ec) socket.read_some(asio::buffer(drain), ec);
           socket.close(ec);
-          return true;
+          return;
         }
         if (action == Action::kSilent) continue;
         if (action == Action::kError) {
@@ -154,7 +142,7 @@ class FakeServer {
       protocol::AppendFrame(response, &out);
       boost::system::error_code ec;
       asio::write(socket, asio::buffer(out), ec);
-      if (ec) return true;
+      if (ec) return;
     }
   }
 

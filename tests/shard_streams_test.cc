@@ -54,6 +54,17 @@ std::unique_ptr<ShardStreams> OpenWhenReady(testing::NatsCluster& cluster,
   return nullptr;
 }
 
+// The index in `cluster` of the server leading shard 0's stream; -1 (and a
+// failure) when it cannot be told.
+int LeaderOfShard0(const testing::NatsCluster& cluster, ShardStreams& streams) {
+  ShardState state;
+  const Status s = streams.State(0, &state);
+  EXPECT_TRUE(s.ok()) << s.message();
+  const int leader = cluster.IndexOf(state.leader);
+  EXPECT_NE(leader, -1) << "leader '" << state.leader << "'";
+  return leader;
+}
+
 // Every message of `shard` from sequence 1 up to `last`.
 std::vector<StreamMessage> ReadAll(ShardStreams& streams, uint32_t shard, uint64_t from,
                                    uint64_t last) {
@@ -203,10 +214,8 @@ TEST(ShardStreamsTest, AKilledStreamLeaderLosesNothingAcknowledgedAndRetriesCoun
   testing::NatsCluster cluster(3);
   auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
   ASSERT_NE(streams, nullptr);
-  ShardState before;
-  ASSERT_TRUE(streams->State(0, &before).ok());
-  const int leader = cluster.IndexOf(before.leader);
-  ASSERT_NE(leader, -1) << before.leader;
+  const int leader = LeaderOfShard0(cluster, *streams);
+  ASSERT_NE(leader, -1);
   constexpr int kPublishers = 4;
   constexpr int kEach = 100;
   std::atomic<int> acknowledged{0};
@@ -351,10 +360,8 @@ TEST(ShardStreamsTest, AKilledStreamLeaderLosesNoPipelinedPublishAndStoresEachOn
   testing::NatsCluster cluster(3);
   auto streams = OpenWhenReady(cluster, Options(cluster, 1, 3));
   ASSERT_NE(streams, nullptr);
-  ShardState before;
-  ASSERT_TRUE(streams->State(0, &before).ok());
-  const int leader = cluster.IndexOf(before.leader);
-  ASSERT_NE(leader, -1) << before.leader;
+  const int leader = LeaderOfShard0(cluster, *streams);
+  ASSERT_NE(leader, -1);
   constexpr int kMessages = 3000;
   AsyncLedger ledger;
   std::thread publisher([&] {
