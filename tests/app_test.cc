@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 #include <sstream>
 #include <string>
@@ -145,6 +146,75 @@ TEST(GradientdOptionsTest, ClusterOptionsAreParsedAndMakeANodeWithoutADataDirect
   EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-name", "a.b"}),
             "--cluster-name: the cluster name may hold only letters, digits, '_' and '-' (it "
             "names NATS streams and subjects), got 'a.b'");
+}
+
+// A file named after the running test in the temporary directory, holding
+// `text`; removed with the object.
+class TextFile {
+ public:
+  explicit TextFile(const std::string& name, const std::string& text)
+      : path_((std::filesystem::temp_directory_path() /
+               ("gradientd-app-test." + std::to_string(::getpid()) + "." + name))
+                  .string()) {
+    std::ofstream(path_) << text;
+  }
+  ~TextFile() { std::filesystem::remove(path_); }
+  const char* path() const { return path_.c_str(); }
+
+ private:
+  std::string path_;
+};
+
+TEST(GradientdOptionsTest, ClusterTlsAndCredentialFlagsFillTheStreamsSecurity) {
+  const TextFile user("user", "node-1:pa:ss\r\nignored\n");
+  app::CommandLine c;
+  ASSERT_TRUE(Parse({"--cluster", "tls://10.0.0.1:4222", "--cluster-ca", "/etc/nats/ca.pem",
+                     "--cluster-cert", "/etc/nats/node.pem", "--cluster-key", "/etc/nats/node.key",
+                     "--cluster-user-file", user.path()},
+                    &c)
+                  .ok());
+  const jetstream::NatsSecurity& security = c.node.cluster.streams.security;
+  EXPECT_EQ(security.ca_file, "/etc/nats/ca.pem");
+  EXPECT_EQ(security.cert_file, "/etc/nats/node.pem");
+  EXPECT_EQ(security.key_file, "/etc/nats/node.key");
+  EXPECT_EQ(security.user, "node-1");
+  EXPECT_EQ(security.password, "pa:ss");
+  EXPECT_EQ(security.token, "");
+  const TextFile token("token", "s3cret-token\n");
+  app::CommandLine t;
+  ASSERT_TRUE(Parse({"--cluster", "nats://a:1", "--cluster-token-file", token.path()}, &t).ok());
+  EXPECT_EQ(t.node.cluster.streams.security.token, "s3cret-token");
+  EXPECT_EQ(t.node.cluster.streams.security.user, "");
+}
+
+TEST(GradientdOptionsTest, ClusterTlsAndCredentialFlagsAreRefusedClearly) {
+  for (const char* flag : {"--cluster-ca", "--cluster-cert", "--cluster-key", "--cluster-user-file",
+                           "--cluster-token-file"}) {
+    EXPECT_EQ(ParseError({flag, "/x"}), std::string(flag) + " needs --cluster");
+  }
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-cert", "/c.pem"}),
+            "--cluster-cert needs --cluster-key");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-key", "/c.key"}),
+            "--cluster-key needs --cluster-cert");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-ca", ""}),
+            "--cluster-ca needs a FILE");
+  const TextFile user("user", "node:pw\n");
+  const TextFile token("token", "secret-token\n");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-user-file", user.path(),
+                        "--cluster-token-file", token.path()}),
+            "--cluster-user-file and --cluster-token-file: give one of them, not both");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-user-file", "/nonexistent/user"}),
+            "--cluster-user-file: cannot read /nonexistent/user: No such file or directory");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-token-file", "/nonexistent/t"}),
+            "--cluster-token-file: cannot read /nonexistent/t: No such file or directory");
+  const TextFile bad("bad-user", "only-a-secret-no-colon\n");
+  const std::string no_colon =
+      ParseError({"--cluster", "nats://a:1", "--cluster-user-file", bad.path()});
+  EXPECT_EQ(no_colon, std::string("--cluster-user-file: the first line of ") + bad.path() +
+                          " must be USER:PASSWORD");
+  const TextFile empty("empty", "\r\nnode:pw\n");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-token-file", empty.path()}),
+            std::string("--cluster-token-file: the first line of ") + empty.path() + " is empty");
 }
 
 TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {

@@ -2,7 +2,9 @@
 // or $GRADIENTD_NATS_SERVER) with JetStream, clustered on loopback ports
 // chosen free, each with its own store directory under a temporary one.
 // Nodes can be killed (SIGKILL) and started again on the same ports and
-// store. Everything is stopped, by PID, when it is destroyed.
+// store. Everything is stopped, by PID, when it is destroyed. `config`, if
+// given, is a nats-server configuration (tls {...}, authorization {...})
+// every node reads besides its flags.
 #pragma once
 
 #include <netinet/in.h>
@@ -29,7 +31,11 @@ namespace gradientd::testing {
 class NatsCluster {
  public:
   // `nodes` servers named n0, n1, ...; one node runs unclustered.
-  explicit NatsCluster(int nodes) : dir_(MakeTempDir()) {
+  explicit NatsCluster(int nodes, const std::string& config = "") : dir_(MakeTempDir()) {
+    if (!config.empty()) {
+      config_file_ = (dir_ / "nats-server.conf").string();
+      std::ofstream(config_file_) << config << "\n";
+    }
     std::vector<int> sockets;
     for (int i = 0; i < nodes; ++i) {
       Node node;
@@ -83,6 +89,7 @@ class NatsCluster {
                                      store.string(),
                                      "-l",
                                      (dir_ / (node.name + ".log")).string()};
+    if (!config_file_.empty()) args.insert(args.end(), {"-c", config_file_});
     if (size() > 1) {
       std::string routes;
       for (const Node& other : nodes_) {
@@ -178,6 +185,7 @@ class NatsCluster {
   std::filesystem::path dir_;
   std::vector<Node> nodes_;
   std::string start_error_;
+  std::string config_file_;  // empty: flags only
 };
 
 }  // namespace gradientd::testing

@@ -7,6 +7,7 @@
 #include <sstream>
 #include <variant>
 
+#include "app/nats_credentials.h"
 #include "jetstream/shard_streams.h"
 #include "util/byte_size.h"
 #include "util/duration.h"
@@ -221,6 +222,29 @@ const Row kRows[] = {
    "here (through a NATS leader election: 4 to 9 s) before it gets UNAVAILABLE",
    {.least = 100, .most = 10 * 60'000,
     .too_small = "{flag}: must be between {least} and {most}, got {}"}},
+  {"cluster-ca", Kind::kText,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.security.ca_file; },
+   "with --cluster: connect to NATS over TLS and verify its servers' certificates against "
+   "the CAs in this PEM file (tls:// URLs also mean TLS)",
+   {.least = 1, .too_small = "{flag} needs a FILE"}, "FILE"},
+  {"cluster-cert", Kind::kText,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.security.cert_file; },
+   "with --cluster: the PEM client certificate chain to present to NATS servers that verify "
+   "clients (TLS verify: true); needs --cluster-key",
+   {.least = 1, .too_small = "{flag} needs a FILE"}, "FILE"},
+  {"cluster-key", Kind::kText,
+   [](CommandLine& c) -> Field { return &c.node.cluster.streams.security.key_file; },
+   "with --cluster: the PEM private key (unencrypted) of the --cluster-cert certificate",
+   {.least = 1, .too_small = "{flag} needs a FILE"}, "FILE"},
+  {"cluster-user-file", Kind::kText, [](CommandLine& c) -> Field { return &c.cluster_user_file; },
+   "with --cluster: log in to NATS as the USER:PASSWORD on this file's first line (read at "
+   "start; chmod 600 it)",
+   {.least = 1, .too_small = "{flag} needs a FILE"}, "FILE"},
+  {"cluster-token-file", Kind::kText,
+   [](CommandLine& c) -> Field { return &c.cluster_token_file; },
+   "with --cluster: log in to NATS with the token on this file's first line (read at start; "
+   "not with --cluster-user-file)",
+   {.least = 1, .too_small = "{flag} needs a FILE"}, "FILE"},
 };
 // clang-format on
 
@@ -442,7 +466,8 @@ Status CheckCluster(const po::variables_map& vm, CommandLine* command_line) {
   NodeOptions& node = command_line->node;
   if (command_line->cluster_urls.empty()) {
     for (const char* flag :
-         {"cluster-name", "cluster-shards", "cluster-replicas", "cluster-timeout"}) {
+         {"cluster-name", "cluster-shards", "cluster-replicas", "cluster-timeout", "cluster-ca",
+          "cluster-cert", "cluster-key", "cluster-user-file", "cluster-token-file"}) {
       if (vm.count(flag) && !vm[flag].defaulted()) {
         return Status::InvalidArgument(std::string("--") + flag + " needs --cluster");
       }
@@ -460,6 +485,16 @@ Status CheckCluster(const po::variables_map& vm, CommandLine* command_line) {
   }
   if (Status s = jetstream::ValidateClusterName(node.cluster.streams.name); !s.ok()) {
     return Status::InvalidArgument("--cluster-name: " + s.message());
+  }
+  if (vm.count("cluster-cert") != vm.count("cluster-key")) {
+    return Status::InvalidArgument(vm.count("cluster-cert") ? "--cluster-cert needs --cluster-key"
+                                                            : "--cluster-key needs --cluster-cert");
+  }
+  if (Status s =
+          ReadNatsCredentials(command_line->cluster_user_file, command_line->cluster_token_file,
+                              &node.cluster.streams.security);
+      !s.ok()) {
+    return s;
   }
   // A cluster node's state is its streams'; these have nothing to act on.
   if (vm.count("record")) {

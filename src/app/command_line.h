@@ -16,6 +16,9 @@ struct CommandLine {
   bool version = false;
   std::string usage;         // the --help text
   std::string cluster_urls;  // --cluster, as given (NodeOptions has the list)
+  // --cluster-user-file and --cluster-token-file (NodeOptions has what they hold).
+  std::string cluster_user_file;
+  std::string cluster_token_file;
 };
 
 // Parses gradientd's arguments. Errors name the flag and the bad value.

@@ -92,12 +92,14 @@ bool Cluster::SleepUnlessStopping(std::chrono::milliseconds time) {
 
 Status Cluster::OpenStreams(std::ostream& log) {
   // NATS may be starting, or electing its JetStream leader: try again until
-  // the timeout, unless the streams disagree with the options.
+  // the timeout, unless the streams disagree with the options or NATS
+  // refuses this node's TLS or credentials.
   const auto give_up = std::chrono::steady_clock::now() + options_.decide_timeout;
   for (int attempt = 0;; ++attempt) {
     const Status s = jetstream::ShardStreams::Open(options_.streams, &streams_);
     if (s.ok()) return s;
     if (s.code() == StatusCode::kFailedPrecondition || s.code() == StatusCode::kInvalidArgument ||
+        s.code() == StatusCode::kUnauthenticated || s.code() == StatusCode::kPermissionDenied ||
         std::chrono::steady_clock::now() >= give_up ||
         !SleepUnlessStopping(std::chrono::milliseconds(500))) {
       return Status(s.code(), "--cluster: " + s.message());

@@ -32,9 +32,46 @@ Status NatsError(const std::string& what, natsStatus status, jsErrCode code = js
       return Status::Unavailable(text);
     case NATS_INVALID_ARG:
       return Status::InvalidArgument(text);
+    case NATS_CONNECTION_AUTH_FAILED:
+      return Status::Unauthenticated(text);
+    case NATS_NOT_PERMITTED:
+      return Status::PermissionDenied(text);
+    case NATS_SSL_ERROR:
+    case NATS_SECURE_CONNECTION_WANTED:
+    case NATS_SECURE_CONNECTION_REQUIRED:
+      return Status::FailedPrecondition(text);
     default:
       return Status::Internal(text);
   }
+}
+
+// TLS and credentials into `options`; the error names the file that failed
+// (never a secret).
+Status ApplySecurity(const NatsSecurity& security, natsOptions* options) {
+  natsStatus s = NATS_OK;
+  if (!security.ca_file.empty()) {
+    if (s = natsOptions_SetSecure(options, true); s != NATS_OK) return NatsError("NATS TLS", s);
+    if (s = natsOptions_LoadCATrustedCertificates(options, security.ca_file.c_str());
+        s != NATS_OK) {
+      return NatsError("cannot load the CA certificates for NATS from " + security.ca_file, s);
+    }
+  }
+  if (!security.cert_file.empty() || !security.key_file.empty()) {
+    if (s = natsOptions_SetSecure(options, true); s != NATS_OK) return NatsError("NATS TLS", s);
+    s = natsOptions_LoadCertificatesChain(options, security.cert_file.c_str(),
+                                          security.key_file.c_str());
+    if (s != NATS_OK) {
+      return NatsError("cannot load the client certificate for NATS from " + security.cert_file +
+                           " and " + security.key_file,
+                       s);
+    }
+  }
+  if (!security.user.empty()) {
+    s = natsOptions_SetUserInfo(options, security.user.c_str(), security.password.c_str());
+  } else if (!security.token.empty()) {
+    s = natsOptions_SetToken(options, security.token.c_str());
+  }
+  return s == NATS_OK ? Status::Ok() : NatsError("NATS credentials", s);
 }
 
 struct OptionsDeleter {
@@ -86,6 +123,19 @@ bool ShardStreams::Connected() const {
   return connection_ != nullptr && natsConnection_Status(connection_) == NATS_CONN_STATUS_CONNECTED;
 }
 
+bool ShardStreams::Secure() const {
+  const NatsSecurity& security = options_.security;
+  if (!security.ca_file.empty() || !security.cert_file.empty()) return true;
+  return std::any_of(options_.urls.begin(), options_.urls.end(),
+                     [](const std::string& url) { return url.rfind("tls://", 0) == 0; });
+}
+
+std::string ShardStreams::Servers() const {
+  std::string servers;
+  for (const std::string& url : options_.urls) servers += (servers.empty() ? "" : ",") + url;
+  return servers;
+}
+
 std::string ShardStreams::StreamName(uint32_t shard) const {
   return "GRADIENTD_" + options_.name + "_" + std::to_string(shard);
 }
@@ -97,6 +147,13 @@ std::string ShardStreams::Subject(uint32_t shard) const {
 Status ShardStreams::Open(const ClusterOptions& options, std::unique_ptr<ShardStreams>* out) {
   if (Status s = ValidateClusterName(options.name); !s.ok()) return s;
   if (options.urls.empty()) return Status::InvalidArgument("no NATS server address given");
+  const NatsSecurity& security = options.security;
+  if (security.cert_file.empty() != security.key_file.empty()) {
+    return Status::InvalidArgument("a NATS client certificate needs both its cert and key file");
+  }
+  if (!security.user.empty() && !security.token.empty()) {
+    return Status::InvalidArgument("NATS credentials are a user and password or a token, not both");
+  }
   if (options.shards < 1 || options.shards > 1024) {
     return Status::InvalidArgument("the shard count must be between 1 and 1024, got " +
                                    std::to_string(options.shards));
@@ -144,11 +201,15 @@ Status ShardStreams::Connect() {
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(raw, -1);
   if (s == NATS_OK) s = natsOptions_SetReconnectWait(raw, 100);
   if (s != NATS_OK) return NatsError("NATS options", s);
+  if (Status secured = ApplySecurity(options_.security, raw); !secured.ok()) return secured;
   if (s = natsConnection_Connect(&connection_, raw); s != NATS_OK) {
     connection_ = nullptr;
-    std::string servers;
-    for (const std::string& url : options_.urls) servers += (servers.empty() ? "" : ",") + url;
-    return NatsError("cannot connect to NATS at " + servers, s);
+    const Status error = NatsError("cannot connect to NATS at " + Servers(), s);
+    if (!Secure() || (s != NATS_PROTOCOL_ERROR && s != NATS_IO_ERROR)) return error;
+    // What a server that verifies clients does to a certificate it refuses.
+    return Status(error.code(), error.message() +
+                                    ": the servers closed the TLS connection; if they verify "
+                                    "client certificates, this node's is missing or not trusted");
   }
   jsOptions js_options;
   jsOptions_Init(&js_options);

@@ -32,8 +32,24 @@ struct jsPubAckErr;
 
 namespace gradientd::jetstream {
 
+// How a node proves itself to NATS and checks NATS's servers. Empty fields
+// are unused; the credentials are secrets, never put into a message.
+struct NatsSecurity {
+  // TLS (also implied by tls:// urls): the servers' certificates must chain
+  // to a CA in this PEM file; with cert_file and key_file (both or
+  // neither), a client certificate for servers that verify one.
+  std::string ca_file;
+  std::string cert_file;
+  std::string key_file;
+  // At most one of user (with password) and token.
+  std::string user;
+  std::string password;
+  std::string token;
+};
+
 struct ClusterOptions {
-  std::vector<std::string> urls;   // nats://HOST:PORT, one or more servers of the NATS cluster
+  std::vector<std::string> urls;  // nats://HOST:PORT, one or more servers of the NATS cluster
+  NatsSecurity security;
   std::string name = "gradientd";  // [A-Za-z0-9_-], 1 to 32 bytes
   uint32_t shards = 4;
   unsigned replicas = 3;  // 1 to 5
@@ -138,6 +154,10 @@ class ShardStreams {
  private:
   explicit ShardStreams(ClusterOptions options) : options_(std::move(options)) {}
   Status Connect();
+  // The options' servers, as one comma-separated list (for messages).
+  std::string Servers() const;
+  // Whether the connection is TLS (a CA, a client certificate or a tls:// url).
+  bool Secure() const;
   // Fails when the cluster exists with another shard count.
   Status CheckShardCount();
   // Creates the shard's stream, or checks the existing one's replicas.
