@@ -17,6 +17,7 @@
 #include "http_test_client.h"
 #include "recording/recording.h"
 #include "running_node.h"
+#include "temp_dir.h"
 
 namespace gradientd {
 namespace {
@@ -148,29 +149,20 @@ TEST(GradientdOptionsTest, ClusterOptionsAreParsedAndMakeANodeWithoutADataDirect
             "names NATS streams and subjects), got 'a.b'");
 }
 
-// A file named after the running test in the temporary directory, holding
-// `text`; removed with the object.
-class TextFile {
- public:
-  explicit TextFile(const std::string& name, const std::string& text)
-      : path_((std::filesystem::temp_directory_path() /
-               ("gradientd-app-test." + std::to_string(::getpid()) + "." + name))
-                  .string()) {
-    std::ofstream(path_) << text;
-  }
-  ~TextFile() { std::filesystem::remove(path_); }
-  const char* path() const { return path_.c_str(); }
-
- private:
-  std::string path_;
-};
+// `text` in a file `name` of `dir`; its path.
+std::string WriteFile(const testing::TestDirectory& dir, const std::string& name,
+                      const std::string& text) {
+  std::ofstream(dir.Path(name)) << text;
+  return dir.Path(name);
+}
 
 TEST(GradientdOptionsTest, ClusterTlsAndCredentialFlagsFillTheStreamsSecurity) {
-  const TextFile user("user", "node-1:pa:ss\r\nignored\n");
+  const testing::TestDirectory dir("app_test");
+  const std::string user = WriteFile(dir, "user", "node-1:pa:ss\r\nignored\n");
   app::CommandLine c;
   ASSERT_TRUE(Parse({"--cluster", "tls://10.0.0.1:4222", "--cluster-ca", "/etc/nats/ca.pem",
                      "--cluster-cert", "/etc/nats/node.pem", "--cluster-key", "/etc/nats/node.key",
-                     "--cluster-user-file", user.path()},
+                     "--cluster-user-file", user.c_str()},
                     &c)
                   .ok());
   const jetstream::NatsSecurity& security = c.node.cluster.streams.security;
@@ -180,9 +172,9 @@ TEST(GradientdOptionsTest, ClusterTlsAndCredentialFlagsFillTheStreamsSecurity) {
   EXPECT_EQ(security.user, "node-1");
   EXPECT_EQ(security.password, "pa:ss");
   EXPECT_EQ(security.token, "");
-  const TextFile token("token", "s3cret-token\n");
+  const std::string token = WriteFile(dir, "token", "s3cret-token\n");
   app::CommandLine t;
-  ASSERT_TRUE(Parse({"--cluster", "nats://a:1", "--cluster-token-file", token.path()}, &t).ok());
+  ASSERT_TRUE(Parse({"--cluster", "nats://a:1", "--cluster-token-file", token.c_str()}, &t).ok());
   EXPECT_EQ(t.node.cluster.streams.security.token, "s3cret-token");
   EXPECT_EQ(t.node.cluster.streams.security.user, "");
 }
@@ -198,23 +190,24 @@ TEST(GradientdOptionsTest, ClusterTlsAndCredentialFlagsAreRefusedClearly) {
             "--cluster-key needs --cluster-cert");
   EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-ca", ""}),
             "--cluster-ca needs a FILE");
-  const TextFile user("user", "node:pw\n");
-  const TextFile token("token", "secret-token\n");
-  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-user-file", user.path(),
-                        "--cluster-token-file", token.path()}),
+  const testing::TestDirectory dir("app_test");
+  const std::string user = WriteFile(dir, "user", "node:pw\n");
+  const std::string token = WriteFile(dir, "token", "secret-token\n");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-user-file", user.c_str(),
+                        "--cluster-token-file", token.c_str()}),
             "--cluster-user-file and --cluster-token-file: give one of them, not both");
   EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-user-file", "/nonexistent/user"}),
             "--cluster-user-file: cannot read /nonexistent/user: No such file or directory");
   EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-token-file", "/nonexistent/t"}),
             "--cluster-token-file: cannot read /nonexistent/t: No such file or directory");
-  const TextFile bad("bad-user", "only-a-secret-no-colon\n");
+  const std::string bad = WriteFile(dir, "bad-user", "only-a-secret-no-colon\n");
   const std::string no_colon =
-      ParseError({"--cluster", "nats://a:1", "--cluster-user-file", bad.path()});
-  EXPECT_EQ(no_colon, std::string("--cluster-user-file: the first line of ") + bad.path() +
+      ParseError({"--cluster", "nats://a:1", "--cluster-user-file", bad.c_str()});
+  EXPECT_EQ(no_colon, std::string("--cluster-user-file: the first line of ") + bad +
                           " must be USER:PASSWORD");
-  const TextFile empty("empty", "\r\nnode:pw\n");
-  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-token-file", empty.path()}),
-            std::string("--cluster-token-file: the first line of ") + empty.path() + " is empty");
+  const std::string empty = WriteFile(dir, "empty", "\r\nnode:pw\n");
+  EXPECT_EQ(ParseError({"--cluster", "nats://a:1", "--cluster-token-file", empty.c_str()}),
+            std::string("--cluster-token-file: the first line of ") + empty + " is empty");
 }
 
 TEST(GradientdOptionsTest, DefaultsAreTheStructsDefaultsAndWhatHelpPrints) {
